@@ -1,0 +1,1 @@
+"""A downstream-style suite: what a library's own tests look like with the remote fixture."""

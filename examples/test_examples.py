@@ -1,0 +1,47 @@
+"""How a library's own tests use the ``remote`` fixture (run by the main job over the matrix).
+
+Each test asserts what a user wants: the call gives the same answer on the target as on the
+host. Where a target cannot do that, the matrix shows which outcome it got, and why.
+"""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "scripts"))
+import encode_tools  # noqa: E402  (a script module, as in seed 001)
+
+
+def make_scaler(factor):
+    def scale(x):
+        return x * factor
+
+    return scale
+
+
+square = lambda x: x * x  # noqa: E731
+
+
+def test_closure(remote):
+    assert remote.call(make_scaler(3), 14) == 42
+
+
+def test_lambda(remote):
+    assert remote.call(square, 12) == 144
+
+
+def test_numpy_argument(remote):
+    values = np.arange(10, dtype=np.int64)
+    assert remote.call(np.sum, values) == 45
+
+
+def test_script_module_function(remote):
+    assert remote.call(encode_tools.encode_query, "Hello") == encode_tools.encode_query("Hello")
+
+
+def test_function_that_raises(remote):
+    with pytest.raises(ValueError, match="invalid literal") as info:
+        remote.call(int, "not a number")
+    assert "remote traceback" in str(info.value.__cause__)

@@ -1,0 +1,74 @@
+"""CI and newcomer entry points; every session installs what it needs itself."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nox
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "tests"]
+ROOT = Path(__file__).parent
+MATRIX = ROOT / "matrix" / "targets.toml"
+
+
+def _targets() -> list[str]:
+    with MATRIX.open("rb") as fh:
+        return ["local", *tomllib.load(fh)["targets"]]
+
+
+def _install(session: nox.Session) -> None:
+    session.install("-e", ".[dev]")
+
+
+@nox.session
+def images(session: nox.Session) -> None:
+    """Build the target images (all CPU targets, or those named after --)."""
+    _install(session)
+    session.run("python", "-m", "pytest_remote_serial", "images", *session.posargs)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite, on the real engine and the real images; targets that cannot start fail."""
+    _install(session)
+    session.run("python", "-m", "pytest_remote_serial", "images")
+    session.run("pytest", "--remote-strict", *session.posargs)
+
+
+@nox.session
+def examples(session: nox.Session) -> None:
+    """The main job: the bundled examples over the whole matrix, printing the matrix.
+
+    Exit code 1 (some cells not ok) is the finding, not a failure of the job; anything else
+    (usage error, interrupted, no tests collected) fails it.
+    """
+    _install(session)
+    session.run("python", "-m", "pytest_remote_serial", "images")
+    session.run("pytest", "examples", "--remote-matrix", "-p", "no:cacheprovider", "-q",
+                "-rN", *session.posargs, success_codes=[0, 1])
+
+
+@nox.session
+@nox.parametrize("target", _targets())
+def matrix(session: nox.Session, target: str) -> None:
+    """One target of the matrix (CI fans out one job per target from `nox --json -l`)."""
+    _install(session)
+    if target != "local":
+        session.run("python", "-m", "pytest_remote_serial", "images", target)
+    session.run("pytest", "examples", f"--remote-targets={target}", "--remote-strict",
+                "-p", "no:cacheprovider", "-q", *session.posargs, success_codes=[0, 1])
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    _install(session)
+    session.run("ruff", "check", ".")
+    session.run("mypy")

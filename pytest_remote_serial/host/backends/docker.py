@@ -1,0 +1,286 @@
+"""Targets as hardened containers, through the docker SDK.
+
+Every container is labelled with the session, the host and the host PID, so the next run
+can remove what a killed run left behind; and its agent exits when the host's connection
+closes, so even a ``kill -9`` leaves nothing running for long.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ..bundle import ensure_bundle
+from ..client import AgentClient
+from ..images import BuildFailed, ImageBuilder, Progress
+from ..matrix import Target
+from ..paths import cache_dir
+from ..transport import DockerStdioChannel
+from .base import SOCKET_NAME, Running, StartFailed, private_socket_dir, wait_and_connect
+
+PREFIX = "pytest-remote-serial"
+L_SESSION, L_HOST, L_PID, L_PID_START, L_TARGET, L_KEEP = (
+    f"{PREFIX}.{k}" for k in ("session", "host", "pid", "pid-start", "target", "keep"))
+AGENT_DIR = "/opt/prs"
+SOCK_DIR = "/run/prs"
+KEEP_IDLE_S = 4 * 3600
+
+
+def engine_location() -> str:
+    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
+def connect_engine() -> Any:
+    """The docker client, or a StartFailed that names the engine and what to do."""
+    import docker
+    import docker.errors
+
+    try:
+        client = docker.from_env(timeout=30)
+        client.ping()
+    except Exception as exc:
+        raise StartFailed(
+            f"no Docker engine at {engine_location()} ({type(exc).__name__}: {exc}); start the "
+            "engine or fix DOCKER_HOST (without --remote-matrix, tests run on the local target)"
+        ) from None
+    return client
+
+
+def _process_start(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def owner_alive(labels: dict[str, str]) -> bool:
+    if labels.get(L_HOST) != socket.gethostname():
+        return True  # another machine's run: not ours to judge
+    try:
+        pid = int(labels.get(L_PID, "0"))
+    except ValueError:
+        return False
+    return pid > 0 and _process_start(pid) == labels.get(L_PID_START)
+
+
+def reap(client: Any, session: str | None = None) -> int:
+    """Remove this session's containers (session given) or those of dead sessions."""
+    removed = 0
+    for container in client.containers.list(all=True, filters={"label": L_SESSION}):
+        labels = container.labels
+        if session is not None:
+            if labels.get(L_SESSION) != session:
+                continue
+        elif labels.get(L_KEEP) or owner_alive(labels):
+            continue
+        if _remove(container):
+            removed += 1
+    return removed
+
+
+def _remove(container: Any) -> bool:
+    import docker.errors
+
+    try:
+        container.remove(force=True)
+        return True
+    except docker.errors.NotFound:
+        return False
+    except docker.errors.APIError as exc:
+        if exc.status_code == 409:  # auto-remove already under way
+            return False
+        raise
+
+
+def gpu_problem(client: Any) -> str | None:
+    """Why a GPU target cannot run here, naming which of the two requirements is missing."""
+    runtimes = (client.info() or {}).get("Runtimes", {}) or {}
+    missing = []
+    if "nvidia" not in runtimes:
+        missing.append("the Docker engine offers no nvidia runtime (install nvidia-container-toolkit)")
+    if not Path("/dev/nvidia0").exists() and not shutil.which("nvidia-smi"):
+        missing.append("the host sees no NVIDIA GPU")
+    return "; ".join(missing) or None
+
+
+class DockerBackend:
+    def __init__(self, client: Any, session: str, progress: Progress, keep: bool = False) -> None:
+        self.client = client
+        self.session = session
+        self.keep = keep
+        self.builder = ImageBuilder(client, progress)
+        self.cancelled = threading.Event()
+        self.builder.cancelled = self.cancelled
+        local_engine = engine_location().startswith("unix://")
+        self.default_transport = "socket" if local_engine else "stdio"
+
+    def labels(self, target: Target) -> dict[str, str]:
+        return {L_SESSION: self.session, L_HOST: socket.gethostname(), L_PID: str(os.getpid()),
+                L_PID_START: _process_start(os.getpid()), L_TARGET: target.name}
+
+    def start(self, target: Target) -> Running:
+        if target.gpu:
+            problem = gpu_problem(self.client)
+            if problem:
+                raise StartFailed(f"target {target.name!r} needs a GPU: {problem}")
+        try:
+            image, build_s = self.builder.ensure(target)
+        except BuildFailed as exc:
+            raise StartFailed(f"image for {target.name!r} could not be built: {exc}") from None
+        transport = self.default_transport if target.transport == "auto" else target.transport
+        if self.keep and transport == "socket":
+            running = self._start_kept(target, image)
+        else:
+            running = self._start(target, image, transport)
+        running.build_s = build_s
+        running.image_id = self.client.images.get(image).id
+        return running
+
+    def _run_kwargs(self, target: Target, image: str, command: list[str]) -> dict[str, Any]:
+        bundle = ensure_bundle()
+        uid = os.geteuid()
+        volumes = {str(bundle.folder): {"bind": AGENT_DIR, "mode": "ro"}}
+        for i, path in enumerate(target.paths):
+            host = (target.root / path).resolve()
+            if not host.is_dir():
+                raise StartFailed(f"target {target.name!r}: paths entry {path!r} is not a folder "
+                                  f"({host})")
+            volumes[str(host)] = {"bind": f"/opt/prs-paths/{i}", "mode": "ro"}
+            command += ["--path", f"/opt/prs-paths/{i}"]
+        kwargs: dict[str, Any] = dict(
+            image=image, command=command, detach=True, auto_remove=True, init=True,
+            network_mode="none", cap_drop=["ALL"], security_opt=["no-new-privileges"],
+            user="65534:65534" if uid == 0 else f"{uid}:{os.getegid()}",
+            read_only=True, tmpfs={"/tmp": "rw,nosuid,nodev,size=1g,mode=1777"},
+            pids_limit=target.pids, mem_limit=target.memory, working_dir="/tmp",
+            environment={"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"},
+            labels=self.labels(target), volumes=volumes,
+        )
+        if target.gpu:
+            import docker.types
+
+            kwargs["device_requests"] = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
+        return kwargs
+
+    def _agent_command(self, target: Target, *mode: str) -> list[str]:
+        cmd = [target.python, f"{AGENT_DIR}/agent.py", *mode]
+        for lib in ensure_bundle().libs:
+            cmd += ["--lib", f"{AGENT_DIR}/{lib}"]
+        return cmd
+
+    def _create(self, kwargs: dict[str, Any]) -> Any:
+        import docker.errors
+
+        if self.cancelled.is_set():
+            raise StartFailed("the run is stopping")
+        try:
+            return self.client.containers.run(**kwargs)
+        except docker.errors.APIError as exc:
+            raise StartFailed(f"the container could not start: {exc.explanation or exc}") from None
+
+    def _start(self, target: Target, image: str, transport: str) -> Running:
+        parent, sock_dir = private_socket_dir(world_writable=True)
+        start = time.monotonic()
+        if transport == "stdio":
+            kwargs = self._run_kwargs(target, image, self._agent_command(target, "--stdio"))
+            kwargs.update(stdin_open=True)
+            container, client = self._start_stdio(target, kwargs)
+        else:
+            sock_mode = ["--socket", f"{SOCK_DIR}/{SOCKET_NAME}", "--accept-timeout", "120"]
+            kwargs = self._run_kwargs(target, image, self._agent_command(target, *sock_mode))
+            kwargs["volumes"][str(sock_dir)] = {"bind": SOCK_DIR, "mode": "rw"}
+            container = self._create(kwargs)
+            try:
+                client = wait_and_connect(sock_dir / SOCKET_NAME, target.name,
+                                          lambda: self._exited(container))
+            except BaseException:
+                _remove(container)
+                shutil.rmtree(parent, ignore_errors=True)
+                raise
+        cold = time.monotonic() - start
+
+        def stop() -> None:
+            client.close()
+            _remove(container)
+            shutil.rmtree(parent, ignore_errors=True)
+
+        return Running(target=target, client=client, stop=stop, image=image, cold_start_s=cold,
+                       extra={"container": container.id, "transport": transport})
+
+    def _start_stdio(self, target: Target, kwargs: dict[str, Any]) -> tuple[Any, AgentClient]:
+        """Fallback for a remote engine: frames over the container's attached stdin/stdout."""
+        api = self.client.api
+        run = dict(kwargs)
+        run.pop("detach")
+        volumes = run.pop("volumes")
+        host_config = api.create_host_config(
+            auto_remove=run.pop("auto_remove"), init=run.pop("init"),
+            network_mode=run.pop("network_mode"), cap_drop=run.pop("cap_drop"),
+            security_opt=run.pop("security_opt"), read_only=run.pop("read_only"),
+            tmpfs=run.pop("tmpfs"), pids_limit=run.pop("pids_limit"), mem_limit=run.pop("mem_limit"),
+            binds=volumes, device_requests=run.pop("device_requests", None),
+        )
+        created = api.create_container(host_config=host_config, stdin_open=True, tty=False, **{
+            k: run[k] for k in ("image", "command", "user", "working_dir", "environment", "labels")})
+        container = self.client.containers.get(created["Id"])
+        try:
+            raw = api.attach_socket(container.id, params={"stdin": 1, "stdout": 1, "stderr": 1,
+                                                          "stream": 1})
+            sock = getattr(raw, "_sock", raw)
+            container.start()
+            return container, AgentClient(DockerStdioChannel(sock), target.name)
+        except BaseException:
+            _remove(container)
+            raise
+
+    def _start_kept(self, target: Target, image: str) -> Running:
+        """--remote-keep: one container per recipe, found again by the next pytest run."""
+        key = hashlib.sha256(f"{image}|{ensure_bundle().folder.name}|{target}".encode()).hexdigest()[:16]
+        sock_dir = cache_dir() / "keep" / key
+        sock_path = sock_dir / SOCKET_NAME
+        start = time.monotonic()
+        found = self.client.containers.list(filters={"label": f"{L_KEEP}={key}", "status": "running"})
+        client = None
+        if found and sock_path.exists():
+            with contextlib.suppress(Exception):
+                client = wait_and_connect(sock_path, target.name, lambda: None, timeout=5)
+        if client is None:
+            for stale in found:
+                _remove(stale)
+            sock_dir.mkdir(parents=True, exist_ok=True)
+            sock_dir.chmod(0o777)
+            with contextlib.suppress(FileNotFoundError):
+                sock_path.unlink()
+            cmd = self._agent_command(target, "--socket", f"{SOCK_DIR}/{SOCKET_NAME}", "--keep",
+                                      "--accept-timeout", str(KEEP_IDLE_S))
+            kwargs = self._run_kwargs(target, image, cmd)
+            kwargs["volumes"][str(sock_dir)] = {"bind": SOCK_DIR, "mode": "rw"}
+            kwargs["labels"][L_KEEP] = key
+            kwargs["name"] = f"prs-keep-{target.name}-{key[:8]}".replace(".", "_")
+            container = self._create(kwargs)
+            found = [container]
+            client = wait_and_connect(sock_path, target.name, lambda: self._exited(container))
+        return Running(target=target, client=client, stop=client.close, image=image,
+                       cold_start_s=time.monotonic() - start,
+                       extra={"container": found[0].id, "transport": "socket", "kept": True})
+
+    @staticmethod
+    def _exited(container: Any) -> str | None:
+        import docker.errors
+
+        try:
+            container.reload()
+        except docker.errors.NotFound:
+            return "the container exited before its agent started (and was removed)"
+        if container.status in ("exited", "dead"):
+            logs = container.logs(tail=20).decode(errors="replace")
+            return f"the container exited before its agent started: {logs}"
+        return None

@@ -1,0 +1,73 @@
+"""The ``local`` target: a fresh interpreter on the host, without the tests on ``sys.path``.
+
+Same Python and the project's installed dependencies, but not the test folder nor the
+rootdir, so a function that only works by reference to a test module fails here too.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..bundle import ensure_bundle
+from ..matrix import Target
+from .base import SOCKET_NAME, Running, private_socket_dir, wait_and_connect
+
+
+def _clean_pythonpath(hidden: list[Path]) -> str:
+    keep = []
+    for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+        if not entry:
+            continue
+        resolved = Path(entry).resolve()
+        if any(resolved == h or h in resolved.parents for h in hidden):
+            continue
+        keep.append(entry)
+    return os.pathsep.join(keep)
+
+
+def start_local(target: Target, hidden: list[Path]) -> Running:
+    bundle = ensure_bundle()
+    parent, sock_dir = private_socket_dir(world_writable=False)
+    sock_path = sock_dir / SOCKET_NAME
+    cmd = [sys.executable, str(bundle.agent), "--socket", str(sock_path)]
+    for lib in bundle.libs:
+        cmd += ["--lib", str(bundle.folder / lib)]
+    for path in target.paths:
+        cmd += ["--path", str((target.root / path).resolve())]
+    env = dict(os.environ, PYTHONPATH=_clean_pythonpath(hidden), PYTHONDONTWRITEBYTECODE="1")
+    start = time.monotonic()
+    # A session of its own: a terminal Ctrl-C reaches pytest, which then closes the agent.
+    log = parent / "agent.log"
+    with log.open("wb") as out:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(cmd, cwd=parent, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+    def died() -> str | None:
+        if proc.poll() is None:
+            return None
+        err = log.read_text(errors="replace")
+        return f"the local agent exited with {proc.returncode}: {err[-800:]}"
+
+    def stop() -> None:
+        client.close()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(parent, ignore_errors=True)
+
+    try:
+        client = wait_and_connect(sock_path, target.name, died)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        shutil.rmtree(parent, ignore_errors=True)
+        raise
+    return Running(target=target, client=client, stop=stop, image=None,
+                   cold_start_s=time.monotonic() - start)

@@ -1,0 +1,115 @@
+"""Serializers behind one small interface: turn ``(func, args, kwargs)`` into buffers.
+
+The agent's loader for each name lives in ``remote/agent.py``; a codec here only dumps.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..remote import agent
+
+Dumps = Callable[[Any], list[Any]]
+
+
+@dataclass(frozen=True)
+class Codec:
+    name: str
+    dumps: Dumps
+    library: str | None  # the distribution whose version goes into the envelope
+
+    @property
+    def version(self) -> str | None:
+        if self.library is None:
+            return None
+        mod = __import__(self.library)
+        return getattr(mod, "__version__", None)
+
+
+def _pickle(obj: Any) -> list[Any]:
+    import pickle
+
+    return agent.dump_with_buffers(pickle.dumps, obj)
+
+
+def _cloudpickle(obj: Any) -> list[Any]:
+    import cloudpickle
+
+    return agent.dump_with_buffers(cloudpickle.dumps, obj)
+
+
+_by_value_lock = threading.Lock()
+
+
+def _cloudpickle_by_value(obj: Any) -> list[Any]:
+    """Register the function's module by value for this dump only (seed 001's real fix)."""
+    import cloudpickle
+
+    func = obj[0]
+    module = sys.modules.get(getattr(func, "__module__", None) or "")
+    if module is None or module.__name__ in ("__main__", "builtins"):
+        return _cloudpickle(obj)
+    with _by_value_lock:
+        already = module.__name__ in cloudpickle.list_registry_pickle_by_value()
+        if not already:
+            cloudpickle.register_pickle_by_value(module)
+        try:
+            return _cloudpickle(obj)
+        finally:
+            if not already:
+                cloudpickle.unregister_pickle_by_value(module)
+
+
+def _dill(obj: Any) -> list[Any]:
+    import dill
+
+    return agent.dump_with_buffers(dill.dumps, obj)
+
+
+def _dill_recurse(obj: Any) -> list[Any]:
+    import dill
+
+    return agent.dump_with_buffers(dill.dumps, obj, recurse=True)
+
+
+CODECS: dict[str, Codec] = {
+    c.name: c
+    for c in (
+        Codec("pickle", _pickle, None),
+        Codec("cloudpickle", _cloudpickle, "cloudpickle"),
+        Codec("cloudpickle-by-value", _cloudpickle_by_value, "cloudpickle"),
+        Codec("dill", _dill, "dill"),
+        Codec("dill-recurse", _dill_recurse, "dill"),
+    )
+}
+SERIALIZERS = ("auto", *CODECS)
+
+
+class UnknownSerializer(ValueError):
+    pass
+
+
+def get_codec(name: str) -> Codec:
+    try:
+        return CODECS[name]
+    except KeyError:
+        raise UnknownSerializer(
+            f"unknown serializer {name!r}: use one of {', '.join(SERIALIZERS)}"
+        ) from None
+
+
+def envelope(codec: Codec) -> dict[str, Any]:
+    """The header every payload carries, so the agent can name the real cause of a failure."""
+    numpy = sys.modules.get("numpy")
+    return {
+        "proto": agent.PROTOCOL,
+        "python": agent.python_version(),
+        "magic": agent.magic_number(),
+        "serializer": codec.name,
+        "serializer_version": codec.version,
+        "numpy": getattr(numpy, "__version__", None),
+    }

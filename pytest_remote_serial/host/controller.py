@@ -1,0 +1,128 @@
+"""One agent per target per session: started together, reused by every test, always stopped.
+
+This is the controller half of the xdist-like split: it owns lifetimes and knows nothing
+of pytest, so the nox sessions and benchmarks drive it directly too.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+from .backends.base import Running, StartFailed
+from .backends.local import start_local
+from .images import Progress
+from .matrix import Target
+
+
+class TargetUnavailableError(RuntimeError):
+    def __init__(self, target: str, reason: str) -> None:
+        super().__init__(f"target {target!r} is unavailable: {reason}")
+        self.target = target
+        self.reason = reason
+
+
+class Controller:
+    def __init__(self, targets: list[Target], progress: Progress, *, keep: bool = False,
+                 hidden: list[Path] | None = None) -> None:
+        self.targets = {t.name: t for t in targets}
+        self.progress = progress
+        self.keep = keep
+        self.hidden = hidden or []
+        self.session = uuid.uuid4().hex
+        self._pool = cf.ThreadPoolExecutor(max_workers=max(1, len(targets)),
+                                           thread_name_prefix="prs-start")
+        self._futures: dict[str, cf.Future[Running]] = {}
+        self._running: dict[str, Running] = {}
+        self._docker: Any = None
+        self._docker_error: str | None = None
+        self._docker_lock = threading.Lock()
+        self._stopping = threading.Event()
+
+    # -- docker engine, connected once and shared by every docker target
+    def docker(self) -> Any:
+        from .backends.docker import DockerBackend, connect_engine, reap
+
+        with self._docker_lock:
+            if self._docker is None and self._docker_error is None:
+                try:
+                    client = connect_engine()
+                except StartFailed as exc:
+                    self._docker_error = str(exc)
+                else:
+                    removed = reap(client)
+                    if removed:
+                        self.progress(f"removed {removed} container(s) left by dead runs")
+                    self._docker = DockerBackend(client, self.session, self.progress, self.keep)
+            if self._docker is None:
+                raise StartFailed(self._docker_error or "no Docker engine")
+            return self._docker
+
+    def _start(self, target: Target) -> Running:
+        if self._stopping.is_set():
+            raise StartFailed("the run is stopping")
+        if target.is_local:
+            return start_local(target, self.hidden)
+        return self.docker().start(target)
+
+    def start_all(self, names: list[str] | None = None) -> None:
+        """Kick off every target at once; tests then wait only for the one they need."""
+        for name in names or list(self.targets):
+            if name not in self._futures:
+                self._futures[name] = self._pool.submit(self._start, self.targets[name])
+
+    def get(self, name: str) -> Running:
+        """The running target, restarted if its agent was lost; raises TargetUnavailableError."""
+        running = self._running.get(name)
+        if running is not None and running.client.alive:
+            return running
+        if running is not None:  # lost (e.g. killed by the memory limit): start a fresh one
+            with contextlib.suppress(Exception):
+                running.stop()
+            self._futures.pop(name, None)
+            del self._running[name]
+        self.start_all([name])
+        try:
+            running = self._futures[name].result()
+        except StartFailed as exc:
+            raise TargetUnavailableError(name, str(exc)) from None
+        except Exception as exc:
+            raise TargetUnavailableError(name, f"{type(exc).__name__}: {exc}") from exc
+        self._running[name] = running
+        return running
+
+    def status(self) -> dict[str, Running | str]:
+        """Each started target's Running, or the reason it could not start."""
+        out: dict[str, Running | str] = {}
+        for name, fut in self._futures.items():
+            if not fut.done():
+                continue
+            exc = fut.exception()
+            out[name] = self._running.get(name) or (str(exc) if exc else fut.result())
+        return out
+
+    def shutdown(self) -> None:
+        """Stop everything this session started, even mid-start or after Ctrl-C."""
+        self._stopping.set()
+        if self._docker is not None:
+            self._docker.cancelled.set()
+        for fut in self._futures.values():
+            fut.cancel()
+        self._pool.shutdown(wait=True)
+        for fut in self._futures.values():
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                running = fut.result()
+                with contextlib.suppress(Exception):
+                    running.stop()
+        for running in self._running.values():
+            with contextlib.suppress(Exception):
+                running.stop()
+        if self._docker is not None and not self.keep:
+            from .backends.docker import reap
+
+            with contextlib.suppress(Exception):
+                reap(self._docker.client, session=self.session)

@@ -1,0 +1,184 @@
+"""The record of one round trip, and the exceptions each outcome maps to (DESIGN §4).
+
+Kept apart from any transport so downstream suites and the report can use it without
+touching Docker.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+OK = "ok"
+DUMP_ERROR = "dump_error"
+LOAD_ERROR = "load_error"
+MISSING_MODULE = "missing_module"
+SYNTAX_ERROR = "syntax_error"
+CALL_ERROR = "call_error"
+RESULT_ERROR = "result_error"
+CRASH = "crash"
+TIMEOUT = "timeout"
+UNAVAILABLE = "unavailable"
+
+OUTCOMES = (
+    OK, DUMP_ERROR, LOAD_ERROR, MISSING_MODULE, SYNTAX_ERROR,
+    CALL_ERROR, RESULT_ERROR, CRASH, TIMEOUT, UNAVAILABLE,
+)
+PHASES = ("dump", "send", "load", "call", "result", "total")
+
+
+class RemoteTraceback(Exception):
+    """Carries the target's formatted traceback as the ``__cause__`` of a rebuilt exception."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return "\n\n--- remote traceback ---\n" + self.text
+
+
+class RemoteError(Exception):
+    """Base of every failure that ``remote.call`` raises."""
+
+    outcome = "error"
+
+    def __init__(self, message: str, roundtrip: RoundTrip | None = None) -> None:
+        super().__init__(message)
+        self.roundtrip = roundtrip
+
+    @property
+    def remote_traceback(self) -> str | None:
+        return self.roundtrip.remote_traceback if self.roundtrip else None
+
+
+class SerializationError(RemoteError):
+    outcome = DUMP_ERROR
+
+
+class DeserializationError(RemoteError):
+    outcome = LOAD_ERROR
+
+
+class MissingModuleError(DeserializationError):
+    outcome = MISSING_MODULE
+
+    @property
+    def module(self) -> str | None:
+        return self.roundtrip.module if self.roundtrip else None
+
+
+class SourceIncompatibleError(RemoteError):
+    outcome = SYNTAX_ERROR
+
+
+class RemoteCallError(RemoteError):
+    """The function raised an exception the host cannot rebuild as its own type."""
+
+    outcome = CALL_ERROR
+
+
+class ResultError(RemoteError):
+    outcome = RESULT_ERROR
+
+
+class TargetCrashed(RemoteError):
+    outcome = CRASH
+
+    @property
+    def signal(self) -> int | None:
+        return self.roundtrip.error.get("signal") if self.roundtrip and self.roundtrip.error else None
+
+    @property
+    def exit_code(self) -> int | None:
+        return self.roundtrip.error.get("exit_code") if self.roundtrip and self.roundtrip.error else None
+
+
+class RemoteTimeout(RemoteError):
+    outcome = TIMEOUT
+
+
+class TargetUnavailable(RemoteError):
+    outcome = UNAVAILABLE
+
+
+ERRORS: dict[str, type[RemoteError]] = {
+    cls.outcome: cls
+    for cls in (SerializationError, DeserializationError, MissingModuleError, SourceIncompatibleError,
+                RemoteCallError, ResultError, TargetCrashed, RemoteTimeout, TargetUnavailable)
+}
+
+
+@dataclasses.dataclass
+class RoundTrip:
+    """What happened to one call; never raises for a serialization failure (the test decides)."""
+
+    outcome: str
+    target: str
+    function: str
+    serializer: str
+    result: Any = None
+    error: dict[str, Any] | None = None
+    fallback_from: list[str] = dataclasses.field(default_factory=list)
+    payload_bytes: int = 0
+    result_bytes: int = 0
+    phases: dict[str, float] = dataclasses.field(default_factory=dict)
+    exception: BaseException | None = dataclasses.field(default=None, repr=False)
+    test: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == OK
+
+    @property
+    def module(self) -> str | None:
+        return (self.error or {}).get("module")
+
+    @property
+    def remote_traceback(self) -> str | None:
+        return (self.error or {}).get("traceback")
+
+    def describe(self) -> str:
+        """One paragraph a person can act on: outcome, phase, target Python, cause."""
+        if self.ok:
+            return f"{self.function} on {self.target}: ok via {self.serializer}"
+        err = self.error or {}
+        parts = [f"{self.function} on {self.target} (Python {err.get('python', '?')}): "
+                 f"{self.outcome} in phase {err.get('phase', '?')} via {self.serializer}"]
+        if self.fallback_from:
+            parts.append(f" after {', '.join(self.fallback_from)} failed")
+        parts.append(f"\n  {err.get('type', 'error')}: {err.get('message', '')}")
+        if err.get("diagnosis"):
+            parts.append(f"\n  cause: {err['diagnosis']}")
+        if err.get("hint"):
+            parts.append(f"\n  fix: {err['hint']}")
+        return "".join(parts)
+
+    def raise_for_outcome(self) -> Any:
+        """The result, or the exception DESIGN §4 assigns to this outcome."""
+        if self.ok:
+            return self.result
+        if self.outcome == CALL_ERROR and self.exception is not None:
+            raise self.exception
+        cls = ERRORS.get(self.outcome, RemoteError)
+        exc = cls(self.describe(), self)
+        if self.remote_traceback:
+            raise exc from RemoteTraceback(self.remote_traceback)
+        raise exc
+
+    def as_record(self) -> dict[str, Any]:
+        """The call entry of the JSON report (DESIGN §5)."""
+        return {
+            "test": self.test, "target": self.target, "function": self.function,
+            "serializer": self.serializer, "fallback_from": list(self.fallback_from),
+            "outcome": self.outcome, "error": _error_summary(self.error),
+            "payload_bytes": self.payload_bytes, "result_bytes": self.result_bytes,
+            "phases_s": dict(self.phases),
+        }
+
+
+def _error_summary(error: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not error:
+        return None
+    return {k: error[k] for k in ("type", "message", "phase", "module", "signal", "exit_code",
+                                   "diagnosis", "traceback", "python") if error.get(k) is not None}

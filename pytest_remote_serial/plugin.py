@@ -1,0 +1,223 @@
+"""pytest hooks: options, parametrization over targets, the ``remote`` fixture, the summary."""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .fixture import CallOptions, Remote
+from .host.controller import Controller, TargetUnavailableError
+from .host.matrix import LOCAL, MatrixError, Target, load_matrix, local_target
+from .outcomes import RoundTrip
+from .summary import render_matrix, test_function
+
+PARAM = "_remote_target"
+KEY = pytest.StashKey["RemoteSerialPlugin"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("remote-serial", "pytest-remote-serial: call functions in real targets")
+    group.addoption("--remote-matrix", action="store_true",
+                    help="run every test that uses the remote fixture on all targets of the matrix")
+    group.addoption("--remote-targets", metavar="a,b",
+                    help="only these targets (implies --remote-matrix)")
+    group.addoption("--remote-matrix-file", metavar="PATH",
+                    help="matrix file (default: [tool.pytest_remote_serial] in pyproject.toml, "
+                         "else matrix/targets.toml, else the bundled matrix)")
+    group.addoption("--remote-strict", action="store_true",
+                    help="a target that cannot start is an error, not a skip")
+    group.addoption("--remote-keep", action="store_true",
+                    help="keep containers between runs, keyed by a hash of the target recipe")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "remote(serializer='auto', targets=None, gpu=False, timeout=30, isolate=True): "
+        "how the remote fixture calls functions in this test",
+    )
+    plugin = RemoteSerialPlugin(config)
+    config.stash[KEY] = plugin
+    config.pluginmanager.register(plugin, "remote_serial_session")
+
+
+def host_gpu_problem() -> str | None:
+    if Path("/dev/nvidia0").exists() or shutil.which("nvidia-smi"):
+        return None
+    return "the host sees no NVIDIA GPU"
+
+
+class RemoteSerialPlugin:
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        names = config.getoption("remote_targets")
+        self.explicit = [n.strip() for n in names.split(",") if n.strip()] if names else []
+        self.matrix_mode = bool(config.getoption("remote_matrix") or self.explicit)
+        self.strict = bool(config.getoption("remote_strict"))
+        self.records: list[RoundTrip] = []
+        self.unavailable: dict[tuple[str, str], str] = {}
+        self.not_selected: dict[str, str] = {}
+        self.matrix_source = "built-in"
+        self.targets = self._select_targets()
+        self._controller: Controller | None = None
+        self._previous_sigterm: Any = None
+
+    def _select_targets(self) -> list[Target]:
+        rootdir = Path(self.config.rootpath)
+        if not self.matrix_mode:
+            return [local_target(self._shared_paths(rootdir), rootdir)]
+        try:
+            matrix = load_matrix(rootdir, self.config.getoption("remote_matrix_file"))
+            chosen = matrix.select(self.explicit or None)
+        except MatrixError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        self.matrix_source = matrix.source
+        if not self.explicit:
+            problem = host_gpu_problem()
+            if problem:
+                for t in chosen:
+                    if t.gpu:
+                        self.not_selected[t.name] = f"{problem} (name it in --remote-targets to try)"
+                chosen = [t for t in chosen if not t.gpu]
+        return chosen
+
+    def _shared_paths(self, rootdir: Path) -> tuple[str, ...]:
+        """Without the matrix, ``local`` still honours the matrix file's shared ``paths``."""
+        try:
+            return load_matrix(rootdir, self.config.getoption("remote_matrix_file")).targets[LOCAL].paths
+        except MatrixError:
+            return ()
+
+    @property
+    def controller(self) -> Controller:
+        if self._controller is None:
+            hidden = [Path(self.config.rootpath).resolve()]
+            hidden += [Path(str(p)).resolve() for p in self.config.args if os.path.exists(str(p))]
+            self._controller = Controller(self.targets, self._progress,
+                                          keep=bool(self.config.getoption("remote_keep")),
+                                          hidden=hidden)
+            self._install_sigterm()
+        return self._controller
+
+    def _progress(self, message: str) -> None:
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        line = f"[remote-serial] {message}"
+        if reporter is not None:
+            with _write_lock:
+                reporter.ensure_newline()
+                reporter.write_line(line)
+        else:
+            print(line, flush=True)
+
+    def _install_sigterm(self) -> None:
+        """SIGTERM becomes an interrupt, so the normal teardown removes every container."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            def on_term(signum: int, frame: Any) -> None:
+                raise KeyboardInterrupt("SIGTERM")
+
+            self._previous_sigterm = signal.signal(signal.SIGTERM, on_term)
+
+    # ---------------------------------------------------------------- hooks
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        mode = "matrix" if self.matrix_mode else "local only (use --remote-matrix for all targets)"
+        lines = [f"remote-serial: {mode}; targets: {', '.join(t.name for t in self.targets)}"]
+        if self.matrix_mode:
+            lines.append(f"remote-serial: matrix from {self.matrix_source}")
+        for name, why in self.not_selected.items():
+            lines.append(f"remote-serial: {name} not selected: {why}")
+        return lines
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if PARAM not in metafunc.fixturenames or not self.matrix_mode:
+            return
+        names = [t.name for t in self.targets]
+        options = CallOptions.from_marker(metafunc.definition.get_closest_marker("remote"))
+        if options.targets is not None:
+            names = [n for n in names if n in options.targets]
+        metafunc.parametrize(PARAM, names, ids=names, indirect=True, scope="session")
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        needed: list[str] = []
+        for item in session.items:
+            if PARAM not in getattr(item, "fixturenames", ()):
+                continue
+            callspec = getattr(item, "callspec", None)
+            name = callspec.params.get(PARAM, LOCAL) if callspec else LOCAL
+            if name not in needed:
+                needed.append(name)
+        if needed:
+            self.controller.start_all(needed)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.records and not self.unavailable:
+            return
+        order = [t.name for t in self.targets]
+        terminalreporter.section("remote-serial matrix")
+        for line in render_matrix(self.records, order, self.unavailable):
+            terminalreporter.write_line(line)
+        if self._controller is not None:
+            for name, state in self._controller.status().items():
+                if isinstance(state, str):
+                    terminalreporter.write_line(f"{name}: unavailable: {state.splitlines()[0]}")
+                else:
+                    built = f", image built in {state.build_s:.0f}s" if state.build_s else ""
+                    terminalreporter.write_line(
+                        f"{name}: Python {state.python}, cold start {state.cold_start_s:.2f}s{built}")
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self._controller is not None:
+            self._controller.shutdown()
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+
+    # ---------------------------------------------------------------- fixture support
+    def remote_for(self, request: pytest.FixtureRequest, name: str) -> Remote:
+        options = CallOptions.from_marker(request.node.get_closest_marker("remote"))
+        target = next((t for t in self.targets if t.name == name), None)
+        if target is None:
+            raise pytest.UsageError(f"target {name!r} is not in the selected matrix")
+        gpu = target.gpu if not target.is_local else local_has_gpu()
+        if options.gpu and not gpu:
+            pytest.skip(f"needs a GPU; target {name} has none")
+        try:
+            running = self.controller.get(name)
+        except TargetUnavailableError as exc:
+            self.unavailable[(test_function(request.node.nodeid), name)] = "unavailable"
+            if self.strict:
+                pytest.fail(f"{exc} (--remote-strict)", pytrace=False)
+            pytest.skip(str(exc))
+        return Remote(running, options, gpu, self.records.append, test=request.node.nodeid)
+
+
+_write_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1)
+def local_has_gpu() -> bool:
+    """The local target has a GPU when CuPy imports on the host and sees a device."""
+    try:
+        import cupy
+
+        return bool(cupy.cuda.runtime.getDeviceCount())
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def _remote_target(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request, "param", LOCAL))
+
+
+@pytest.fixture
+def remote(request: pytest.FixtureRequest, _remote_target: str) -> Remote:
+    """Call functions in a real target: ``remote.call(func, *args)``."""
+    return request.config.stash[KEY].remote_for(request, _remote_target)

@@ -1,0 +1,571 @@
+"""The far side: the one module that runs inside a target.
+
+Like execnet's ``gateway_base``, this file is self-contained and stdlib-only so it can be
+copied into any image with a Python >= 3.9 and nothing else installed (seed 004). The
+host imports the same module for the wire format, so the two sides cannot drift apart.
+
+Wire format: a message is ``!I`` header length, a JSON header, then the raw buffers whose
+lengths the header lists under ``"buffers"``. Pickle protocol-5 out-of-band buffers
+travel as their own buffers, never copied through a Python ``bytes``.
+
+Process model: the agent's long-lived parent reads only request headers. For an isolated
+call it hands the header to a child forked *before* the request arrived, and that child
+reads the payload straight off the connection, runs the call, writes the response and
+exits. A crash or a timeout kills only the child; the parent answers for it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import pickle
+import platform
+import select
+import signal
+import socket
+import struct
+import sys
+import time
+import traceback
+
+PROTOCOL = 1
+PICKLE_PROTOCOL = 5
+# Buffers below this size are cheaper to keep inside the pickle stream.
+OOB_THRESHOLD = 1 << 16
+_LEN = struct.Struct("!I")
+_MAX_HEADER = 64 << 20
+
+
+class ChannelClosed(EOFError):
+    """The peer went away between messages (a normal end of session)."""
+
+
+class Channel:
+    """Framed messages over a pair of file descriptors (a socket, or stdio pipes)."""
+
+    def __init__(self, rfd: int, wfd: int) -> None:
+        self.rfd = rfd
+        self.wfd = wfd
+
+    # Subclasses on the host override these two for deadlines and docker's stream mux.
+    def _read_into(self, view: memoryview) -> int:
+        return os.readv(self.rfd, [view])
+
+    def _writev(self, views: list) -> int:
+        return os.writev(self.wfd, views)
+
+    def read_exact(self, n: int, at_boundary: bool = False) -> bytearray:
+        buf = bytearray(n)
+        view = memoryview(buf)
+        got = 0
+        while got < n:
+            k = self._read_into(view[got:])
+            if k == 0:
+                if at_boundary and got == 0:
+                    raise ChannelClosed("peer closed the connection")
+                raise EOFError("connection closed mid-message (%d of %d bytes)" % (got, n))
+            got += k
+        return buf
+
+    def write_all(self, parts: list) -> None:
+        views = [v for v in (memoryview(p).cast("B") for p in parts) if v.nbytes]
+        while views:
+            sent = self._writev(views[:1024])
+            while sent:
+                if sent >= len(views[0]):
+                    sent -= len(views[0])
+                    views.pop(0)
+                else:
+                    views[0] = views[0][sent:]
+                    sent = 0
+
+    def send(self, header: dict, buffers: list = ()) -> None:
+        views = [memoryview(b).cast("B") for b in buffers]
+        header = dict(header, buffers=[v.nbytes for v in views])
+        raw = json.dumps(header, separators=(",", ":"), default=str).encode()
+        self.write_all([_LEN.pack(len(raw)) + raw] + views)
+
+    def recv_header(self) -> dict:
+        (n,) = _LEN.unpack(self.read_exact(_LEN.size, at_boundary=True))
+        if n > _MAX_HEADER:
+            raise EOFError("corrupt stream: header of %d bytes" % n)
+        return json.loads(bytes(self.read_exact(n)))
+
+    def recv_buffers(self, header: dict) -> list:
+        return [self.read_exact(n) for n in header.get("buffers", ())]
+
+    def recv(self) -> tuple:
+        header = self.recv_header()
+        return header, self.recv_buffers(header)
+
+
+# --------------------------------------------------------------------------- envelope
+
+
+def magic_number(magic: bytes = importlib.util.MAGIC_NUMBER) -> int:
+    return int.from_bytes(magic[:2], "little")
+
+
+def numpy_version() -> "str | None":
+    mod = sys.modules.get("numpy")
+    return getattr(mod, "__version__", None) if mod is not None else None
+
+
+def python_version() -> str:
+    return platform.python_version()
+
+
+def dump_with_buffers(dumps, obj, **kwargs) -> list:
+    """Pickle ``obj`` with protocol 5; large contiguous buffers go out of band."""
+    oob: list = []
+
+    def keep(pb) -> bool:
+        try:
+            raw = pb.raw()
+        except BufferError:
+            return True
+        if raw.nbytes < OOB_THRESHOLD:
+            return True
+        oob.append(raw)
+        return False
+
+    payload = dumps(obj, protocol=PICKLE_PROTOCOL, buffer_callback=keep, **kwargs)
+    return [payload] + oob
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _load_pickle(payload, buffers, header):
+    return pickle.loads(payload, buffers=buffers)
+
+
+def _load_dill(payload, buffers, header):
+    import dill  # injected as a zip by the host
+
+    return dill.loads(payload, buffers=buffers)
+
+
+LOADERS = {
+    "pickle": _load_pickle,
+    "cloudpickle": _load_pickle,
+    "cloudpickle-by-value": _load_pickle,
+    "dill": _load_dill,
+    "dill-recurse": _load_dill,
+}
+
+
+def _missing_module(exc: BaseException) -> "str | None":
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, ModuleNotFoundError) and exc.name:
+            return exc.name
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def diagnose_load(header: dict, exc: BaseException) -> "str | None":
+    """Name the real cause of a load failure from the envelope, not the symptom."""
+    env = header.get("envelope", {})
+    sender, here = env.get("python", "?"), python_version()
+    if env.get("magic") not in (None, magic_number()) and header.get("serializer") != "source":
+        return (
+            "payload written by Python %s (bytecode magic %s) cannot be loaded by Python %s "
+            "(magic %s): code objects are not portable across minor versions; "
+            "use serializer='source'" % (sender, env.get("magic"), here, magic_number())
+        )
+    theirs, ours = env.get("numpy"), numpy_version()
+    if theirs and _missing_module(exc) and "numpy" in (_missing_module(exc) or ""):
+        import_ours = ours or _try_numpy_version()
+        if import_ours and theirs.split(".")[0] != import_ours.split(".")[0]:
+            return "array pickled by numpy %s cannot be loaded by numpy %s here" % (
+                theirs,
+                import_ours,
+            )
+        if not import_ours:
+            return "payload holds numpy %s objects but numpy is not installed here" % theirs
+    return None
+
+
+def _try_numpy_version() -> "str | None":
+    try:
+        import numpy
+    except Exception:
+        return None
+    return getattr(numpy, "__version__", None)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def error_info(exc: BaseException, phase: str) -> dict:
+    info = {
+        "phase": phase,
+        "type": type(exc).__module__ + "." + type(exc).__qualname__,
+        "message": _safe_str(exc),
+        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+        "python": python_version(),
+    }
+    module = _missing_module(exc)
+    if module:
+        info["module"] = module
+    return info
+
+
+def _safe_str(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:
+        return "<unprintable %s>" % type(exc).__name__
+
+
+def _dump_result(obj, protocol: int) -> list:
+    """Plain pickle first: it loads on any host Python. cloudpickle only for local objects."""
+    try:
+        return dump_with_buffers(pickle.dumps, obj)
+    except Exception:
+        import cloudpickle
+
+        return dump_with_buffers(cloudpickle.dumps, obj)
+
+
+def _dump_exception(exc: BaseException) -> list:
+    try:
+        exc.__traceback__ = None
+        return _dump_result(exc, PICKLE_PROTOCOL)
+    except Exception:
+        return []
+
+
+# --------------------------------------------------------------------------- one call
+
+
+class CallTimeout(BaseException):
+    """Raised by SIGALRM inside a non-isolated call; BaseException so user code rarely eats it."""
+
+
+def run_call(channel: Channel, header: dict, status_fd: "int | None" = None) -> None:
+    """Read the payload, load, call, and answer on ``channel``."""
+    bufs = channel.recv_buffers(header)
+    _status(status_fd, b"B")
+    response: dict = {"op": "result", "id": header.get("id"), "phases": {}}
+    out: list = []
+    t0 = time.perf_counter()
+    try:
+        loader = LOADERS[header["serializer"]]
+        func, args, kwargs = loader(bufs[0], bufs[1:], header)
+    except CallTimeout:
+        raise
+    except BaseException as exc:
+        info = error_info(exc, "load")
+        info["diagnosis"] = diagnose_load(header, exc)
+        response.update(outcome="missing_module" if "module" in info else "load_error", error=info)
+        response["phases"]["load"] = time.perf_counter() - t0
+        _respond(channel, response, out, status_fd)
+        return
+    t1 = time.perf_counter()
+    try:
+        result = func(*args, **kwargs)
+    except CallTimeout:
+        raise
+    except BaseException as exc:
+        t2 = time.perf_counter()
+        response.update(outcome="call_error", error=error_info(exc, "call"))
+        out = _dump_exception(exc)
+    else:
+        t2 = time.perf_counter()
+        try:
+            out = _dump_result(result, header.get("result_protocol", PICKLE_PROTOCOL))
+            response["outcome"] = "ok"
+            response["result_type"] = type(result).__module__ + "." + type(result).__qualname__
+        except BaseException as exc:
+            response.update(outcome="result_error", error=error_info(exc, "result"))
+            out = []
+    t3 = time.perf_counter()
+    response["phases"].update(load=t1 - t0, call=t2 - t1, result=t3 - t2)
+    _respond(channel, response, out, status_fd)
+
+
+def _respond(channel: Channel, response: dict, out: list, status_fd: "int | None") -> None:
+    _status(status_fd, b"W")
+    channel.send(response, out)
+    _status(status_fd, b"R")
+
+
+def _status(fd: "int | None", token: bytes) -> None:
+    if fd is not None:
+        os.write(fd, token)
+
+
+# --------------------------------------------------------------------------- the parent
+
+
+class Spare:
+    """A child forked ahead of time, blocked until the parent hands it a request header."""
+
+    def __init__(self, channel: Channel, close_in_child: list) -> None:
+        hr, self.hw = os.pipe()
+        self.sr, sw = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:  # child
+            try:
+                os.close(self.hw)
+                os.close(self.sr)
+                for fd in close_in_child:
+                    os.close(fd)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                raw = _read_pipe_message(hr)
+                if raw is not None:
+                    run_call(channel, json.loads(raw), sw)
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                os._exit(0)
+        os.close(hr)
+        os.close(sw)
+
+    def dispatch(self, channel: Channel, header: dict, timeout: float) -> None:
+        raw = json.dumps(header).encode()
+        os.write(self.hw, _LEN.pack(len(raw)) + raw)
+        os.close(self.hw)
+        tokens = b""
+        deadline = time.monotonic() + timeout
+        timed_out = False
+        while True:
+            wait = None if b"W" in tokens else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([self.sr], [], [], wait)
+            if not ready:
+                timed_out = True
+                os.kill(self.pid, signal.SIGKILL)
+            chunk = os.read(self.sr, 16)
+            if not chunk:
+                break
+            tokens += chunk
+        os.close(self.sr)
+        _, status = os.waitpid(self.pid, 0)
+        if b"R" in tokens:
+            return
+        if b"W" in tokens:  # died while writing its answer: the stream is unusable
+            raise EOFError("call process died mid-response")
+        if b"B" not in tokens:
+            raise EOFError("call process died before reading its payload")
+        response: dict = {"op": "result", "id": header.get("id"), "phases": {}}
+        if timed_out:
+            response.update(
+                outcome="timeout",
+                error={"phase": "call", "type": "timeout", "timeout": timeout, "python": python_version(),
+                       "message": "call still running after %gs; its process was killed" % timeout},
+            )
+        else:
+            response.update(outcome="crash", error=_crash_info(status))
+        channel.send(response)
+
+    def close(self) -> None:
+        os.close(self.hw)
+        os.close(self.sr)
+        os.waitpid(self.pid, 0)
+
+
+def _crash_info(status: int) -> dict:
+    info: dict = {"phase": "call", "type": "crash", "python": python_version()}
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        info["signal"] = sig
+        info["message"] = "process killed by signal %d (%s)" % (sig, _signame(sig))
+    else:
+        code = os.WEXITSTATUS(status)
+        info["exit_code"] = code
+        info["message"] = "process exited with code %d before answering" % code
+    return info
+
+
+def _signame(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return "?"
+
+
+def _read_pipe_message(fd: int) -> "bytes | None":
+    head = b""
+    while len(head) < _LEN.size:
+        chunk = os.read(fd, _LEN.size - len(head))
+        if not chunk:
+            return None
+        head += chunk
+    (n,) = _LEN.unpack(head)
+    body = b""
+    while len(body) < n:
+        chunk = os.read(fd, n - len(body))
+        if not chunk:
+            return None
+        body += chunk
+    return body
+
+
+def _on_alarm(signum, frame):
+    raise CallTimeout()
+
+
+def run_inline(channel: Channel, header: dict, timeout: float) -> None:
+    """A non-isolated call: runs in the long-lived process, so state persists between calls."""
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        run_call(channel, header)
+    except CallTimeout:
+        channel.send({
+            "op": "result", "id": header.get("id"), "phases": {}, "outcome": "timeout",
+            "error": {"phase": "call", "type": "timeout", "timeout": timeout, "python": python_version(),
+                      "message": "call still running after %gs; it was interrupted" % timeout},
+        })
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def describe() -> dict:
+    """What the target is, asked for on demand so a cold start does not pay for it."""
+    packages: dict = {}
+    try:
+        from importlib import metadata
+
+        for dist in metadata.distributions():
+            name = dist.metadata["Name"]
+            if name:
+                packages.setdefault(name, dist.version)
+    except Exception:
+        pass
+    for mod in ("cloudpickle", "dill", "numpy"):
+        try:
+            packages.setdefault(mod, __import__(mod).__version__)
+        except Exception:
+            pass
+    return {
+        "python": python_version(),
+        "implementation": platform.python_implementation(),
+        "executable": sys.executable,
+        "platform": platform.platform(),
+        "magic": magic_number(),
+        "packages": packages,
+    }
+
+
+def missing_modules(names: list) -> list:
+    missing = []
+    for name in names:
+        try:
+            if importlib.util.find_spec(name) is None:
+                missing.append(name)
+        except (ImportError, ValueError):
+            missing.append(name)
+    return missing
+
+
+def hello() -> dict:
+    return {"op": "hello", "protocol": PROTOCOL, "python": python_version(),
+            "magic": magic_number(), "pid": os.getpid(), "pickle_protocol": pickle.HIGHEST_PROTOCOL}
+
+
+def serve(channel: Channel, close_in_child: list = ()) -> None:
+    """Answer requests until the host closes the connection."""
+    channel.send(hello())
+    _warm_imports()
+    spare = None
+    try:
+        while True:
+            if spare is None:
+                spare = Spare(channel, list(close_in_child))
+            try:
+                header = channel.recv_header()
+            except ChannelClosed:
+                return
+            op = header.get("op")
+            timeout = float(header.get("timeout") or 30)
+            if op == "call" and header.get("isolate", True):
+                current, spare = spare, None
+                current.dispatch(channel, header, timeout)
+            elif op == "call":
+                run_inline(channel, header, timeout)
+            elif op == "echo":
+                channel.send({"op": "echo"}, channel.recv_buffers(header))
+            elif op == "describe":
+                channel.send(dict(describe(), op="describe"))
+            elif op == "find_modules":
+                channel.send({"op": "find_modules", "missing": missing_modules(header["modules"])})
+            else:
+                channel.recv_buffers(header)
+                channel.send({"op": "error", "message": "unknown op %r" % op})
+    finally:
+        if spare is not None:
+            spare.close()
+
+
+def _warm_imports() -> None:
+    """Import the injected serializers once in the parent so every forked child has them."""
+    for name in ("cloudpickle", "dill"):
+        try:
+            __import__(name)
+        except Exception:
+            pass
+
+
+def _serve_socket(path: str, keep: bool, accept_timeout: float) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path + ".tmp")
+    os.chmod(path + ".tmp", 0o777)  # the private parent directory is the access control
+    listener.listen(1)
+    os.rename(path + ".tmp", path)  # appears only once it accepts: the host polls for it
+    listener.settimeout(accept_timeout)
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except socket.timeout:
+            return
+        conn.settimeout(None)
+        try:
+            serve(Channel(conn.fileno(), conn.fileno()), [listener.fileno()])
+        except EOFError as exc:
+            print("agent: connection lost: %s" % exc, file=sys.stderr)
+        finally:
+            conn.close()
+        if not keep:
+            return
+
+
+def main(argv: "list | None" = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--socket", help="listen on this Unix socket path")
+    parser.add_argument("--stdio", action="store_true", help="serve on stdin/stdout")
+    parser.add_argument("--lib", action="append", default=[], help="zip or folder for sys.path")
+    parser.add_argument("--path", action="append", default=[], help="user folder for sys.path")
+    parser.add_argument("--keep", action="store_true", help="serve further connections")
+    parser.add_argument("--accept-timeout", type=float, default=300.0)
+    opts = parser.parse_args(argv)
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
+    sys.path[:0] = opts.lib + opts.path
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if opts.stdio:
+        rfd, wfd = os.dup(0), os.dup(1)
+        os.dup2(2, 1)  # user prints must never corrupt the stream
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        try:
+            serve(Channel(rfd, wfd))
+        except EOFError as exc:
+            print("agent: connection lost: %s" % exc, file=sys.stderr)
+    else:
+        _serve_socket(opts.socket, opts.keep, opts.accept_timeout)
+
+
+if __name__ == "__main__":
+    main()

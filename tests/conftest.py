@@ -1,0 +1,37 @@
+"""Shared test support: the real Docker engine, and pytester projects using the matrix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture(scope="session")
+def docker_client(pytestconfig: pytest.Config):
+    """The real engine. Under --remote-strict (CI) its absence is an error, not a skip."""
+    from pytest_remote_serial.host.backends.base import StartFailed
+    from pytest_remote_serial.host.backends.docker import connect_engine
+
+    try:
+        client = connect_engine()
+    except StartFailed as exc:
+        if pytestconfig.getoption("remote_strict"):
+            pytest.fail(str(exc), pytrace=False)
+        pytest.skip(str(exc))
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def matrix_project(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A pytester project that uses this repository's matrix file."""
+    pytester.makefile(".toml", **{"matrix/targets": (ROOT / "matrix" / "targets.toml").read_text()})
+    return pytester
+
+
+def our_containers(client) -> list:
+    return client.containers.list(all=True, filters={"label": "pytest-remote-serial.session"})

@@ -1,0 +1,199 @@
+"""Every outcome of DESIGN §4 on the ``local`` target: a fresh interpreter, no Docker needed.
+
+Like cloudpickle's ``subprocess_pickle_echo`` tests, each one sends a real payload across a
+real process boundary and asserts what came back.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pytest_remote_serial as prs
+
+sys.path.insert(0, str(Path(__file__).parent / "scripts"))
+import script_helpers  # noqa: E402
+
+
+def make_adder(n):
+    def add(x):
+        return x + n
+
+    return add
+
+
+def test_closure_round_trips(remote):
+    rt = remote.roundtrip(make_adder(2), 40)
+    assert (rt.outcome, rt.result, rt.serializer) == ("ok", 42, "cloudpickle")
+    assert rt.payload_bytes > 0 and rt.result_bytes > 0
+    assert set(rt.phases) == {"dump", "send", "load", "call", "result", "total"}
+    assert rt.phases["total"] >= rt.phases["dump"] + rt.phases["load"]
+
+
+def test_target_is_a_fresh_interpreter_of_the_same_python(remote):
+    assert remote.target.name == "local"
+    assert remote.target.python == ".".join(map(str, sys.version_info[:3]))
+    assert remote.call(os.getpid) != os.getpid()
+    assert remote.target.packages["cloudpickle"]
+
+
+def test_test_folder_is_not_on_the_targets_path(remote):
+    here = str(Path(__file__).parent)
+    assert here not in remote.call(lambda: list(__import__("sys").path))
+
+
+def test_call_error_is_rebuilt_with_remote_traceback(remote):
+    def fail(x):
+        raise ValueError(f"bad value {x}")
+
+    with pytest.raises(ValueError, match="bad value 7") as info:
+        remote.call(fail, 7)
+    assert isinstance(info.value.__cause__, prs.outcomes.RemoteTraceback)
+    assert "in fail" in info.value.remote_traceback
+    rt = remote.roundtrip(fail, 1)
+    assert rt.outcome == "call_error" and rt.error["phase"] == "call"
+
+
+def test_unrebuildable_exception_becomes_remote_call_error(remote):
+    def fail():
+        class Local(Exception):
+            def __reduce__(self):
+                raise TypeError("no")
+
+        raise Local("local only")
+
+    with pytest.raises(prs.RemoteCallError, match="Local: local only"):
+        remote.call(fail)
+
+
+def test_exit_code_crash_then_the_target_lives_on(remote):
+    with pytest.raises(prs.TargetCrashed) as info:
+        remote.call(os._exit, 3)
+    assert info.value.exit_code == 3 and info.value.signal is None
+    assert remote.call(make_adder(1), 1) == 2
+
+
+def test_signal_crash_is_named(remote):
+    def segfault():
+        import ctypes
+
+        ctypes.string_at(0)
+
+    rt = remote.roundtrip(segfault)
+    assert rt.outcome == "crash"
+    assert rt.error["signal"] == 11 and "SIGSEGV" in rt.error["message"]
+    assert remote.call(make_adder(1), 1) == 2
+
+
+@pytest.mark.remote(timeout=1)
+def test_timeout_kills_the_call_not_the_target(remote):
+    def spin():
+        while True:
+            pass
+
+    start = time.monotonic()
+    with pytest.raises(prs.RemoteTimeout, match="still running after 1s"):
+        remote.call(spin)
+    assert time.monotonic() - start < 10
+    assert remote.call(make_adder(1), 1) == 2
+
+
+def test_script_module_function_is_missing_module(remote):
+    rt = remote.roundtrip(script_helpers.encode_query, "x")
+    assert rt.outcome == "missing_module"
+    assert rt.module == "script_helpers"
+    with pytest.raises(prs.MissingModuleError) as info:
+        remote.call(script_helpers.encode_query, "x")
+    assert isinstance(info.value, prs.DeserializationError)
+    assert info.value.module == "script_helpers"
+    assert remote.call(script_helpers.encode_query, "x", serializer="cloudpickle-by-value") == [23]
+
+
+def test_unpicklable_argument_is_dump_error(remote):
+    rt = remote.roundtrip(make_adder(1), threading.Lock())
+    assert rt.outcome == "dump_error" and "cannot pickle" in rt.error["message"]
+    with pytest.raises(prs.SerializationError):
+        remote.call(make_adder(1), threading.Lock())
+
+
+def test_unloadable_result_is_result_error(remote):
+    def local_class_instance():
+        import pickle
+
+        class Unloadable:
+            def __reduce__(self):
+                return (pickle.loads, (b"garbage",))
+
+        return Unloadable()
+
+    rt = remote.roundtrip(local_class_instance)
+    assert rt.outcome == "result_error"
+    assert "cannot load" in rt.error["message"]
+
+
+def test_each_isolated_call_starts_clean(remote):
+    def bump():
+        import builtins
+
+        builtins._prs_counter = getattr(builtins, "_prs_counter", 0) + 1
+        return builtins._prs_counter
+
+    assert [remote.call(bump) for _ in range(3)] == [1, 1, 1]
+
+
+@pytest.mark.remote(isolate=False)
+def test_non_isolated_calls_share_state(remote):
+    def bump():
+        import builtins
+
+        builtins._prs_shared = getattr(builtins, "_prs_shared", 0) + 1
+        return builtins._prs_shared
+
+    first = remote.call(bump)
+    assert remote.call(bump) == first + 1
+
+
+def test_numpy_arrays_travel_out_of_band(remote):
+    big = np.arange(1 << 20, dtype=np.float64)
+    rt = remote.roundtrip(np.negative, big)
+    assert rt.outcome == "ok"
+    np.testing.assert_array_equal(rt.result, -big)
+    assert rt.payload_bytes >= big.nbytes and rt.result_bytes >= big.nbytes
+    fortran = np.asfortranarray(np.arange(12.0).reshape(3, 4))
+    back = remote.call(np.copy, fortran, order="K")
+    assert back.flags.f_contiguous and (back == fortran).all()
+
+
+@pytest.mark.parametrize("serializer", ["pickle", "cloudpickle", "cloudpickle-by-value", "dill", "dill-recurse"])
+def test_every_codec_round_trips_a_builtin(remote, serializer):
+    rt = remote.roundtrip(divmod, 17, 5, serializer=serializer)
+    assert (rt.outcome, rt.result, rt.serializer) == ("ok", (3, 2), serializer)
+
+
+def test_pickle_codec_cannot_ship_a_closure(remote):
+    assert remote.roundtrip(make_adder(1), 1, serializer="pickle").outcome == "dump_error"
+
+
+def test_unknown_serializer_is_a_clear_error(remote):
+    with pytest.raises(ValueError, match="unknown serializer 'yaml': use one of auto, pickle, cloudpickle"):
+        remote.call(len, "x", serializer="yaml")
+
+
+def test_map_keeps_order(remote):
+    assert remote.map(pow, [(2, 3), (3, 2), (10, 0)]) == [8, 9, 1]
+
+
+def test_envelope_names_the_cross_version_cause():
+    from pytest_remote_serial.remote import agent
+
+    header = {"serializer": "cloudpickle", "envelope": {"python": "3.11.7", "magic": 3495}}
+    if agent.magic_number() == 3495:
+        header["envelope"]["magic"] = 3413
+    message = agent.diagnose_load(header, TypeError("code() takes at most 16 arguments (18 given)"))
+    assert "bytecode magic" in message and "use serializer='source'" in message

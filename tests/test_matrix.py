@@ -1,0 +1,80 @@
+"""Matrix files: the lookup order, and errors that name the file, the target and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_remote_serial.host.matrix import BUNDLED, MatrixError, load_matrix
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "matrix").mkdir(exist_ok=True)
+    path = tmp_path / "matrix" / "targets.toml"
+    path.write_text(text)
+    return path
+
+
+def test_default_matrix_has_the_design_targets(tmp_path):
+    matrix = load_matrix(tmp_path)
+    assert matrix.source == str(BUNDLED)
+    assert list(matrix.targets) == ["local", "py3.9", "py3.11", "py3.13", "py3.14", "cuda-py3.11"]
+    assert matrix.targets["py3.9"].recipe == {"suite": "bullseye", "packages": ["python3", "python3-numpy"]}
+    assert matrix.targets["py3.14"].python == "python3.14"
+    assert matrix.targets["cuda-py3.11"].gpu
+
+
+def test_pyproject_table_wins_over_matrix_folder(tmp_path):
+    write(tmp_path, '[targets.a]\nimage = "x"\n')
+    (tmp_path / "pyproject.toml").write_text('[tool.pytest_remote_serial.targets.b]\nimage = "y"\n')
+    assert list(load_matrix(tmp_path).targets) == ["local", "b"]
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n')
+    assert list(load_matrix(tmp_path).targets) == ["local", "a"]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('[targets.a]\nimage = "x"\npakages = []\n', "target 'a': unknown key 'pakages'"),
+    ('[targets.a]\ngpu = true\n', "target 'a': no recipe; give exactly one of debian, image, dockerfile"),
+    ('[targets.a]\nimage = "x"\ndockerfile = "D"\n', "target 'a': two recipes (image and dockerfile)"),
+    ('[targets.a]\ndebian = { sute = "bookworm" }\n', "key 'debian': unknown key 'sute'; did you mean 'suite'?"),
+    ('[targets.a]\ndebian = { packages = [] }\n', "key 'debian.suite' is required"),
+    ('[targets.local]\nimage = "x"\n', "target 'local' is built in"),
+    ('[targets.a]\nimage = "x"\ntransport = "pigeon"\n', "key 'transport' must be one of"),
+    ('[targets.a\nimage = "x"\n', "not valid TOML"),
+    ('title = "no targets"\n', "unknown key 'title'"),
+    ('', "no [targets.<name>] tables"),
+])
+def test_errors_name_file_target_and_key(tmp_path, text, expected):
+    path = write(tmp_path, text)
+    with pytest.raises(MatrixError) as info:
+        load_matrix(tmp_path)
+    assert str(path) in str(info.value)
+    assert expected in str(info.value)
+
+
+def test_unknown_target_in_selection_lists_known_ones(tmp_path):
+    matrix = load_matrix(tmp_path)
+    with pytest.raises(MatrixError, match=r"unknown target\(s\) 'py2.7'.*known: local, py3.9"):
+        matrix.select(["py3.11", "py2.7"])
+
+
+def test_recipe_hash_changes_only_with_the_recipe(tmp_path):
+    write(tmp_path, '[targets.a]\ndebian = { suite = "bookworm" }\npids = 64\n')
+    first = load_matrix(tmp_path).targets["a"].recipe_hash()
+    write(tmp_path, '[targets.a]\ndebian = { suite = "bookworm" }\npids = 99\n')
+    assert load_matrix(tmp_path).targets["a"].recipe_hash() == first
+    write(tmp_path, '[targets.a]\ndebian = { suite = "bookworm", packages = ["python3", "x"] }\n')
+    assert load_matrix(tmp_path).targets["a"].recipe_hash() != first
+
+
+def test_usage_errors_reach_the_command_line(pytester):
+    pytester.makefile(".toml", **{"matrix/targets": '[targets.a]\nimage = "x"\nimage2 = 1\n'})
+    pytester.makepyfile("def test_x(remote): pass")
+    result = pytester.runpytest_subprocess("--remote-matrix")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*targets.toml: target 'a': unknown key 'image2'*"])
+    pytester.makefile(".toml", **{"matrix/targets": '[targets.a]\nimage = "x"\n'})
+    result = pytester.runpytest_subprocess("--remote-targets=nope")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown target(s) 'nope'*known: local, a*"])
