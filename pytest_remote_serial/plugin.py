@@ -162,7 +162,8 @@ class RemoteSerialPlugin:
             return
         order = [t.name for t in self.targets]
         terminalreporter.section("remote-serial matrix")
-        for line in render_matrix(self.records, order, self.unavailable):
+        width = max(getattr(terminalreporter._tw, "fullwidth", 100), 60)
+        for line in render_matrix(self.records, order, self.unavailable, width):
             terminalreporter.write_line(line)
         if self._controller is not None:
             for name, state in self._controller.status().items():

@@ -6,6 +6,7 @@ records apart from the tables it draws.
 
 from __future__ import annotations
 
+import os
 import re
 import statistics
 from collections import defaultdict
@@ -13,7 +14,6 @@ from collections.abc import Iterable
 
 from .outcomes import RoundTrip
 
-WIDTH = 100
 _PARAM = re.compile(r"\[[^\]]*\]$")
 
 
@@ -22,35 +22,69 @@ def test_function(nodeid: str | None) -> str:
 
 
 def cell(records: list[RoundTrip]) -> str:
-    outcomes = list(dict.fromkeys(r.outcome for r in records))
-    label = "+".join(outcomes)
+    """Every distinct outcome of the test's calls there, and their median round trip."""
+    label = "+".join(dict.fromkeys(r.outcome for r in records))
     ms = statistics.median(r.phases.get("total", 0.0) for r in records) * 1000
-    return f"{label} {ms:.1f}ms" if len(label) < 12 else label
+    return f"{label} {ms:.1f}ms" if len(label) <= 14 else label
 
 
 def render_matrix(records: Iterable[RoundTrip], targets: list[str],
-                  skipped: dict[tuple[str, str], str] | None = None, width: int = WIDTH) -> list[str]:
-    grid: dict[str, dict[str, list[RoundTrip]]] = defaultdict(lambda: defaultdict(list))
+                  skipped: dict[tuple[str, str], str] | None = None, width: int = 100) -> list[str]:
+    """Lines of the matrix; columns that do not fit in ``width`` wrap into further blocks."""
+    skipped = skipped or {}
+    grid: dict[str, dict[str, str]] = defaultdict(dict)
+    by_cell: dict[tuple[str, str], list[RoundTrip]] = defaultdict(list)
     for rec in records:
-        grid[test_function(rec.test)][rec.target].append(rec)
-    for (row, target), outcome in (skipped or {}).items():
-        grid[row].setdefault(target, [])
+        by_cell[(test_function(rec.test), rec.target)].append(rec)
+    for (row, target), recs in by_cell.items():
+        grid[row][target] = cell(recs)
+    for (row, target), text in skipped.items():
+        grid[row].setdefault(target, text)
     if not grid:
         return []
-    targets = [t for t in targets if any(t in cells for cells in grid.values())]
-    cells = {row: {t: (cell(recs) if recs else (skipped or {}).get((row, t), "-"))
-                   for t, recs in grid[row].items()} for row in grid}
-    col = max([len(t) for t in targets] + [len(c) for r in cells.values() for c in r.values()]) + 2
-    per_block = max(1, (width - 32) // col)
-    label_w = width - per_block * col if len(targets) > per_block else \
-        min(max(len(r) for r in grid) + 2, width - len(targets) * col)
+    columns = [t for t in targets if any(t in cells for cells in grid.values())]
+    prefix = _common_file(list(grid))
+    labels = {row: row[len(prefix):] for row in grid}
+    label_w = min(max(len(x) for x in labels.values()) + 2, max(24, width // 2))
+    col_w = max([len(c) for c in columns] + [len(v) for r in grid.values() for v in r.values()]) + 2
+    per_block = max(1, (width - label_w) // col_w)
     lines: list[str] = []
-    for start in range(0, len(targets), per_block):
-        block = targets[start:start + per_block]
-        lines.append("function".ljust(label_w) + "".join(t.ljust(col) for t in block))
+    for start in range(0, len(columns), per_block):
+        block = columns[start:start + per_block]
+        if lines:
+            lines.append("")
+        lines.append((prefix or "function").ljust(label_w) + "".join(c.ljust(col_w) for c in block).rstrip())
         for row in sorted(grid):
-            name = row if len(row) < label_w - 1 else "…" + row[-(label_w - 3):]
-            lines.append(name.ljust(label_w) + "".join(
-                cells[row].get(t, "-").ljust(col) for t in block))
-        lines.append("")
-    return lines[:-1]
+            label = labels[row]
+            if len(label) > label_w - 2:
+                label = "…" + label[-(label_w - 3):]
+            lines.append(label.ljust(label_w) + "".join(
+                grid[row].get(c, "-").ljust(col_w) for c in block).rstrip())
+    return lines
+
+
+def _common_file(rows: list[str]) -> str:
+    files = {row.rpartition("::")[0] for row in rows}
+    if len(files) == 1 and "::" in rows[0]:
+        return files.pop() + "::"
+    common = os.path.commonprefix(rows)
+    return common[: common.rfind("/") + 1]
+
+
+def parse_matrix(lines: list[str]) -> dict[str, dict[str, str]]:
+    """Read a rendered matrix back into ``{row: {target: cell}}`` (for tests and tools)."""
+    out: dict[str, dict[str, str]] = defaultdict(dict)
+    header: list[tuple[str, int]] = []
+    for line in lines:
+        if not line.strip():
+            header = []
+            continue
+        if not header:
+            names = line.split()[1:]
+            header = [(n, line.index(" " + n) + 1) for n in names]
+            continue
+        row = line[: header[0][1]].strip()
+        for i, (name, start) in enumerate(header):
+            end = header[i + 1][1] if i + 1 < len(header) else len(line)
+            out[row][name] = line[start:end].strip()
+    return dict(out)

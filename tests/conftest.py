@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples"
+from helpers import ROOT
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +27,3 @@ def matrix_project(pytester: pytest.Pytester) -> pytest.Pytester:
     """A pytester project that uses this repository's matrix file."""
     pytester.makefile(".toml", **{"matrix/targets": (ROOT / "matrix" / "targets.toml").read_text()})
     return pytester
-
-
-def our_containers(client) -> list:
-    return client.containers.list(all=True, filters={"label": "pytest-remote-serial.session"})

@@ -39,7 +39,9 @@ class BuildFailed(RuntimeError):
 
 
 def image_tag(target: Target) -> str:
-    return f"pytest-remote-serial/{target.name}:{target.recipe_hash(BUILDER_VERSION)[:12]}"
+    """Named by recipe, not by target: two targets with one recipe share one image."""
+    kind = f"debian-{target.recipe['suite']}" if target.recipe_kind == "debian" else target.recipe_kind
+    return f"pytest-remote-serial/{kind}:{target.recipe_hash(BUILDER_VERSION)[:12]}"
 
 
 @contextlib.contextmanager

@@ -80,7 +80,7 @@ class Channel:
                     views[0] = views[0][sent:]
                     sent = 0
 
-    def send(self, header: dict, buffers: list = ()) -> None:
+    def send(self, header: dict, buffers: list | tuple = ()) -> None:
         views = [memoryview(b).cast("B") for b in buffers]
         header = dict(header, buffers=[v.nbytes for v in views])
         raw = json.dumps(header, separators=(",", ":"), default=str).encode()
@@ -107,7 +107,7 @@ def magic_number(magic: bytes = importlib.util.MAGIC_NUMBER) -> int:
     return int.from_bytes(magic[:2], "little")
 
 
-def numpy_version() -> "str | None":
+def numpy_version() -> str | None:
     mod = sys.modules.get("numpy")
     return getattr(mod, "__version__", None) if mod is not None else None
 
@@ -156,7 +156,7 @@ LOADERS = {
 }
 
 
-def _missing_module(exc: BaseException) -> "str | None":
+def _missing_module(exc: BaseException | None) -> str | None:
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
@@ -166,30 +166,32 @@ def _missing_module(exc: BaseException) -> "str | None":
     return None
 
 
-def diagnose_load(header: dict, exc: BaseException) -> "str | None":
+def diagnose_load(header: dict, exc: BaseException) -> str | None:
     """Name the real cause of a load failure from the envelope, not the symptom."""
     env = header.get("envelope", {})
-    sender, here = env.get("python", "?"), python_version()
+    missing = _missing_module(exc) or ""
+    theirs = env.get("numpy")
+    if theirs and (missing == "numpy" or missing.startswith("numpy.")):
+        ours = numpy_version() or _try_numpy_version()
+        if not ours:
+            return "payload holds numpy %s objects but numpy is not installed here" % theirs
+        if theirs.split(".")[0] != ours.split(".")[0]:
+            return ("array pickled by numpy %s cannot be loaded by numpy %s here (module %r "
+                    "does not exist in numpy %s); send plain lists or match numpy versions"
+                    % (theirs, ours, missing, ours.split(".")[0]))
+    if missing:
+        return None
     if env.get("magic") not in (None, magic_number()) and header.get("serializer") != "source":
         return (
             "payload written by Python %s (bytecode magic %s) cannot be loaded by Python %s "
             "(magic %s): code objects are not portable across minor versions; "
-            "use serializer='source'" % (sender, env.get("magic"), here, magic_number())
+            "use serializer='source'" % (env.get("python", "?"), env.get("magic"), python_version(),
+                                         magic_number())
         )
-    theirs, ours = env.get("numpy"), numpy_version()
-    if theirs and _missing_module(exc) and "numpy" in (_missing_module(exc) or ""):
-        import_ours = ours or _try_numpy_version()
-        if import_ours and theirs.split(".")[0] != import_ours.split(".")[0]:
-            return "array pickled by numpy %s cannot be loaded by numpy %s here" % (
-                theirs,
-                import_ours,
-            )
-        if not import_ours:
-            return "payload holds numpy %s objects but numpy is not installed here" % theirs
     return None
 
 
-def _try_numpy_version() -> "str | None":
+def _try_numpy_version() -> str | None:
     try:
         import numpy
     except Exception:
@@ -246,7 +248,7 @@ class CallTimeout(BaseException):
     """Raised by SIGALRM inside a non-isolated call; BaseException so user code rarely eats it."""
 
 
-def run_call(channel: Channel, header: dict, status_fd: "int | None" = None) -> None:
+def run_call(channel: Channel, header: dict, status_fd: int | None = None) -> None:
     """Read the payload, load, call, and answer on ``channel``."""
     bufs = channel.recv_buffers(header)
     _status(status_fd, b"B")
@@ -288,13 +290,13 @@ def run_call(channel: Channel, header: dict, status_fd: "int | None" = None) -> 
     _respond(channel, response, out, status_fd)
 
 
-def _respond(channel: Channel, response: dict, out: list, status_fd: "int | None") -> None:
+def _respond(channel: Channel, response: dict, out: list, status_fd: int | None) -> None:
     _status(status_fd, b"W")
     channel.send(response, out)
     _status(status_fd, b"R")
 
 
-def _status(fd: "int | None", token: bytes) -> None:
+def _status(fd: int | None, token: bytes) -> None:
     if fd is not None:
         os.write(fd, token)
 
@@ -388,7 +390,7 @@ def _signame(sig: int) -> str:
         return "?"
 
 
-def _read_pipe_message(fd: int) -> "bytes | None":
+def _read_pipe_message(fd: int) -> bytes | None:
     head = b""
     while len(head) < _LEN.size:
         chunk = os.read(fd, _LEN.size - len(head))
@@ -469,7 +471,7 @@ def hello() -> dict:
             "magic": magic_number(), "pid": os.getpid(), "pickle_protocol": pickle.HIGHEST_PROTOCOL}
 
 
-def serve(channel: Channel, close_in_child: list = ()) -> None:
+def serve(channel: Channel, close_in_child: list | tuple = ()) -> None:
     """Answer requests until the host closes the connection."""
     channel.send(hello())
     _warm_imports()
@@ -539,7 +541,7 @@ def _serve_socket(path: str, keep: bool, accept_timeout: float) -> None:
             return
 
 
-def main(argv: "list | None" = None) -> None:
+def main(argv: list | None = None) -> None:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -12,6 +12,7 @@ import hashlib
 import os
 import shutil
 import socket
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -21,7 +22,6 @@ from ..bundle import ensure_bundle
 from ..client import AgentClient
 from ..images import BuildFailed, ImageBuilder, Progress
 from ..matrix import Target
-from ..paths import cache_dir
 from ..transport import DockerStdioChannel
 from .base import SOCKET_NAME, Running, StartFailed, private_socket_dir, wait_and_connect
 
@@ -109,6 +109,15 @@ def gpu_problem(client: Any) -> str | None:
     if not Path("/dev/nvidia0").exists() and not shutil.which("nvidia-smi"):
         missing.append("the host sees no NVIDIA GPU")
     return "; ".join(missing) or None
+
+
+def _keep_root() -> Path:
+    """Short and stable: AF_UNIX paths are limited to 107 bytes, so not under the cache dir."""
+    root = Path(tempfile.gettempdir()) / f"prs-keep-{os.geteuid()}"
+    root.mkdir(mode=0o700, exist_ok=True)
+    if root.stat().st_uid != os.geteuid():
+        raise StartFailed(f"{root} belongs to another user; remove it to use --remote-keep")
+    return root
 
 
 class DockerBackend:
@@ -244,7 +253,7 @@ class DockerBackend:
     def _start_kept(self, target: Target, image: str) -> Running:
         """--remote-keep: one container per recipe, found again by the next pytest run."""
         key = hashlib.sha256(f"{image}|{ensure_bundle().folder.name}|{target}".encode()).hexdigest()[:16]
-        sock_dir = cache_dir() / "keep" / key
+        sock_dir = _keep_root() / key
         sock_path = sock_dir / SOCKET_NAME
         start = time.monotonic()
         found = self.client.containers.list(filters={"label": f"{L_KEEP}={key}", "status": "running"})

@@ -1,0 +1,374 @@
+"""The real engine and the real images: outcomes across Python versions, hardening, cleanup.
+
+No Docker is mocked here. The images are the matrix's own (built by `nox -s images`, or on
+first use).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from docker import errors as docker_errors
+from helpers import EXAMPLES, ROOT, our_containers
+
+import pytest_remote_serial as prs
+from pytest_remote_serial.host.controller import Controller, TargetUnavailableError
+from pytest_remote_serial.host.matrix import load_matrix
+from pytest_remote_serial.summary import parse_matrix
+
+pytestmark = pytest.mark.docker
+sys.path.insert(0, str(Path(__file__).parent / "scripts"))
+import script_helpers  # noqa: E402
+
+CPU_TARGETS = ["py3.9", "py3.11", "py3.13", "py3.14"]
+
+
+def make_scaler(factor):
+    def scale(x):
+        return x * factor
+
+    return scale
+
+
+@pytest.fixture(scope="module")
+def controller(docker_client, pytestconfig):
+    ctl = Controller(load_matrix(ROOT).select(CPU_TARGETS), print)
+    ctl.start_all()
+    yield ctl
+    ctl.shutdown()
+    assert not [c for c in our_containers(docker_client)
+                if c.labels.get("pytest-remote-serial.session") == ctl.session]
+
+
+def call(ctl, target, func, *args, timeout=30.0, serializer="cloudpickle", **kwargs):
+    try:
+        client = ctl.get(target).client
+    except TargetUnavailableError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    return client.roundtrip(func, args, kwargs, serializer, timeout)
+
+
+@pytest.mark.parametrize("target", CPU_TARGETS)
+def test_targets_run_the_python_their_suite_ships(controller, target):
+    running = controller.get(target)
+    expected = {"py3.9": "3.9.", "py3.11": "3.11.", "py3.13": "3.13.", "py3.14": "3.14."}[target]
+    assert running.python.startswith(expected)
+    packages = running.client.describe()["packages"]
+    assert "numpy" in packages and packages["cloudpickle"] == __import__("cloudpickle").__version__
+
+
+def test_closure_by_value_ok_on_same_minor(controller):
+    rt = call(controller, "py3.11", make_scaler(3), 14)
+    assert (rt.outcome, rt.result) == ("ok", 42)
+
+
+def test_closure_from_311_is_load_error_on_39_with_the_real_cause(controller):
+    rt = call(controller, "py3.9", make_scaler(3), 14)
+    assert rt.outcome == "load_error"
+    assert rt.error["type"] == "builtins.TypeError" and "code()" in rt.error["message"]
+    assert "written by Python 3.11" in rt.error["diagnosis"]
+    assert "use serializer='source'" in rt.error["diagnosis"]
+    with pytest.raises(prs.DeserializationError, match="written by Python 3.11"):
+        rt.raise_for_outcome()
+    assert call(controller, "py3.9", divmod, 7, 2).result == (3, 1)
+
+
+def test_closure_from_311_crashes_313_and_the_target_lives_on(controller):
+    rt = call(controller, "py3.13", make_scaler(3), 14)
+    assert rt.outcome == "crash", rt.error
+    assert rt.error["signal"] == signal.SIGSEGV
+    with pytest.raises(prs.TargetCrashed) as info:
+        rt.raise_for_outcome()
+    assert info.value.signal == signal.SIGSEGV
+    assert call(controller, "py3.13", divmod, 7, 2).result == (3, 1)
+
+
+def test_exit_code_crash_in_a_container(controller):
+    rt = call(controller, "py3.9", os._exit, 3)
+    assert (rt.outcome, rt.error["exit_code"]) == ("crash", 3)
+    assert call(controller, "py3.9", divmod, 7, 2).result == (3, 1)
+
+
+def test_timeout_in_a_container_then_next_call_passes(controller):
+    start = time.monotonic()
+    rt = call(controller, "py3.11", time.sleep, 60, timeout=1.0)
+    assert rt.outcome == "timeout" and time.monotonic() - start < 15
+    assert call(controller, "py3.11", divmod, 7, 2).result == (3, 1)
+
+
+def test_call_error_on_39_comes_back_as_value_error(controller):
+    rt = call(controller, "py3.9", int, "nope")
+    assert rt.outcome == "call_error"
+    assert isinstance(rt.exception, ValueError)
+    assert "remote traceback" in str(rt.exception.__cause__)
+    assert rt.error["python"].startswith("3.9.")
+
+
+@pytest.mark.parametrize("target", ["py3.11", "py3.14"])
+def test_script_module_is_missing_module(controller, target):
+    rt = call(controller, target, script_helpers.encode_query, "x")
+    assert (rt.outcome, rt.module) == ("missing_module", "script_helpers")
+    assert call(controller, target, divmod, 7, 2).result == (3, 1)
+
+
+def test_numpy2_array_on_numpy1_is_named_as_such(controller):
+    rt = call(controller, "py3.9", np.sum, np.arange(4))
+    if not np.__version__.startswith("2."):
+        pytest.skip("the host's numpy is not 2.x")
+    assert rt.outcome == "missing_module" and rt.module.startswith("numpy._core")
+    assert "numpy 2" in rt.error["diagnosis"] and "numpy 1.19" in rt.error["diagnosis"]
+
+
+def test_containers_are_hardened(controller, docker_client):
+    running = controller.get("py3.11")
+    attrs = docker_client.containers.get(running.extra["container"]).attrs
+    host, config = attrs["HostConfig"], attrs["Config"]
+    assert host["NetworkMode"] == "none"
+    assert host["CapDrop"] == ["ALL"]
+    assert "no-new-privileges" in host["SecurityOpt"]
+    assert host["ReadonlyRootfs"] is True
+    assert "/tmp" in host["Tmpfs"]
+    assert host["PidsLimit"] and host["Memory"]
+    assert config["User"] not in ("", "0", "root") and not config["User"].startswith("0:")
+    assert not any("docker.sock" in b for b in host.get("Binds") or [])
+    labels = config["Labels"]
+    assert labels["pytest-remote-serial.pid"] == str(os.getpid())
+    assert labels["pytest-remote-serial.session"] == controller.session
+    assert call(controller, "py3.11", os.getuid).result != 0
+    assert call(controller, "py3.11", _network_reachable, serializer="cloudpickle-by-value").result is False
+
+
+def _network_reachable():
+    import socket
+
+    try:
+        socket.create_connection(("1.1.1.1", 53), timeout=2)
+    except OSError:
+        return False
+    return True
+
+
+def test_stdio_transport_fallback(docker_client, pytester):
+    pytester.makefile(".toml", **{"matrix/targets": textwrap.dedent("""
+        [targets.stdio]
+        debian = { suite = "bookworm", packages = ["python3", "python3-numpy"] }
+        transport = "stdio"
+    """)})
+    ctl = Controller(load_matrix(pytester.path).select(["stdio"]), print)
+    try:
+        running = ctl.get("stdio")
+        assert running.extra["transport"] == "stdio"
+        blob = bytearray(range(256)) * 4096  # 1 MiB, several docker stream frames
+        rt = running.client.roundtrip(bytes, (blob,), {}, "cloudpickle", 30)
+        assert rt.outcome == "ok" and rt.result == bytes(blob)
+        rt = running.client.roundtrip(print, ("noise on stdout must not corrupt the stream",), {},
+                                      "cloudpickle", 30)
+        assert rt.outcome == "ok"
+    finally:
+        ctl.shutdown()
+
+
+# ------------------------------------------------------------------ the plugin, end to end
+
+
+def test_examples_matrix_end_to_end(pytester, docker_client):
+    pytester.syspathinsert()
+    for path in EXAMPLES.rglob("*.py"):
+        dest = pytester.path / path.relative_to(EXAMPLES)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(path.read_text())
+    result = pytester.runpytest_subprocess("--remote-matrix", "-p", "no:cacheprovider", "-v")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED  # the incompatibilities are the finding
+    result.stdout.fnmatch_lines(["*test_closure[[]py3.9[]] FAILED*", "*test_closure[[]py3.11[]] PASSED*",
+                                 "*test_function_that_raises[[]py3.13[]] PASSED*"])
+    lines = result.stdout.lines
+    start = lines.index(next(line for line in lines if "remote-serial matrix" in line)) + 1
+    end = next(i for i in range(start, len(lines)) if lines[i].startswith(("local:", "py3")))
+    matrix = parse_matrix(lines[start:end])
+    closure = matrix["test_closure"]
+    assert {"py3.9", "py3.11", "py3.13", "py3.14"} <= set(closure)
+    assert closure["py3.11"].startswith("ok")
+    assert closure["py3.9"].startswith("load_error")
+    assert closure["py3.13"].startswith("crash")
+    assert matrix["test_function_that_raises"]["py3.9"].startswith("call_error")
+    assert matrix["test_script_module_function"]["py3.11"].startswith("missing_module")
+    assert _gone_session(docker_client, lines)
+
+
+def _gone_session(client, lines) -> bool:
+    return not [c for c in our_containers(client) if c.labels.get("pytest-remote-serial.pid") != str(os.getpid())]
+
+
+PROJECT = """
+import time, pytest
+
+@pytest.mark.remote(timeout=120)
+def test_slow(remote):
+    print("STARTED", flush=True)
+    remote.call(time.sleep, 60)
+"""
+
+
+def _spawn(pytester, *args) -> subprocess.Popen:
+    pytester.makepyfile(test_slow=PROJECT)
+    return subprocess.Popen([sys.executable, "-m", "pytest", "-s", "-p", "no:cacheprovider", *args],
+                            cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def _wait_for_container(client, pid: int, timeout: float = 120) -> list:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        mine = [c for c in our_containers(client) if c.labels.get("pytest-remote-serial.pid") == str(pid)]
+        if mine and all(c.status == "running" for c in mine):
+            return mine
+        time.sleep(0.2)
+    raise AssertionError("the run never started its container")
+
+
+def _gone(client, pid: int, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not [c for c in our_containers(client) if c.labels.get("pytest-remote-serial.pid") == str(pid)]:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_sigint_mid_run_leaves_nothing(pytester, docker_client):
+    proc = _spawn(pytester, "--remote-targets=py3.11")
+    _wait_for_container(docker_client, proc.pid)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
+    assert _gone(docker_client, proc.pid, timeout=5), out
+
+
+def test_sigterm_mid_run_leaves_nothing(pytester, docker_client):
+    proc = _spawn(pytester, "--remote-targets=py3.11")
+    _wait_for_container(docker_client, proc.pid)
+    proc.terminate()
+    out, _ = proc.communicate(timeout=60)
+    assert _gone(docker_client, proc.pid, timeout=5), out
+
+
+def test_kill_9_is_cleaned_up_by_the_next_run(pytester, docker_client):
+    proc = _spawn(pytester, "--remote-targets=py3.11")
+    _wait_for_container(docker_client, proc.pid)
+    proc.kill()
+    proc.communicate(timeout=30)
+    # The agent sees the connection close and exits; the next run also reaps by dead PID.
+    image = controller_image(docker_client)
+    orphan = docker_client.containers.run(
+        image, ["sleep", "600"], detach=True, network_mode="none",
+        labels={"pytest-remote-serial.session": "dead", "pytest-remote-serial.host": os.uname().nodename,
+                "pytest-remote-serial.pid": str(proc.pid), "pytest-remote-serial.pid-start": "0"})
+    ctl = Controller(load_matrix(ROOT).select(["py3.11"]), print)
+    try:
+        ctl.docker()
+        assert _gone(docker_client, proc.pid, timeout=30)
+        with pytest.raises(docker_errors.NotFound):
+            orphan.reload()
+    finally:
+        ctl.shutdown()
+
+
+def controller_image(client) -> str:
+    from pytest_remote_serial.host.images import image_tag
+
+    return image_tag(load_matrix(ROOT).targets["py3.11"])
+
+
+def test_exception_in_a_fixture_leaves_nothing(pytester, docker_client):
+    pytester.makeconftest("""
+        import pytest
+
+        @pytest.fixture
+        def broken(remote):
+            assert remote.call(abs, -1) == 1
+            raise RuntimeError("fixture blew up")
+    """)
+    pytester.makepyfile("def test_x(broken): pass")
+    result = pytester.runpytest_subprocess("--remote-targets=py3.9")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*fixture blew up*"])
+    assert not [c for c in our_containers(docker_client)
+                if c.labels.get("pytest-remote-serial.target") == "py3.9"
+                and c.labels.get("pytest-remote-serial.pid") != str(os.getpid())]
+
+
+def test_unreachable_engine_skips_or_errors(pytester):
+    pytester.makepyfile("def test_x(remote):\n    assert remote.call(abs, -3) == 3\n")
+    env = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+    pytester.monkeypatch = getattr(pytester, "monkeypatch", None)
+    old = os.environ.get("DOCKER_HOST")
+    os.environ.update(env)
+    try:
+        plain = pytester.runpytest_subprocess()
+        plain.assert_outcomes(passed=1)
+        matrix = pytester.runpytest_subprocess("--remote-targets=py3.9", "-rs")
+        matrix.assert_outcomes(skipped=1)
+        matrix.stdout.fnmatch_lines(["*no Docker engine at unix:///nonexistent/docker.sock*"])
+        strict = pytester.runpytest_subprocess("--remote-targets=py3.9", "--remote-strict")
+        strict.assert_outcomes(errors=1)
+        strict.stdout.fnmatch_lines(["*no Docker engine at unix:///nonexistent/docker.sock*"])
+    finally:
+        if old is None:
+            os.environ.pop("DOCKER_HOST", None)
+        else:
+            os.environ["DOCKER_HOST"] = old
+
+
+def test_failed_build_makes_the_target_unavailable_with_the_log(pytester, docker_client):
+    pytester.makefile("", **{"matrix/Dockerfile": "FROM scratch\nRUN echo never-runs\n"})
+    pytester.makefile(".toml", **{"matrix/targets": '[targets.broken]\ndockerfile = "Dockerfile"\n'})
+    pytester.makepyfile("def test_x(remote):\n    remote.call(abs, 1)\n")
+    result = pytester.runpytest_subprocess("--remote-matrix", "-rs")
+    result.assert_outcomes(skipped=1, passed=1)  # local passes, broken skips
+    result.stdout.fnmatch_lines(["*broken*could not be built: docker build failed*"])
+    strict = pytester.runpytest_subprocess("--remote-matrix", "--remote-strict")
+    strict.assert_outcomes(errors=1, passed=1)
+
+
+def test_gpu_target_is_deselected_without_a_gpu_and_explains_when_named(pytester, docker_client):
+    from pytest_remote_serial.host.backends.docker import gpu_problem
+
+    if gpu_problem(docker_client) is None:
+        pytest.skip("this machine has a GPU")
+    pytester.makepyfile("def test_x(remote):\n    remote.call(abs, 1)\n")
+    result = pytester.runpytest_subprocess("--remote-matrix", "--co")
+    result.stdout.fnmatch_lines(["*cuda-py3.11 not selected: the host sees no NVIDIA GPU*"])
+    assert "test_x[cuda-py3.11]" not in result.stdout.str()
+    named = pytester.runpytest_subprocess("--remote-targets=cuda-py3.11", "-rs")
+    named.assert_outcomes(skipped=1)
+    named.stdout.fnmatch_lines(["*needs a GPU: the Docker engine offers no nvidia runtime*host sees no NVIDIA GPU*"])
+
+
+def test_keep_reuses_the_container_across_runs(pytester, docker_client):
+    pytester.makepyfile("""
+        import socket
+        def test_pid(remote):
+            print("AGENT", remote.call(socket.gethostname))
+    """)
+    first = pytester.runpytest_subprocess("--remote-targets=py3.11", "--remote-keep", "-s")
+    second = pytester.runpytest_subprocess("--remote-targets=py3.11", "--remote-keep", "-s")
+    try:
+        first.assert_outcomes(passed=1)
+        second.assert_outcomes(passed=1)
+        kept = docker_client.containers.list(filters={"label": "pytest-remote-serial.keep"})
+        assert len(kept) == 1
+        seen = {line.split()[-1] for line in first.stdout.lines + second.stdout.lines
+                if "AGENT " in line}
+        assert seen == {kept[0].id[:12]}  # both runs talked to the one kept container
+    finally:
+        for c in docker_client.containers.list(all=True, filters={"label": "pytest-remote-serial.keep"}):
+            c.remove(force=True)
