@@ -45,7 +45,8 @@ def render_matrix(records: Iterable[RoundTrip], targets: list[str],
     columns = [t for t in targets if any(t in cells for cells in grid.values())]
     prefix = _common_file(list(grid))
     labels = {row: row[len(prefix):] for row in grid}
-    label_w = min(max(len(x) for x in labels.values()) + 2, max(24, width // 2))
+    title = prefix or "function"
+    label_w = min(max([len(title)] + [len(x) for x in labels.values()]) + 2, max(24, width // 2))
     col_w = max([len(c) for c in columns] + [len(v) for r in grid.values() for v in r.values()]) + 2
     per_block = max(1, (width - label_w) // col_w)
     lines: list[str] = []
@@ -53,7 +54,8 @@ def render_matrix(records: Iterable[RoundTrip], targets: list[str],
         block = columns[start:start + per_block]
         if lines:
             lines.append("")
-        lines.append((prefix or "function").ljust(label_w) + "".join(c.ljust(col_w) for c in block).rstrip())
+        head = title if len(title) < label_w - 1 else "…" + title[-(label_w - 3):]
+        lines.append(head.ljust(label_w) + "".join(c.ljust(col_w) for c in block).rstrip())
         for row in sorted(grid):
             label = labels[row]
             if len(label) > label_w - 2:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import socket
 import struct
 import time
+from collections.abc import Callable
+from typing import Any
 
 from ..remote.agent import Channel
 
@@ -30,23 +32,21 @@ class SocketChannel(Channel):
             raise AgentLost("no answer from the agent before the deadline")
         return left
 
-    def _read_into(self, view: memoryview) -> int:
+    def _guarded(self, op: Callable[[Any], int], arg: Any) -> int:
+        """One socket operation under the deadline; every failure becomes AgentLost."""
         self.sock.settimeout(self._remaining())
         try:
-            return self.sock.recv_into(view)
+            return op(arg)
         except socket.timeout:
-            raise AgentLost("no answer from the agent before the deadline") from None
+            raise AgentLost("the agent did not answer before the deadline") from None
         except OSError as exc:
             raise AgentLost(f"connection to the agent broke: {exc}") from None
 
+    def _read_into(self, view: memoryview) -> int:
+        return self._guarded(self.sock.recv_into, view)
+
     def _writev(self, views: list) -> int:
-        self.sock.settimeout(self._remaining())
-        try:
-            return self.sock.sendmsg(views)
-        except socket.timeout:
-            raise AgentLost("the agent stopped reading before the deadline") from None
-        except OSError as exc:
-            raise AgentLost(f"connection to the agent broke: {exc}") from None
+        return self._guarded(self.sock.sendmsg, views)
 
     def close(self) -> None:
         try:

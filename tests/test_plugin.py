@@ -1,0 +1,106 @@
+"""Plugin behaviour through pytester: options, marker, parametrization, the summary."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_marker_is_registered_and_validated(pytester):
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.remote(serializer="dill", timeout=5)
+        def test_ok(remote):
+            assert remote.roundtrip(abs, -2).serializer == "dill"
+
+        @pytest.mark.remote(serialiser="dill")
+        def test_typo(remote):
+            pass
+    """)
+    result = pytester.runpytest("--strict-markers")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*unknown argument(s) serialiser; use serializer, targets*"])
+
+
+def test_ids_carry_the_target_and_marker_targets_narrow(pytester):
+    pytester.makefile(".toml", **{"matrix/targets": '[targets.a]\nimage = "x"\n[targets.b]\nimage = "y"\n'})
+    pytester.makepyfile("""
+        import pytest
+
+        def test_all(remote):
+            pass
+
+        @pytest.mark.remote(targets=["b"])
+        def test_only_b(remote):
+            pass
+
+        def test_plain():
+            pass
+    """)
+    result = pytester.runpytest("--remote-matrix", "--collect-only", "-q")
+    result.stdout.fnmatch_lines([
+        "*::test_all[[]local[]]", "*::test_all[[]a[]]", "*::test_all[[]b[]]", "*::test_only_b[[]b[]]",
+        "*::test_plain", "5 tests collected*",
+    ])
+
+
+def test_without_matrix_everything_runs_on_local(pytester):
+    pytester.makepyfile("""
+        def test_local(remote):
+            assert remote.target.name == "local"
+            assert remote.call(sum, [1, 2, 3]) == 6
+    """)
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*remote-serial: local only*", "*remote-serial matrix*",
+                                 "*test_local*ok*", "local: Python *, cold start *"])
+
+
+def test_functions_from_the_test_module_are_missing_on_local(pytester):
+    pytester.makepyfile("""
+        import pytest
+        import pytest_remote_serial as prs
+
+        def helper():
+            return 1
+
+        def test_by_reference(remote):
+            with pytest.raises(prs.MissingModuleError) as info:
+                remote.call(helper)
+            assert info.value.module == "test_functions_from_the_test_module_are_missing_on_local"
+            assert remote.call(helper, serializer="cloudpickle-by-value") == 1
+    """)
+    pytester.runpytest_subprocess().assert_outcomes(passed=1)
+
+
+def test_disabled_with_p_no(pytester):
+    pytester.makepyfile("def test_x(remote): pass")
+    result = pytester.runpytest("-p", "no:remote_serial")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*fixture 'remote' not found*"])
+
+
+def test_summary_wraps_wide_matrices():
+    from pytest_remote_serial.outcomes import RoundTrip
+    from pytest_remote_serial.summary import parse_matrix, render_matrix
+
+    targets = [f"target-{i}" for i in range(12)]
+    records = [RoundTrip(outcome="ok", target=t, function="f", serializer="cloudpickle",
+                         phases={"total": 0.002}, test=f"tests/test_a.py::test_{n}[{t}]")
+               for t in targets for n in ("one", "two")]
+    lines = render_matrix(records, targets, width=100)
+    assert max(len(line) for line in lines) <= 100
+    assert "" in lines  # wrapped into blocks
+    parsed = parse_matrix(lines)
+    assert parsed["test_one"] == {t: "ok 2.0ms" for t in targets}
+
+
+@pytest.mark.parametrize("bad", ["--remote-targets=", "--remote-matrix-file=nope.toml"])
+def test_bad_options_are_usage_errors_or_ignored(pytester, bad):
+    pytester.makepyfile("def test_x(remote): pass")
+    result = pytester.runpytest_subprocess(bad)
+    if bad.endswith("nope.toml"):
+        pytester.runpytest_subprocess("--remote-matrix", bad).stderr.fnmatch_lines(
+            ["*--remote-matrix-file: */nope.toml does not exist*"])
+    else:
+        result.assert_outcomes(passed=1)
