@@ -53,7 +53,7 @@ def examples(session: nox.Session) -> None:
     _install(session)
     session.run("python", "-m", "pytest_remote_serial", "images")
     session.run("pytest", "examples", "--remote-matrix", "-p", "no:cacheprovider", "-q",
-                "-rN", *session.posargs, success_codes=[0, 1])
+                "--tb=line", "-rN", *session.posargs, success_codes=[0, 1])
 
 
 @nox.session

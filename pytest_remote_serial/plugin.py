@@ -162,7 +162,7 @@ class RemoteSerialPlugin:
             return
         order = [t.name for t in self.targets]
         terminalreporter.section("remote-serial matrix")
-        width = max(getattr(terminalreporter._tw, "fullwidth", 100), 60)
+        width = max(getattr(terminalreporter._tw, "fullwidth", 100), 100)
         for line in render_matrix(self.records, order, self.unavailable, width):
             terminalreporter.write_line(line)
         if self._controller is not None:
