@@ -74,30 +74,38 @@ def owner_alive(labels: dict[str, str]) -> bool:
 def reap(client: Any, session: str | None = None) -> int:
     """Remove this session's containers (session given) or those of dead sessions."""
     removed = 0
-    for container in client.containers.list(all=True, filters={"label": L_SESSION}):
-        labels = container.labels
+    # The low-level list: no per-container inspect that could race with auto-removal.
+    for summary in client.api.containers(all=True, filters={"label": L_SESSION}):
+        labels = summary.get("Labels") or {}
         if session is not None:
             if labels.get(L_SESSION) != session:
                 continue
         elif labels.get(L_KEEP) or owner_alive(labels):
             continue
-        if _remove(container):
+        if _remove_id(client, summary["Id"]):
             removed += 1
     return removed
 
 
 def _remove(container: Any) -> bool:
+    return _remove_id(container.client, container.id)
+
+
+def _remove_id(client: Any, container_id: str) -> bool:
+    """Force-remove and return only once it is gone, even if auto-remove got there first."""
     import docker.errors
 
     try:
-        container.remove(force=True)
+        client.api.remove_container(container_id, force=True)
         return True
     except docker.errors.NotFound:
         return False
     except docker.errors.APIError as exc:
-        if exc.status_code == 409:  # auto-remove already under way
-            return False
-        raise
+        if exc.status_code != 409:  # 409: removal already in progress
+            raise
+    with contextlib.suppress(docker.errors.APIError, Exception):
+        client.api.wait(container_id, timeout=10, condition="removed")
+    return False
 
 
 def gpu_problem(client: Any) -> str | None:
