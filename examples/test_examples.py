@@ -24,11 +24,23 @@ def make_scaler(factor):
 square = lambda x: x * x  # noqa: E731
 
 
+@pytest.mark.remote(serializer="cloudpickle")
 def test_closure(remote):
+    """By value with cloudpickle: code objects do not survive another minor version."""
     assert remote.call(make_scaler(3), 14) == 42
 
 
+@pytest.mark.remote(serializer="cloudpickle")
 def test_lambda(remote):
+    assert remote.call(square, 12) == 144
+
+
+def test_closure_auto(remote):
+    """The default ladder: by value where the version matches, else the source capsule."""
+    assert remote.call(make_scaler(3), 14) == 42
+
+
+def test_lambda_auto(remote):
     assert remote.call(square, 12) == 144
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from . import outcomes as oc
 from .host.backends.base import Running
 from .host.codecs import get_codec
 from .outcomes import RoundTrip
@@ -58,11 +60,24 @@ class TargetInfo:
         return f"<target {self.name} python={self.python} image={self.image}>"
 
 
-def resolve_serializer(name: str) -> str:
-    """``auto`` is cloudpickle for now; the cross-version ladder replaces this."""
-    if name == "auto":
-        return "cloudpickle"
-    return get_codec(name).name
+# Outcomes after which the next rung of the ``auto`` ladder is tried; a crash, a timeout
+# or an error of the function itself ends the ladder (DESIGN §2).
+RETRY_ON = {oc.DUMP_ERROR, oc.LOAD_ERROR, oc.MISSING_MODULE, oc.SYNTAX_ERROR}
+
+
+def ladder(target_python: str) -> list[str]:
+    """Same major.minor as the host: by value first; another version: only source ports."""
+    same = target_python.split(".")[:2] == platform.python_version().split(".")[:2]
+    return ["cloudpickle", "cloudpickle-by-value", "source"] if same else ["source"]
+
+
+def next_rung(rungs: list[str], tried: str, outcome: str) -> str | None:
+    if outcome not in RETRY_ON:
+        return None
+    if tried == "cloudpickle" and outcome != oc.MISSING_MODULE:
+        return "source"  # by-value only helps when a module was missing
+    later = rungs[rungs.index(tried) + 1:]
+    return later[0] if later else None
 
 
 class Remote:
@@ -78,9 +93,22 @@ class Remote:
                   **kwargs: Any) -> RoundTrip:
         """Serialize, load and call on the target; the record, never a serialization raise."""
         chosen = serializer or self._options.serializer
-        rt = self._running.client.roundtrip(
-            func, args, kwargs, resolve_serializer(chosen), timeout=self._options.timeout,
-            isolate=self._options.isolate)
+        if chosen == "auto":
+            rungs = ladder(self.target.python)
+        else:
+            rungs = [get_codec(chosen).name]
+        tried: list[str] = []
+        rung: str | None = rungs[0]
+        while True:
+            assert rung is not None
+            rt = self._running.client.roundtrip(
+                func, args, kwargs, rung, timeout=self._options.timeout, isolate=self._options.isolate)
+            nxt = next_rung(rungs, rung, rt.outcome) if chosen == "auto" else None
+            if nxt is None:
+                break
+            tried.append(rung)
+            rung = nxt
+        rt.fallback_from = tried
         rt.test = self._test
         self._record(rt)
         return rt

@@ -199,7 +199,9 @@ def test_examples_matrix_end_to_end(pytester, docker_client):
     assert closure["py3.9"].startswith("load_error")
     assert closure["py3.13"].startswith("crash")
     assert matrix["test_function_that_raises"]["py3.9"].startswith("call_error")
-    assert matrix["test_script_module_function"]["py3.11"].startswith("missing_module")
+    for target in ("py3.9", "py3.11", "py3.13", "py3.14"):
+        assert matrix["test_closure_auto"][target].startswith("ok"), target
+        assert matrix["test_script_module_function"][target].startswith("ok"), target
     # Only this process's own (module-scoped) containers may still exist.
     left = [(c["Names"], c["State"], c["Labels"]) for c in our_containers(docker_client)
             if label(c, "pid") != str(os.getpid())]

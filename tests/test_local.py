@@ -30,7 +30,7 @@ def make_adder(n):
 
 def test_closure_round_trips(remote):
     rt = remote.roundtrip(make_adder(2), 40)
-    assert (rt.outcome, rt.result, rt.serializer) == ("ok", 42, "cloudpickle")
+    assert (rt.outcome, rt.result, rt.serializer, rt.fallback_from) == ("ok", 42, "cloudpickle", [])
     assert rt.payload_bytes > 0 and rt.result_bytes > 0
     assert set(rt.phases) == {"dump", "send", "load", "call", "result", "total"}
     assert rt.phases["total"] >= rt.phases["dump"] + rt.phases["load"]
@@ -105,21 +105,34 @@ def test_timeout_kills_the_call_not_the_target(remote):
 
 
 def test_script_module_function_is_missing_module(remote):
-    rt = remote.roundtrip(script_helpers.encode_query, "x")
+    rt = remote.roundtrip(script_helpers.encode_query, "x", serializer="cloudpickle")
     assert rt.outcome == "missing_module"
     assert rt.module == "script_helpers"
     with pytest.raises(prs.MissingModuleError) as info:
-        remote.call(script_helpers.encode_query, "x")
+        remote.call(script_helpers.encode_query, "x", serializer="cloudpickle")
     assert isinstance(info.value, prs.DeserializationError)
     assert info.value.module == "script_helpers"
     assert remote.call(script_helpers.encode_query, "x", serializer="cloudpickle-by-value") == [23]
 
 
+def test_auto_falls_back_to_by_value_for_a_missing_module(remote):
+    rt = remote.roundtrip(script_helpers.encode_query, "x")
+    assert (rt.outcome, rt.result) == ("ok", [23])
+    assert (rt.serializer, rt.fallback_from) == ("cloudpickle-by-value", ["cloudpickle"])
+    assert rt.as_record()["fallback_from"] == ["cloudpickle"]
+
+
+def test_auto_ends_the_ladder_on_a_call_error(remote):
+    rt = remote.roundtrip(int, "nope")
+    assert (rt.outcome, rt.serializer, rt.fallback_from) == ("call_error", "cloudpickle", [])
+
+
 def test_unpicklable_argument_is_dump_error(remote):
     rt = remote.roundtrip(make_adder(1), threading.Lock())
     assert rt.outcome == "dump_error" and "cannot pickle" in rt.error["message"]
+    assert rt.fallback_from == ["cloudpickle"] and rt.serializer == "source"  # auto tried both
     with pytest.raises(prs.SerializationError):
-        remote.call(make_adder(1), threading.Lock())
+        remote.call(make_adder(1), threading.Lock(), serializer="cloudpickle")
 
 
 def test_unloadable_result_is_result_error(remote):

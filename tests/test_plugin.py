@@ -66,7 +66,7 @@ def test_functions_from_the_test_module_are_missing_on_local(pytester):
 
         def test_by_reference(remote):
             with pytest.raises(prs.MissingModuleError) as info:
-                remote.call(helper)
+                remote.call(helper, serializer="cloudpickle")
             assert info.value.module == "test_functions_from_the_test_module_are_missing_on_local"
             assert remote.call(helper, serializer="cloudpickle-by-value") == 1
     """)

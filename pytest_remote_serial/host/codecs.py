@@ -76,6 +76,12 @@ def _dill_recurse(obj: Any) -> list[Any]:
     return agent.dump_with_buffers(dill.dumps, obj, recurse=True)
 
 
+def _source(obj: Any) -> list[Any]:
+    from .capsule import dumps_source
+
+    return agent.dump_with_buffers(dumps_source, obj)
+
+
 CODECS: dict[str, Codec] = {
     c.name: c
     for c in (
@@ -84,6 +90,7 @@ CODECS: dict[str, Codec] = {
         Codec("cloudpickle-by-value", _cloudpickle_by_value, "cloudpickle"),
         Codec("dill", _dill, "dill"),
         Codec("dill-recurse", _dill_recurse, "dill"),
+        Codec("source", _source, None),
     )
 }
 SERIALIZERS = ("auto", *CODECS)

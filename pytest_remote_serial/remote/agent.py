@@ -147,7 +147,90 @@ def _load_dill(payload, buffers, header):
     return dill.loads(payload, buffers=buffers)
 
 
+# --------------------------------------------------------------------------- source capsule
+# The host's CapsulePickler reduces user functions and classes to these functions, by the
+# name they have on the host; _SourceUnpickler maps that name back to this module.
+
+HOST_MODULE = "pytest_remote_serial.remote.agent"
+LAMBDA_NAME = "__prs_lambda__"
+_SOURCE_API = ("src_import", "src_function", "src_fill_function", "src_class")
+
+
+def src_import(name):
+    import importlib
+
+    return importlib.import_module(name)
+
+
+def _compile(source, filename, what):
+    """Compile capsule source; a SyntaxError here is the target's Python lacking the syntax."""
+    import linecache
+
+    name = "<capsule %s from %s>" % (what, filename)
+    linecache.cache[name] = (len(source), None, source.splitlines(True), name)
+    return compile(source, name, "exec", dont_inherit=True)
+
+
+def src_function(skeleton):
+    """The function compiled from source, with empty globals and cells (filled next)."""
+    import builtins
+
+    namespace = {"__builtins__": builtins, "__name__": skeleton["module"]}
+    freevars = skeleton["freevars"]
+    source, name = skeleton["source"], skeleton["name"]
+    if name == "<lambda>":
+        name = LAMBDA_NAME
+    if freevars:
+        body = "".join("    " + line if line.strip() else line for line in source.splitlines(True))
+        source = "def __prs_factory__(%s):\n%s    return %s\n" % (", ".join(freevars), body, name)
+        exec(_compile(source, skeleton["filename"], skeleton["name"]), namespace)
+        func = namespace.pop("__prs_factory__")(*[None] * len(freevars))
+    else:
+        exec(_compile(source, skeleton["filename"], skeleton["name"]), namespace)
+        func = namespace.pop(name)
+    return func
+
+
+def src_fill_function(func, state):
+    func.__globals__.update(state["globals"])
+    cells = dict(zip(func.__code__.co_freevars, func.__closure__ or ()))
+    for name, value in state["closure"].items():
+        if name in cells:
+            cells[name].cell_contents = value
+    func.__defaults__ = state["defaults"]
+    func.__kwdefaults__ = state["kwdefaults"]
+    func.__name__ = state["name"]
+    func.__qualname__ = state["qualname"]
+    func.__doc__ = state["doc"]
+    func.__dict__.update(state["dict"])
+
+
+def src_class(capsule):
+    import builtins
+
+    namespace = dict(capsule["globals"], __builtins__=builtins, __name__=capsule["module"])
+    exec(_compile(capsule["source"], capsule["filename"], capsule["name"]), namespace)
+    cls = namespace[capsule["name"]]
+    cls.__qualname__ = capsule["qualname"]
+    cls.__module__ = capsule["module"]
+    return cls
+
+
+class _SourceUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if module == HOST_MODULE and name in _SOURCE_API:
+            return globals()[name]
+        return super().find_class(module, name)
+
+
+def _load_source(payload, buffers, header):
+    import io
+
+    return _SourceUnpickler(io.BytesIO(payload), buffers=buffers).load()
+
+
 LOADERS = {
+    "source": _load_source,
     "pickle": _load_pickle,
     "cloudpickle": _load_pickle,
     "cloudpickle-by-value": _load_pickle,
@@ -262,8 +345,14 @@ def run_call(channel: Channel, header: dict, status_fd: int | None = None) -> No
         raise
     except BaseException as exc:
         info = error_info(exc, "load")
-        info["diagnosis"] = diagnose_load(header, exc)
-        response.update(outcome="missing_module" if "module" in info else "load_error", error=info)
+        if isinstance(exc, SyntaxError) and header["serializer"] == "source":
+            info["diagnosis"] = "the source does not compile on Python %s: %s (line %s: %s)" % (
+                python_version(), exc.msg, exc.lineno, (exc.text or "").strip())
+            outcome = "syntax_error"
+        else:
+            info["diagnosis"] = diagnose_load(header, exc)
+            outcome = "missing_module" if "module" in info else "load_error"
+        response.update(outcome=outcome, error=info)
         response["phases"]["load"] = time.perf_counter() - t0
         _respond(channel, response, out, status_fd)
         return
