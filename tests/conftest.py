@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from helpers import ROOT
 
 
 @pytest.fixture(scope="session")
@@ -20,10 +19,3 @@ def docker_client(pytestconfig: pytest.Config):
         pytest.skip(str(exc))
     yield client
     client.close()
-
-
-@pytest.fixture
-def matrix_project(pytester: pytest.Pytester) -> pytest.Pytester:
-    """A pytester project that uses this repository's matrix file."""
-    pytester.makefile(".toml", **{"matrix/targets": (ROOT / "matrix" / "targets.toml").read_text()})
-    return pytester
