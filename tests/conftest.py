@@ -1,4 +1,4 @@
-"""Shared test support: the real Docker engine, and pytester projects using the matrix."""
+"""Shared test support: the real Docker engine."""
 
 from __future__ import annotations
 
