@@ -54,15 +54,18 @@ def render_matrix(records: Iterable[RoundTrip], targets: list[str],
         block = columns[start:start + per_block]
         if lines:
             lines.append("")
-        head = title if len(title) < label_w - 1 else "…" + title[-(label_w - 3):]
-        lines.append(head.ljust(label_w) + "".join(c.ljust(col_w) for c in block).rstrip())
+        lines.append(_fit(title, label_w) + "".join(c.ljust(col_w) for c in block).rstrip())
         for row in sorted(grid):
-            label = labels[row]
-            if len(label) > label_w - 2:
-                label = "…" + label[-(label_w - 3):]
-            lines.append(label.ljust(label_w) + "".join(
+            lines.append(_fit(labels[row], label_w) + "".join(
                 grid[row].get(c, "-").ljust(col_w) for c in block).rstrip())
     return lines
+
+
+def _fit(text: str, width: int) -> str:
+    """Left-justified in ``width``, keeping the informative end of a long name."""
+    if len(text) > width - 2:
+        text = "…" + text[-(width - 3):]
+    return text.ljust(width)
 
 
 def _common_file(rows: list[str]) -> str:
@@ -82,8 +85,10 @@ def parse_matrix(lines: list[str]) -> dict[str, dict[str, str]]:
             header = []
             continue
         if not header:
-            names = line.split()[1:]
-            header = [(n, line.index(" " + n) + 1) for n in names]
+            pos = len(line.split()[0])
+            for name in line.split()[1:]:  # each searched after the previous one
+                pos = line.index(" " + name, pos) + 1
+                header.append((name, pos))
             continue
         row = line[: header[0][1]].strip()
         for i, (name, start) in enumerate(header):
