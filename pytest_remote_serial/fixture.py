@@ -93,25 +93,21 @@ class Remote:
                   **kwargs: Any) -> RoundTrip:
         """Serialize, load and call on the target; the record, never a serialization raise."""
         chosen = serializer or self._options.serializer
-        if chosen == "auto":
-            rungs = ladder(self.target.python)
-        else:
-            rungs = [get_codec(chosen).name]
+        rungs = ladder(self.target.python) if chosen == "auto" else [get_codec(chosen).name]
         tried: list[str] = []
-        rung: str | None = rungs[0]
-        while True:
-            assert rung is not None
-            rt = self._running.client.roundtrip(
-                func, args, kwargs, rung, timeout=self._options.timeout, isolate=self._options.isolate)
-            nxt = next_rung(rungs, rung, rt.outcome) if chosen == "auto" else None
-            if nxt is None:
-                break
-            tried.append(rung)
-            rung = nxt
+        rt = self._once(func, args, kwargs, rungs[0])
+        while chosen == "auto" and (nxt := next_rung(rungs, rt.serializer, rt.outcome)):
+            tried.append(rt.serializer)
+            rt = self._once(func, args, kwargs, nxt)
         rt.fallback_from = tried
         rt.test = self._test
         self._record(rt)
         return rt
+
+    def _once(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+              serializer: str) -> RoundTrip:
+        return self._running.client.roundtrip(func, args, kwargs, serializer,
+                                              timeout=self._options.timeout, isolate=self._options.isolate)
 
     def call(self, func: Callable[..., Any], *args: Any, serializer: str | None = None,
              **kwargs: Any) -> Any:

@@ -66,7 +66,7 @@ def needs_source(obj: Any) -> bool:
 # ----------------------------------------------------------------------------- finding source
 
 
-def _module_tree(filename: str, module_globals: dict[str, Any] | None) -> tuple[ast.Module, list[str]]:
+def _module_tree(filename: str, module_globals: dict[str, Any] | None) -> ast.Module:
     """The whole file (or REPL cell) the object came from, parsed."""
     lines = linecache.getlines(filename, module_globals)
     if not lines:
@@ -74,10 +74,10 @@ def _module_tree(filename: str, module_globals: dict[str, Any] | None) -> tuple[
                                 f"linecache holds nothing for it; {NO_SOURCE_HINT}")
     text = "".join(lines)
     try:
-        return ast.parse(text), lines
+        return ast.parse(text)
     except SyntaxError:
         # A fragment (history, a cell with magics): parse what we can around the object.
-        return ast.parse(textwrap.dedent(text)), lines
+        return ast.parse(textwrap.dedent(text))
 
 
 def _code_columns(code: types.CodeType) -> set[int]:
@@ -90,7 +90,7 @@ def _code_columns(code: types.CodeType) -> set[int]:
 
 def find_function_node(func: types.FunctionType) -> ast.AST:
     code = func.__code__
-    tree, _ = _module_tree(code.co_filename, func.__globals__)
+    tree = _module_tree(code.co_filename, func.__globals__)
     first = code.co_firstlineno
     candidates: list[Any]
     if code.co_name == "<lambda>":
@@ -138,9 +138,8 @@ def _neutral_args(args: ast.arguments) -> ast.arguments:
     return args
 
 
-def class_source(cls: type) -> str:
-    tree, _ = _module_tree(_class_file(cls), vars(sys.modules.get(cls.__module__, types)) if
-                           cls.__module__ in sys.modules else None)
+def class_source(cls: type, filename: str, namespace: dict[str, Any] | None) -> str:
+    tree = _module_tree(filename, namespace)
     first = _class_line(cls)
     nodes = [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == cls.__name__
              and (first is None or first in {n.lineno, *(d.lineno for d in n.decorator_list)})]
@@ -235,11 +234,13 @@ class CapsulePickler(pickle.Pickler):
         return agent.src_function, (skeleton,), state, None, None, agent.src_fill_function
 
     def _reduce_class(self, cls: type) -> tuple[Any, ...]:
-        source = class_source(cls)
-        namespace = vars(sys.modules[cls.__module__]) if cls.__module__ in sys.modules else {}
+        module = sys.modules.get(cls.__module__)
+        namespace = vars(module) if module is not None else {}
+        filename = _class_file(cls)
+        source = class_source(cls, filename, namespace)
         capsule = {
             "source": source, "name": cls.__name__, "qualname": cls.__qualname__,
-            "module": cls.__module__, "filename": _class_file(cls),
+            "module": cls.__module__, "filename": filename,
             "globals": _globals_for(_class_names(cls, source), namespace, skip=cls.__name__),
         }
         return agent.src_class, (capsule,)

@@ -111,12 +111,11 @@ def get_codec(name: str) -> Codec:
 
 def envelope(codec: Codec) -> dict[str, Any]:
     """The header every payload carries, so the agent can name the real cause of a failure."""
-    numpy = sys.modules.get("numpy")
     return {
         "proto": agent.PROTOCOL,
         "python": agent.python_version(),
         "magic": agent.magic_number(),
         "serializer": codec.name,
         "serializer_version": codec.version,
-        "numpy": getattr(numpy, "__version__", None),
+        "numpy": agent.numpy_version(),
     }

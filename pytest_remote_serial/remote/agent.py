@@ -108,6 +108,7 @@ def magic_number(magic: bytes = importlib.util.MAGIC_NUMBER) -> int:
 
 
 def numpy_version() -> str | None:
+    """Only if already imported: the envelope must not import numpy just to say it is absent."""
     mod = sys.modules.get("numpy")
     return getattr(mod, "__version__", None) if mod is not None else None
 
@@ -180,15 +181,13 @@ def src_function(skeleton):
     source, name = skeleton["source"], skeleton["name"]
     if name == "<lambda>":
         name = LAMBDA_NAME
-    if freevars:
+    if freevars:  # a factory whose parameters become the closure's cells
         body = "".join("    " + line if line.strip() else line for line in source.splitlines(True))
         source = "def __prs_factory__(%s):\n%s    return %s\n" % (", ".join(freevars), body, name)
-        exec(_compile(source, skeleton["filename"], skeleton["name"]), namespace)
-        func = namespace.pop("__prs_factory__")(*[None] * len(freevars))
-    else:
-        exec(_compile(source, skeleton["filename"], skeleton["name"]), namespace)
-        func = namespace.pop(name)
-    return func
+    exec(_compile(source, skeleton["filename"], skeleton["name"]), namespace)
+    if freevars:
+        return namespace.pop("__prs_factory__")(*[None] * len(freevars))
+    return namespace.pop(name)
 
 
 def src_fill_function(func, state):
@@ -255,7 +254,7 @@ def diagnose_load(header: dict, exc: BaseException) -> str | None:
     missing = _missing_module(exc) or ""
     theirs = env.get("numpy")
     if theirs and (missing == "numpy" or missing.startswith("numpy.")):
-        ours = numpy_version() or _try_numpy_version()
+        ours = _try_numpy_version()
         if not ours:
             return "payload holds numpy %s objects but numpy is not installed here" % theirs
         if theirs.split(".")[0] != ours.split(".")[0]:

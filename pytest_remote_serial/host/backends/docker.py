@@ -103,7 +103,7 @@ def _remove_id(client: Any, container_id: str) -> bool:
     except docker.errors.APIError as exc:
         if exc.status_code != 409:  # 409: removal already in progress
             raise
-    with contextlib.suppress(docker.errors.APIError, Exception):
+    with contextlib.suppress(Exception):  # API errors and the read timeout alike
         client.api.wait(container_id, timeout=10, condition="removed")
     return False
 
