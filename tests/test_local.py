@@ -210,3 +210,110 @@ def test_envelope_names_the_cross_version_cause():
         header["envelope"]["magic"] = 3413
     message = agent.diagnose_load(header, TypeError("code() takes at most 16 arguments (18 given)"))
     assert "bytecode magic" in message and "use serializer='source'" in message
+
+
+class Base:
+    def __init__(self, x):
+        self.x = x
+
+    def value(self):
+        return self.x
+
+
+class Child(Base):
+    def __init__(self, x):
+        super().__init__(x * 10)
+
+    def value(self):
+        return super().value() + 1
+
+
+@pytest.mark.parametrize("serializer", ["source", "json"])
+def test_methods_using_super_ship_by_source(remote, serializer):
+    assert remote.call(Child(3).value, serializer=serializer) == 31  # bound method: __class__ cell
+    assert remote.call(Child.value, Child(4), serializer="source") == 41
+    made = remote.call(Child, 2, serializer="source")
+    assert type(made) is Child and made.value() == 21
+
+
+def test_json_refuses_an_argument_it_would_change(remote):
+    rt = remote.roundtrip(len, (1, 2), serializer="json")
+    assert rt.outcome == "dump_error"
+    assert "args[0] is a tuple and would arrive as a list" in rt.error["message"]
+    rt = remote.roundtrip(sorted, {1: "a"}, serializer="json")
+    assert "args[0] has the key 1 (int), which JSON turns into the string '1'" in rt.error["message"]
+
+
+def test_json_result_that_changes_type_is_a_mismatch_not_ok(remote):
+    rt = remote.roundtrip(divmod, 7, 2, serializer="json")
+    assert (rt.outcome, rt.result) == ("result_error", [3, 1])
+    assert "result is a tuple and would arrive as a list" in rt.error["message"]
+    with pytest.raises(prs.ResultError, match="changed on the way"):
+        rt.raise_for_outcome()
+    assert remote.call(dict, a=[1, 2.5, None, True], serializer="json") == {"a": [1, 2.5, None, True]}
+
+
+REPL_LINES = ["import sys", "def typed(a, b=2):", "    return a * b + 1", "", "twice = lambda q: q * 2"]
+
+
+def test_readline_history_is_the_last_resort_for_source(remote):
+    readline = pytest.importorskip("readline")
+    saved = [readline.get_history_item(i) for i in range(1, readline.get_current_history_length() + 1)]
+    readline.clear_history()
+    try:
+        for line in REPL_LINES:
+            if line:
+                readline.add_history(line)
+        namespace = {"__name__": "__main__"}
+        # What the classic REPL does: each statement compiled alone from "<stdin>".
+        exec(compile("def typed(a, b=2):\n    return a * b + 1\n", "<stdin>", "single"), namespace)
+        exec(compile("twice = lambda q: q * 2\n", "<stdin>", "single"), namespace)
+        assert remote.call(namespace["typed"], 3, serializer="source") == 7
+        assert remote.call(namespace["twice"], 4, serializer="source") == 8
+        readline.clear_history()
+        rt = remote.roundtrip(namespace["typed"], 3, serializer="source")
+        assert rt.outcome == "dump_error" and "nor readline history holds it" in rt.error["message"]
+    finally:
+        readline.clear_history()
+        for line in saved:
+            readline.add_history(line or "")
+
+
+def test_a_function_typed_at_the_real_repl_ships_by_source(tmp_path):
+    """A real interactive interpreter on a pseudo-terminal: readline records what is typed."""
+    import pty
+    import select
+    import subprocess
+
+    pytest.importorskip("readline")
+    master, slave = pty.openpty()
+    env = dict(os.environ, TERM="dumb", PYTHONSTARTUP="", PYTHONPATH=str(Path(prs.__file__).parents[1]))
+    proc = subprocess.Popen([sys.executable, "-i", "-q"], stdin=slave, stdout=slave, stderr=slave,
+                            env=env, cwd=tmp_path, start_new_session=True)
+    os.close(slave)
+    typed = [*REPL_LINES,
+             "from pytest_remote_serial.host.capsule import dumps_source",
+             "print('CAPSULE', dumps_source((typed, twice)).hex(), 'END')", "exit()"]
+    out = b""
+    try:
+        for line in typed:
+            os.write(master, line.encode() + b"\n")
+            time.sleep(0.05)
+        deadline = time.monotonic() + 30
+        while b" END" not in out and time.monotonic() < deadline:
+            if select.select([master], [], [], 1)[0]:
+                try:
+                    out += os.read(master, 65536)
+                except OSError:
+                    break
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(master)
+    text = out.decode(errors="replace")
+    assert "CAPSULE" in text and " END" in text, text[-2000:]
+    capsule = bytes.fromhex(text.rsplit("CAPSULE", 1)[1].split()[0])
+    from pytest_remote_serial.remote import agent
+
+    typed_fn, twice_fn = agent._load_source(capsule, [], {})
+    assert (typed_fn(3), typed_fn(3, b=5), twice_fn(21)) == (7, 16, 42)

@@ -66,18 +66,45 @@ def needs_source(obj: Any) -> bool:
 # ----------------------------------------------------------------------------- finding source
 
 
-def _module_tree(filename: str, module_globals: dict[str, Any] | None) -> ast.Module:
-    """The whole file (or REPL cell) the object came from, parsed."""
+def _source_trees(filename: str, module_globals: dict[str, Any] | None) -> list[ast.Module]:
+    """Where the object's source may be, best first: its file or REPL cell (linecache holds
+    files, IPython's ``<ipython-input-…>`` and 3.13's ``<python-input-N>``), then the
+    statements in readline's history, newest first (the classic ``<stdin>`` REPL)."""
     lines = linecache.getlines(filename, module_globals)
-    if not lines:
-        raise SourceUnavailable(f"no source exists for it: {filename!r} is not a file and "
-                                f"linecache holds nothing for it; {NO_SOURCE_HINT}")
-    text = "".join(lines)
-    try:
-        return ast.parse(text)
-    except SyntaxError:
-        # A fragment (history, a cell with magics): parse what we can around the object.
-        return ast.parse(textwrap.dedent(text))
+    if lines:
+        text = "".join(lines)
+        try:
+            return [ast.parse(text)]
+        except SyntaxError:  # a cell with magics: parse what we can around the object
+            return [ast.parse(textwrap.dedent(text))]
+    return _history_trees()
+
+
+def _no_source(what: str, filename: str) -> SourceUnavailable:
+    return SourceUnavailable(f"no source exists for {what}: {filename!r} is not a file, and neither "
+                             f"linecache nor readline history holds it; {NO_SOURCE_HINT}")
+
+
+_CONTINUATION = ("else", "elif", "except", "finally", ")", "]", "}")
+
+
+def _history_trees() -> list[ast.Module]:
+    """Each statement typed at a readline REPL, parsed, newest first; unparsable ones skipped."""
+    readline = sys.modules.get("readline")  # imported by the REPL itself; never import it here
+    if readline is None:
+        return []
+    lines = [readline.get_history_item(i) or "" for i in range(1, readline.get_current_history_length() + 1)]
+    starts = [i for i, line in enumerate(lines)
+              if line[:1] not in ("", " ", "\t") and not line.startswith(_CONTINUATION)
+              and not (i and lines[i - 1].startswith("@"))]
+    trees = []
+    for k in reversed(range(len(starts))):
+        end = starts[k + 1] if k + 1 < len(starts) else len(lines)
+        try:
+            trees.append(ast.parse("\n".join(lines[starts[k]:end]) + "\n"))
+        except SyntaxError:
+            continue
+    return trees
 
 
 def _code_columns(code: types.CodeType) -> set[int]:
@@ -90,7 +117,19 @@ def _code_columns(code: types.CodeType) -> set[int]:
 
 def find_function_node(func: types.FunctionType) -> ast.AST:
     code = func.__code__
-    tree = _module_tree(code.co_filename, func.__globals__)
+    trees = _source_trees(code.co_filename, func.__globals__)
+    for tree in trees:
+        candidates = _function_nodes(tree, code)
+        if candidates:
+            return candidates[0]
+    if not linecache.getlines(code.co_filename, func.__globals__):
+        raise _no_source(func.__qualname__, code.co_filename)
+    raise SourceUnavailable(f"the source of {func.__qualname__} could not be located in "
+                            f"{code.co_filename!r} at line {code.co_firstlineno} (was the file changed "
+                            f"since it was imported?)")
+
+
+def _function_nodes(tree: ast.Module, code: types.CodeType) -> list[Any]:
     first = code.co_firstlineno
     candidates: list[Any]
     if code.co_name == "<lambda>":
@@ -108,11 +147,7 @@ def find_function_node(func: types.FunctionType) -> ast.AST:
         kinds = (ast.FunctionDef, ast.AsyncFunctionDef)
         candidates = [n for n in ast.walk(tree) if isinstance(n, kinds) and n.name == code.co_name
                       and first in {n.lineno, *(d.lineno for d in n.decorator_list)}]
-    if not candidates:
-        raise SourceUnavailable(f"the source of {func.__qualname__} could not be located in "
-                                f"{code.co_filename!r} at line {first} (was the file changed "
-                                f"since it was imported?)")
-    return candidates[0]
+    return candidates
 
 
 def function_source(func: types.FunctionType) -> str:
@@ -139,13 +174,12 @@ def _neutral_args(args: ast.arguments) -> ast.arguments:
 
 
 def class_source(cls: type, filename: str, namespace: dict[str, Any] | None) -> str:
-    tree = _module_tree(filename, namespace)
     first = _class_line(cls)
-    nodes = [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == cls.__name__
+    nodes = [n for tree in _source_trees(filename, namespace) for n in ast.walk(tree)
+             if isinstance(n, ast.ClassDef) and n.name == cls.__name__
              and (first is None or first in {n.lineno, *(d.lineno for d in n.decorator_list)})]
     if not nodes:
-        raise SourceUnavailable(f"the source of class {cls.__qualname__} could not be found; "
-                                f"{NO_SOURCE_HINT}")
+        raise _no_source(f"class {cls.__qualname__}", filename)
     return ast.unparse(nodes[0]) + "\n"
 
 

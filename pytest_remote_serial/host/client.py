@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import itertools
-import pickle
+import json
 import threading
 import time
 import traceback
@@ -13,6 +13,7 @@ from typing import Any
 
 from .. import outcomes as oc
 from ..outcomes import RemoteTraceback, RoundTrip
+from ..remote import agent
 from .codecs import UnknownSerializer, envelope, get_codec
 from .transport import AgentLost, SocketChannel
 
@@ -98,13 +99,14 @@ class AgentClient:
         rt.outcome = answer["outcome"]
         rt.error = answer.get("error")
         rt.result_bytes = sum(len(b) for b in buffers)
-        if rt.outcome == oc.OK:
+        if answer.get("result_codec") == "json" and buffers:
+            rt.result = json.loads(bytes(buffers[0]))  # delivered even when flagged as changed
+        elif rt.outcome == oc.OK:
             try:
-                rt.result = pickle.loads(buffers[0], buffers=buffers[1:])
+                rt.result = agent.load_result(buffers)
             except Exception as exc:
                 rt.outcome = oc.RESULT_ERROR
-                rt.error = _host_error(exc, "result", f"the result ({answer.get('result_type')}) "
-                                       "came back but the host cannot load it")
+                rt.error = _result_load_error(exc, answer)
         elif rt.outcome == oc.CALL_ERROR:
             rt.exception = _rebuild_exception(rt.error or {}, buffers, rt)
         t3 = time.perf_counter()
@@ -133,12 +135,25 @@ def _host_error(exc: BaseException, phase: str, message: str) -> dict[str, Any]:
             "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))}
 
 
+def _result_load_error(exc: BaseException, answer: dict[str, Any]) -> dict[str, Any]:
+    """Explain from the reply's envelope why the host cannot load what the target sent."""
+    env = answer.get("envelope") or {}
+    why = agent.diagnose_load({"envelope": env, "serializer": "pickle"}, exc)
+    error = _host_error(exc, "result", f"the result ({answer.get('result_type')}) came back from "
+                        f"Python {env.get('python', '?')} but the host cannot load it")
+    module = agent.missing_module_of(exc)
+    if module:
+        error["message"] += f"; module {module!r} exists on the target but not on the host"
+    error["diagnosis"] = why
+    return error
+
+
 def _rebuild_exception(error: dict[str, Any], buffers: list[bytearray], rt: RoundTrip) -> BaseException:
     """The same exception type when the host can rebuild it, with the remote traceback attached."""
     exc: BaseException | None = None
     if buffers:
         try:
-            loaded = pickle.loads(buffers[0], buffers=buffers[1:])
+            loaded = agent.load_result(buffers)
             if isinstance(loaded, BaseException):
                 exc = loaded
         except Exception:

@@ -82,6 +82,23 @@ def _source(obj: Any) -> list[Any]:
     return agent.dump_with_buffers(dumps_source, obj)
 
 
+def _json(obj: Any) -> list[Any]:
+    """Arguments as JSON, the function as a source capsule: the form a JSON-mode remote
+    function API ships (seed 003). An argument JSON would change is refused, not altered."""
+    import json
+
+    from .capsule import dumps_source
+
+    func, args, kwargs = obj
+    for path, value in [("args", list(args)), ("kwargs", kwargs)]:
+        drift = agent.json_drift(value, path)
+        if drift:
+            raise ValueError(f"JSON cannot carry this argument unchanged: {drift}; pass JSON "
+                             "types, or use serializer='source'")
+    doc = json.dumps({"args": list(args), "kwargs": kwargs}).encode()
+    return [doc, *agent.dump_with_buffers(dumps_source, func)]
+
+
 CODECS: dict[str, Codec] = {
     c.name: c
     for c in (
@@ -91,6 +108,7 @@ CODECS: dict[str, Codec] = {
         Codec("dill", _dill, "dill"),
         Codec("dill-recurse", _dill_recurse, "dill"),
         Codec("source", _source, None),
+        Codec("json", _json, None),
     )
 }
 SERIALIZERS = ("auto", *CODECS)

@@ -155,6 +155,15 @@ def _load_dill(payload, buffers, header):
 HOST_MODULE = "pytest_remote_serial.remote.agent"
 LAMBDA_NAME = "__prs_lambda__"
 _SOURCE_API = ("src_import", "src_function", "src_fill_function", "src_class")
+# Classes and functions rebuilt here from host source, by id: on the way back they travel
+# as references to the host's own objects (a class made here from 3.9 source must come
+# back as the host's class, not as 3.9 bytecode the host cannot load).
+_FROM_HOST: dict = {}
+
+
+def _remember_host_object(obj, module, qualname):
+    if "<locals>" not in qualname and "<lambda>" not in qualname:
+        _FROM_HOST[id(obj)] = (obj, module, qualname)
 
 
 def src_import(name):
@@ -202,6 +211,7 @@ def src_fill_function(func, state):
     func.__qualname__ = state["qualname"]
     func.__doc__ = state["doc"]
     func.__dict__.update(state["dict"])
+    _remember_host_object(func, func.__module__, func.__qualname__)
 
 
 def src_class(capsule):
@@ -212,6 +222,7 @@ def src_class(capsule):
     cls = namespace[capsule["name"]]
     cls.__qualname__ = capsule["qualname"]
     cls.__module__ = capsule["module"]
+    _remember_host_object(cls, cls.__module__, cls.__qualname__)
     return cls
 
 
@@ -228,7 +239,47 @@ def _load_source(payload, buffers, header):
     return _SourceUnpickler(io.BytesIO(payload), buffers=buffers).load()
 
 
+def _load_json(payload, buffers, header):
+    """Arguments as a JSON document; the function itself as a source capsule (seed 003)."""
+    doc = json.loads(bytes(payload))
+    func = _load_source(buffers[0], buffers[1:], header)
+    return func, tuple(doc["args"]), doc["kwargs"]
+
+
+def json_drift(obj, path):
+    """Where ``obj`` would come out of JSON different from how it went in, else None.
+
+    JSON silently turns tuples into lists and int keys into strings (seed 003); a round
+    trip that changes a value must be reported, never passed as ``ok``.
+    """
+    kind = type(obj)
+    if obj is None or kind in (bool, int, float, str):
+        return None
+    if kind is list:
+        for i, item in enumerate(obj):
+            found = json_drift(item, "%s[%d]" % (path, i))
+            if found:
+                return found
+        return None
+    if kind is dict:
+        for key, item in obj.items():
+            if type(key) is not str:
+                return "%s has the key %r (%s), which JSON turns into the string %r" % (
+                    path, key, type(key).__name__, json.dumps(key).strip('"'))
+            found = json_drift(item, "%s[%r]" % (path, key))
+            if found:
+                return found
+        return None
+    if kind is tuple:
+        return "%s is a tuple and would arrive as a list (JSON has no tuples)" % path
+    for base in (bool, int, float, str, list, dict):
+        if isinstance(obj, base):
+            return "%s is a %s and would arrive as a plain %s" % (path, kind.__name__, base.__name__)
+    return "%s is a %s.%s, which JSON cannot carry" % (path, kind.__module__, kind.__qualname__)
+
+
 LOADERS = {
+    "json": _load_json,
     "source": _load_source,
     "pickle": _load_pickle,
     "cloudpickle": _load_pickle,
@@ -238,7 +289,7 @@ LOADERS = {
 }
 
 
-def _missing_module(exc: BaseException | None) -> str | None:
+def missing_module_of(exc: BaseException | None) -> str | None:
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
@@ -251,7 +302,7 @@ def _missing_module(exc: BaseException | None) -> str | None:
 def diagnose_load(header: dict, exc: BaseException) -> str | None:
     """Name the real cause of a load failure from the envelope, not the symptom."""
     env = header.get("envelope", {})
-    missing = _missing_module(exc) or ""
+    missing = missing_module_of(exc) or ""
     theirs = env.get("numpy")
     if theirs and (missing == "numpy" or missing.startswith("numpy.")):
         ours = _try_numpy_version()
@@ -273,6 +324,75 @@ def diagnose_load(header: dict, exc: BaseException) -> str | None:
     return None
 
 
+# Serializers whose payload may hold code objects, i.e. bytecode for one minor version.
+CODE_SERIALIZERS = ("cloudpickle", "cloudpickle-by-value", "dill", "dill-recurse")
+_CODE_BUILDERS = {("dill._dill", "_create_code"), ("types", "CodeType"), ("builtins", "code")}
+
+
+def pickle_globals(data) -> tuple:
+    """The ``(module, name)`` globals a pickle stream refers to, and the strings it holds.
+
+    Read with pickletools, never by loading: GLOBAL carries both names, STACK_GLOBAL takes
+    the last two values pushed (strings, or memo gets of strings).
+    """
+    import pickletools
+
+    found: list = []
+    strings: set = set()
+    memo: dict = {}
+    pushes: list = []
+    arg: object
+    for op, arg, _ in pickletools.genops(data):
+        name = op.name
+        if name == "GLOBAL":
+            module, _, attr = str(arg).partition(" ")
+            found.append((module, attr))
+            pushes.append(None)
+        elif name == "STACK_GLOBAL":
+            if len(pushes) >= 2 and isinstance(pushes[-2], str) and isinstance(pushes[-1], str):
+                found.append((pushes[-2], pushes[-1]))
+            pushes.append(None)
+        elif name == "MEMOIZE":
+            memo[len(memo)] = pushes[-1] if pushes else None
+        elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            memo[arg] = pushes[-1] if pushes else None
+        elif name in ("GET", "BINGET", "LONG_BINGET"):
+            pushes.append(memo.get(arg))
+        elif isinstance(arg, str) and ("UNICODE" in name or "STRING" in name):
+            strings.add(arg)
+            pushes.append(arg)
+        else:
+            pushes.append(None)
+        del pushes[:-2]
+    return found, strings
+
+
+def carries_code(data) -> bool:
+    """Does this pickle stream build code objects (cloudpickle's or dill's way)?"""
+    found, strings = pickle_globals(data)
+    names = set(found)
+    if names & _CODE_BUILDERS:
+        return True
+    return ("cloudpickle.cloudpickle", "_builtin_type") in names and "CodeType" in strings
+
+
+def foreign_bytecode(header: dict, payload) -> str | None:
+    """Why a payload that loaded must still not run: its code objects are another version's.
+
+    Measured: 3.11 code run by 3.9 raises ``SystemError: unknown opcode``, by 3.13 it
+    segfaults or calls the wrong thing. Neither is the function's own behaviour.
+    """
+    env = header.get("envelope", {})
+    if env.get("magic") in (None, magic_number()) or header.get("serializer") not in CODE_SERIALIZERS:
+        return None
+    if not carries_code(payload):
+        return None
+    return ("payload written by Python %s (bytecode magic %s) holds code objects, which Python %s "
+            "(magic %s) cannot run: code objects are not portable across minor versions; "
+            "use serializer='source'" % (env.get("python", "?"), env.get("magic"), python_version(),
+                                         magic_number()))
+
+
 def _try_numpy_version() -> str | None:
     try:
         import numpy
@@ -292,7 +412,7 @@ def error_info(exc: BaseException, phase: str) -> dict:
         "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
         "python": python_version(),
     }
-    module = _missing_module(exc)
+    module = missing_module_of(exc)
     if module:
         info["module"] = module
     return info
@@ -305,14 +425,81 @@ def _safe_str(exc: BaseException) -> str:
         return "<unprintable %s>" % type(exc).__name__
 
 
+class _ResultPickler(pickle.Pickler):
+    def persistent_id(self, obj):
+        ref = _FROM_HOST.get(id(obj))
+        if ref is not None and ref[0] is obj:
+            return ("host", ref[1], ref[2])
+        return None
+
+
+def _pickle_result(obj, protocol=PICKLE_PROTOCOL, buffer_callback=None):
+    import io
+
+    buf = io.BytesIO()
+    _ResultPickler(buf, protocol=protocol, buffer_callback=buffer_callback).dump(obj)
+    return buf.getvalue()
+
+
 def _dump_result(obj, protocol: int) -> list:
-    """Plain pickle first: it loads on any host Python. cloudpickle only for local objects."""
+    """Plain pickle first: it loads on any host Python (objects rebuilt from host source go
+    back as references to the host's own). cloudpickle only for what plain pickle refuses."""
     try:
-        return dump_with_buffers(pickle.dumps, obj)
+        return dump_with_buffers(_pickle_result if _FROM_HOST else pickle.dumps, obj)
     except Exception:
         import cloudpickle
 
         return dump_with_buffers(cloudpickle.dumps, obj)
+
+
+class ResultUnpickler(pickle.Unpickler):
+    """The host's side of ``_ResultPickler``: host references resolve to the host's objects.
+
+    Arrays pickled by numpy 1 name ``numpy.core``; numpy 2 renamed it ``numpy._core`` and
+    warns on the old name, so a ``-W error`` suite would fail on a correct result.
+    """
+
+    def find_class(self, module, name):
+        if (module == "numpy.core" or module.startswith("numpy.core.")) and _has_module("numpy._core"):
+            module = "numpy._core" + module[len("numpy.core"):]
+        return super().find_class(module, name)
+
+    def persistent_load(self, pid):
+        kind, module, qualname = pid
+        if kind != "host":
+            raise pickle.UnpicklingError("unknown persistent id %r" % (pid,))
+        obj = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+
+def _has_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:
+        return False
+
+
+def load_result(buffers: list):
+    import io
+
+    return ResultUnpickler(io.BytesIO(buffers[0]), buffers=buffers[1:]).load()
+
+
+def _dump_json_result(result, response: dict) -> list:
+    """JSON both ways; a value that JSON would change is delivered, and flagged."""
+    out = [json.dumps(result).encode()]
+    response["result_codec"] = "json"
+    drift = json_drift(result, "result")
+    if drift:
+        response["outcome"] = "result_error"
+        response["error"] = {
+            "phase": "result", "type": "json_mismatch", "python": python_version(),
+            "message": "the result changed on the way: %s; return JSON types, or use "
+                       "serializer='source' to keep Python types" % drift,
+        }
+    return out
 
 
 def _dump_exception(exc: BaseException) -> list:
@@ -324,6 +511,10 @@ def _dump_exception(exc: BaseException) -> list:
 
 
 # --------------------------------------------------------------------------- one call
+
+
+class ForeignBytecode(Exception):
+    """The payload loaded, but running its code objects here would be undefined behaviour."""
 
 
 class CallTimeout(BaseException):
@@ -340,16 +531,19 @@ def run_call(channel: Channel, header: dict, status_fd: int | None = None) -> No
     try:
         loader = LOADERS[header["serializer"]]
         func, args, kwargs = loader(bufs[0], bufs[1:], header)
+        foreign = foreign_bytecode(header, bufs[0])
+        if foreign:
+            raise ForeignBytecode(foreign)
     except CallTimeout:
         raise
     except BaseException as exc:
         info = error_info(exc, "load")
-        if isinstance(exc, SyntaxError) and header["serializer"] == "source":
+        if isinstance(exc, SyntaxError) and header["serializer"] in ("source", "json"):
             info["diagnosis"] = "the source does not compile on Python %s: %s (line %s: %s)" % (
                 python_version(), exc.msg, exc.lineno, (exc.text or "").strip())
             outcome = "syntax_error"
         else:
-            info["diagnosis"] = diagnose_load(header, exc)
+            info["diagnosis"] = str(exc) if isinstance(exc, ForeignBytecode) else diagnose_load(header, exc)
             outcome = "missing_module" if "module" in info else "load_error"
         response.update(outcome=outcome, error=info)
         response["phases"]["load"] = time.perf_counter() - t0
@@ -367,9 +561,12 @@ def run_call(channel: Channel, header: dict, status_fd: int | None = None) -> No
     else:
         t2 = time.perf_counter()
         try:
-            out = _dump_result(result, header.get("result_protocol", PICKLE_PROTOCOL))
             response["outcome"] = "ok"
             response["result_type"] = type(result).__module__ + "." + type(result).__qualname__
+            if header["serializer"] == "json":
+                out = _dump_json_result(result, response)
+            else:
+                out = _dump_result(result, header.get("result_protocol", PICKLE_PROTOCOL))
         except BaseException as exc:
             response.update(outcome="result_error", error=error_info(exc, "result"))
             out = []
@@ -379,6 +576,8 @@ def run_call(channel: Channel, header: dict, status_fd: int | None = None) -> No
 
 
 def _respond(channel: Channel, response: dict, out: list, status_fd: int | None) -> None:
+    # The way back has an envelope too: the host names its own load failures from it.
+    response["envelope"] = {"python": python_version(), "magic": magic_number(), "numpy": numpy_version()}
     _status(status_fd, b"W")
     channel.send(response, out)
     _status(status_fd, b"R")
