@@ -6,7 +6,18 @@ split: ``remote/`` runs inside targets, ``host/`` is everything on the test host
 
 from __future__ import annotations
 
-from .outcomes import (
+import pytest
+
+# Before the import below, so pytest shows the helpers' comparisons (issue 4).
+pytest.register_assert_rewrite("pytest_remote_serial.assertions")
+
+from .assertions import (  # noqa: E402
+    assert_portable,
+    assert_roundtrip,
+    assert_serializable,
+    assert_source_recoverable,
+)
+from .outcomes import (  # noqa: E402
     DeserializationError,
     MissingModuleError,
     RemoteCallError,
@@ -22,6 +33,7 @@ from .outcomes import (
 
 __version__ = "0.1.0"
 __all__ = [
+    "assert_portable", "assert_roundtrip", "assert_serializable", "assert_source_recoverable",
     "DeserializationError", "MissingModuleError", "RemoteCallError", "RemoteError",
     "RemoteTimeout", "ResultError", "RoundTrip", "SerializationError",
     "SourceIncompatibleError", "TargetCrashed", "TargetUnavailable", "__version__",

@@ -114,6 +114,10 @@ class Remote:
         """The result, or the exception DESIGN §4 names for the outcome."""
         return self.roundtrip(func, *args, serializer=serializer, **kwargs).raise_for_outcome()
 
+    def missing_modules(self, modules: list[str]) -> list[str]:
+        """Which of these modules the target cannot import (asked there, never guessed)."""
+        return self._running.client.missing_modules(modules)
+
     def map(self, func: Callable[..., Any], iterable: Iterable[tuple[Any, ...]],
             serializer: str | None = None) -> list[Any]:
         """Like ``[func(*a) for a in iterable]``, each call on the target, in order."""

@@ -99,7 +99,14 @@ class RemoteTimeout(RemoteError):
 
 
 class TargetUnavailable(RemoteError):
+    """The target could not start: no engine, no GPU, a failed build. ``.reason`` says which."""
+
     outcome = UNAVAILABLE
+
+    def __init__(self, target: str, reason: str) -> None:
+        super().__init__(f"target {target!r} is unavailable: {reason}")
+        self.target = target
+        self.reason = reason
 
 
 ERRORS: dict[str, type[RemoteError]] = {

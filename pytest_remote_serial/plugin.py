@@ -7,15 +7,17 @@ import os
 import shutil
 import signal
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from . import current
 from .fixture import CallOptions, Remote
-from .host.controller import Controller, TargetUnavailableError
+from .host.controller import Controller
 from .host.matrix import LOCAL, MatrixError, Target, load_matrix, local_target
-from .outcomes import RoundTrip
+from .outcomes import RoundTrip, TargetUnavailable
 from .summary import render_matrix, test_function
 
 PARAM = "_remote_target"
@@ -46,6 +48,7 @@ def pytest_configure(config: pytest.Config) -> None:
     plugin = RemoteSerialPlugin(config)
     config.stash[KEY] = plugin
     config.pluginmanager.register(plugin, "remote_serial_session")
+    current.set_provider(plugin.remote_by_name)
 
 
 def host_gpu_problem() -> str | None:
@@ -68,6 +71,7 @@ class RemoteSerialPlugin:
         self.targets = self._select_targets()
         self._controller: Controller | None = None
         self._previous_sigterm: Any = None
+        self._nodeid: str | None = None
 
     def _select_targets(self) -> list[Target]:
         rootdir = Path(self.config.rootpath)
@@ -174,7 +178,12 @@ class RemoteSerialPlugin:
                     terminalreporter.write_line(
                         f"{name}: Python {state.python}, cold start {state.cold_start_s:.2f}s{built}")
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        self._nodeid = item.nodeid
+
     def pytest_unconfigure(self, config: pytest.Config) -> None:
+        current.set_provider(None)
         if self._controller is not None:
             self._controller.shutdown()
         if self._previous_sigterm is not None:
@@ -191,12 +200,31 @@ class RemoteSerialPlugin:
             pytest.skip(f"needs a GPU; target {name} has none")
         try:
             running = self.controller.get(name)
-        except TargetUnavailableError as exc:
+        except TargetUnavailable as exc:
             self.unavailable[(test_function(request.node.nodeid), name)] = "unavailable"
             if self.strict:
                 pytest.fail(f"{exc} (--remote-strict)", pytrace=False)
             pytest.skip(str(exc))
         return Remote(running, options, gpu, self.records.append, test=request.node.nodeid)
+
+    def remote_by_name(self, name: str) -> Remote:
+        """For the assertion helpers: any target of the matrix, started on first use."""
+        target = next((t for t in self.targets if t.name == name), None)
+        if target is None:
+            try:
+                matrix = load_matrix(Path(self.config.rootpath), self.config.getoption("remote_matrix_file"))
+                target = matrix.select([name])[0]
+            except MatrixError as exc:
+                raise pytest.UsageError(str(exc)) from None
+            self.controller.add(target)
+        try:
+            running = self.controller.get(name)
+        except TargetUnavailable as exc:
+            if self.strict:
+                pytest.fail(f"{exc} (--remote-strict)", pytrace=False)
+            pytest.skip(str(exc))
+        gpu = target.gpu if not target.is_local else local_has_gpu()
+        return Remote(running, CallOptions(), gpu, self.records.append, test=self._nodeid)
 
 
 _write_lock = threading.Lock()
@@ -219,6 +247,9 @@ def _remote_target(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def remote(request: pytest.FixtureRequest, _remote_target: str) -> Remote:
+def remote(request: pytest.FixtureRequest, _remote_target: str) -> Iterator[Remote]:
     """Call functions in a real target: ``remote.call(func, *args)``."""
-    return request.config.stash[KEY].remote_for(request, _remote_target)
+    handle = request.config.stash[KEY].remote_for(request, _remote_target)
+    token = current.set_current(handle)  # the assertion helpers run on this test's target
+    yield handle
+    current.reset_current(token)

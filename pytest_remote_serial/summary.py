@@ -44,9 +44,18 @@ def render_matrix(records: Iterable[RoundTrip], targets: list[str],
         return []
     columns = [t for t in targets if any(t in cells for cells in grid.values())]
     prefix = _common_file(list(grid))
-    labels = {row: row[len(prefix):] for row in grid}
     title = prefix or "function"
-    label_w = min(max([len(title)] + [len(x) for x in labels.values()]) + 2, max(24, width // 2))
+    # Rows of several files are grouped under a line naming the file, names indented.
+    rows: list[tuple[str | None, str]] = []
+    group: str | None = None
+    for row in sorted(grid):
+        rest = row[len(prefix):]
+        file, sep, name = rest.rpartition("::")
+        if sep and file != group:
+            group = file
+            rows.append((None, file))
+        rows.append((row, "  " + name if sep else rest))
+    label_w = min(max([len(title)] + [len(text) for _, text in rows]) + 2, max(24, width // 2))
     col_w = max([len(c) for c in columns] + [len(v) for r in grid.values() for v in r.values()]) + 2
     per_block = max(1, (width - label_w) // col_w)
     lines: list[str] = []
@@ -55,16 +64,20 @@ def render_matrix(records: Iterable[RoundTrip], targets: list[str],
         if lines:
             lines.append("")
         lines.append(_fit(title, label_w) + "".join(c.ljust(col_w) for c in block).rstrip())
-        for row in sorted(grid):
-            lines.append(_fit(labels[row], label_w) + "".join(
-                grid[row].get(c, "-").ljust(col_w) for c in block).rstrip())
+        for key, text in rows:
+            if key is None:
+                lines.append(text)
+                continue
+            lines.append(_fit(text, label_w) + "".join(
+                grid[key].get(c, "-").ljust(col_w) for c in block).rstrip())
     return lines
 
 
 def _fit(text: str, width: int) -> str:
     """Left-justified in ``width``, keeping the informative end of a long name."""
     if len(text) > width - 2:
-        text = "…" + text[-(width - 3):]
+        indent = len(text) - len(text.lstrip())
+        text = " " * indent + "…" + text[-(width - 3 - indent):]
     return text.ljust(width)
 
 
@@ -77,12 +90,17 @@ def _common_file(rows: list[str]) -> str:
 
 
 def parse_matrix(lines: list[str]) -> dict[str, dict[str, str]]:
-    """Read a rendered matrix back into ``{row: {target: cell}}`` (for tests and tools)."""
+    """Read a rendered matrix back into ``{row: {target: cell}}`` (for tests and tools).
+
+    Rows under a file line are keyed ``file::name``.
+    """
     out: dict[str, dict[str, str]] = defaultdict(dict)
     header: list[tuple[str, int]] = []
+    group = ""
     for line in lines:
         if not line.strip():
             header = []
+            group = ""
             continue
         if not header:
             pos = len(line.split()[0])
@@ -90,7 +108,11 @@ def parse_matrix(lines: list[str]) -> dict[str, dict[str, str]]:
                 pos = line.index(" " + name, pos) + 1
                 header.append((name, pos))
             continue
+        if not line.startswith(" ") and not line[header[0][1]:].strip():
+            group = line.strip()
+            continue
         row = line[: header[0][1]].strip()
+        row = f"{group}::{row}" if group else row
         for i, (name, start) in enumerate(header):
             end = header[i + 1][1] if i + 1 < len(header) else len(line)
             out[row][name] = line[start:end].strip()

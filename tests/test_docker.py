@@ -20,7 +20,7 @@ from docker import errors as docker_errors
 from helpers import EXAMPLES, ROOT, label, our_containers
 
 import pytest_remote_serial as prs
-from pytest_remote_serial.host.controller import Controller, TargetUnavailableError
+from pytest_remote_serial.host.controller import Controller
 from pytest_remote_serial.host.matrix import load_matrix
 from pytest_remote_serial.summary import parse_matrix
 
@@ -51,7 +51,7 @@ def controller(docker_client, pytestconfig):
 def call(ctl, target, func, *args, timeout=30.0, serializer="cloudpickle", **kwargs):
     try:
         client = ctl.get(target).client
-    except TargetUnavailableError as exc:
+    except prs.TargetUnavailable as exc:
         pytest.fail(str(exc), pytrace=False)
     return client.roundtrip(func, args, kwargs, serializer, timeout)
 
@@ -208,15 +208,19 @@ def test_examples_matrix_end_to_end(pytester, docker_client):
     start = lines.index(next(line for line in lines if "remote-serial matrix" in line)) + 1
     end = next(i for i in range(start, len(lines)) if lines[i].startswith(("local:", "py3")))
     matrix = parse_matrix(lines[start:end])
-    closure = matrix["test_closure"]
+    closure = matrix["test_examples.py::test_closure"]
     assert {"py3.9", "py3.11", "py3.13", "py3.14"} <= set(closure)
     assert closure["py3.11"].startswith("ok")
     assert closure["py3.9"].startswith("load_error")
     assert closure["py3.13"].startswith("load_error")
-    assert matrix["test_function_that_raises"]["py3.9"].startswith("call_error")
+    assert matrix["test_examples.py::test_function_that_raises"]["py3.9"].startswith("call_error")
     for target in ("py3.9", "py3.11", "py3.13", "py3.14"):
-        assert matrix["test_closure_auto"][target].startswith("ok"), target
-        assert matrix["test_script_module_function"][target].startswith("ok"), target
+        assert matrix["test_examples.py::test_closure_auto"][target].startswith("ok"), target
+        assert matrix["test_examples.py::test_script_module_function"][target].startswith("ok"), target
+    # The seed scenarios (issue 4) hold on every target.
+    failed = [line for line in lines if "test_seed_" in line and ("FAILED" in line or "ERROR" in line)]
+    assert not failed, failed
+    assert sum("test_seed_" in line and "PASSED" in line for line in lines) >= 14 * 5  # 14 use remote
     # Only this process's own (module-scoped) containers may still exist.
     left = [(c["Names"], c["State"], c["Labels"]) for c in our_containers(docker_client)
             if label(c, "pid") != str(os.getpid())]

@@ -95,6 +95,22 @@ def test_summary_wraps_wide_matrices():
     assert parsed["test_one"] == {t: "ok 2.0ms" for t in targets}
 
 
+def test_summary_groups_rows_by_file():
+    from pytest_remote_serial.outcomes import RoundTrip
+    from pytest_remote_serial.summary import parse_matrix, render_matrix
+
+    long = "test_" + "x" * 60
+    records = [RoundTrip(outcome=outcome, target=t, function="f", serializer="cloudpickle",
+                         phases={"total": 0.001}, test=f"suite/{file}::{name}[{t}]")
+               for t, outcome in (("a", "ok"), ("b", "crash"))
+               for file, name in (("test_one.py", "test_x"), ("test_two.py", "test_x"), ("test_two.py", long))]
+    lines = render_matrix(records, ["a", "b"], width=100)
+    assert lines[0].startswith("suite/") and lines[1] == "test_one.py" and lines[2].startswith("  test_x ")
+    assert any(line.startswith("  …") and "xxx " in line for line in lines)  # the end of a long name stays
+    parsed = parse_matrix(lines)
+    assert parsed["test_one.py::test_x"] == parsed["test_two.py::test_x"] == {"a": "ok 1.0ms", "b": "crash 1.0ms"}
+
+
 @pytest.mark.parametrize("bad", ["--remote-targets=", "--remote-matrix-file=nope.toml"])
 def test_bad_options_are_usage_errors_or_ignored(pytester, bad):
     pytester.makepyfile("def test_x(remote): pass")

@@ -20,6 +20,7 @@ import site
 import sys
 import sysconfig
 import textwrap
+import threading
 import types
 from functools import lru_cache
 from typing import Any
@@ -56,11 +57,20 @@ def needs_source(obj: Any) -> bool:
     module = sys.modules.get(name or "")
     if module is None or name == "__main__":
         return True
+    if not _found_by_name(obj, module, qualname):
+        return True  # e.g. a functools.wraps wrapper made at run time: its name points elsewhere
     file = getattr(module, "__file__", None)
     if not file:
         return name not in sys.builtin_module_names and not str(name).startswith("_")
     real = os.path.realpath(file)
     return not real.startswith(_installed_roots())
+
+
+def _found_by_name(obj: Any, module: types.ModuleType, qualname: str) -> bool:
+    found: Any = module
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    return found is obj
 
 
 # ----------------------------------------------------------------------------- finding source
@@ -239,6 +249,10 @@ def _class_names(cls: type, source: str) -> set[str]:
 
 class CapsulePickler(pickle.Pickler):
     def reducer_override(self, obj: Any) -> Any:
+        if type(obj) is threading.local:
+            # Its contents belong to one host thread and could not be seen from another thread,
+            # let alone another process: the target gets a fresh one, as a new thread would.
+            return threading.local, ()
         if isinstance(obj, types.ModuleType):
             return agent.src_import, (obj.__name__,)
         if isinstance(obj, types.FunctionType) and needs_source(obj):

@@ -13,17 +13,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from ..outcomes import TargetUnavailable
 from .backends.base import Running, StartFailed
 from .backends.local import start_local
 from .images import Progress
 from .matrix import Target
-
-
-class TargetUnavailableError(RuntimeError):
-    def __init__(self, target: str, reason: str) -> None:
-        super().__init__(f"target {target!r} is unavailable: {reason}")
-        self.target = target
-        self.reason = reason
 
 
 class Controller:
@@ -34,7 +28,7 @@ class Controller:
         self.keep = keep
         self.hidden = hidden or []
         self.session = uuid.uuid4().hex
-        self._pool = cf.ThreadPoolExecutor(max_workers=max(1, len(targets)),
+        self._pool = cf.ThreadPoolExecutor(max_workers=max(4, len(targets)),
                                            thread_name_prefix="prs-start")
         self._futures: dict[str, cf.Future[Running]] = {}
         self._running: dict[str, Running] = {}
@@ -69,6 +63,10 @@ class Controller:
             return start_local(target, self.hidden)
         return self.docker().start(target)
 
+    def add(self, target: Target) -> None:
+        """A target asked for by name later (``assert_roundtrip(..., target="py3.9")``)."""
+        self.targets.setdefault(target.name, target)
+
     def start_all(self, names: list[str] | None = None) -> None:
         """Kick off every target at once; tests then wait only for the one they need."""
         for name in names or list(self.targets):
@@ -76,7 +74,7 @@ class Controller:
                 self._futures[name] = self._pool.submit(self._start, self.targets[name])
 
     def get(self, name: str) -> Running:
-        """The running target, restarted if its agent was lost; raises TargetUnavailableError."""
+        """The running target, restarted if its agent was lost; raises TargetUnavailable."""
         running = self._running.get(name)
         if running is not None and running.client.alive:
             return running
@@ -89,9 +87,9 @@ class Controller:
         try:
             running = self._futures[name].result()
         except StartFailed as exc:
-            raise TargetUnavailableError(name, str(exc)) from None
+            raise TargetUnavailable(name, str(exc)) from None
         except Exception as exc:
-            raise TargetUnavailableError(name, f"{type(exc).__name__}: {exc}") from exc
+            raise TargetUnavailable(name, f"{type(exc).__name__}: {exc}") from exc
         self._running[name] = running
         return running
 

@@ -80,7 +80,7 @@ class Matrix:
         unknown = [n for n in names if n not in self.targets]
         if unknown:
             raise MatrixError(
-                f"--remote-targets: unknown target(s) {', '.join(map(repr, unknown))} "
+                f"unknown target(s) {', '.join(map(repr, unknown))} "
                 f"in {self.source}; known: {', '.join(self.targets)}"
             )
         return [self.targets[n] for n in names]

@@ -1,0 +1,139 @@
+"""One-line checks for downstream suites; each failure names the cause and the fix.
+
+pytest rewrites the asserts in this module (registered in ``__init__``), so a wrong result
+shows the comparison, not only our message.
+"""
+
+from __future__ import annotations
+
+import functools
+import types
+from collections.abc import Callable
+from typing import Any
+
+from . import current
+from .host.capsule import SourceUnavailable, dumps_source, function_source
+from .host.codecs import get_codec
+from .host.members import find_offenders
+from .outcomes import OK, RoundTrip
+from .remote import agent
+
+__tracebackhide__ = True
+_UNSET: Any = ...
+
+
+def _name(obj: Any) -> str:
+    module = getattr(obj, "__module__", None)
+    qualname = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+    return f"{module}.{qualname}" if module and qualname else repr(obj)
+
+
+def _root(obj: Any) -> str:
+    return "func" if callable(obj) and not isinstance(obj, type) else "obj"
+
+
+def _failure(rt: RoundTrip, where: str) -> str:
+    error = rt.error or {}
+    lines = [f"{rt.function} did not survive the trip to {where}: outcome {rt.outcome!r} "
+             f"in phase {error.get('phase', '?')!r} (serializer {rt.serializer}"
+             + (f", after {', '.join(rt.fallback_from)}" if rt.fallback_from else "") + ")"]
+    if error.get("message"):
+        lines.append(f"  {error.get('type', 'error')}: {error['message']}")
+    if error.get("diagnosis"):
+        lines.append(f"  cause: {error['diagnosis']}")
+    if rt.remote_traceback:
+        lines.append("--- remote traceback ---")
+        lines.append(rt.remote_traceback.rstrip())
+    return "\n".join(lines)
+
+
+def assert_roundtrip(func: Callable[..., Any], *args: Any, target: str | None = None,
+                     serializer: str = "auto", expected: Any = _UNSET, **kwargs: Any) -> RoundTrip:
+    """Ship ``func`` to the target, call it there, and compare with ``expected``.
+
+    The target is this test's (when it uses the ``remote`` fixture), else the one named,
+    else ``local``. ``expected`` defaults to what ``func(*args, **kwargs)`` returns here.
+    """
+    remote = current.remote_for(target)
+    rt = remote.roundtrip(func, *args, serializer=serializer, **kwargs)
+    where = f"{remote.target.name} (Python {remote.target.python})"
+    if rt.outcome != OK:
+        raise AssertionError(_failure(rt, where))
+    if expected is _UNSET:
+        expected = func(*args, **kwargs)
+    result = rt.result
+    assert result == expected, f"{rt.function} returned a different value on {where}"
+    return rt
+
+
+def assert_serializable(obj: Any, serializer: str = "cloudpickle", max_depth: int = 6) -> None:
+    """Fail naming every member that keeps ``obj`` from serializing, by its full path."""
+    codec = get_codec(serializer)
+
+    def dumps(node: Any) -> Any:
+        return codec.dumps((node, (), {}))
+
+    try:
+        dumps(obj)
+        return
+    except Exception as exc:
+        first = f"{type(exc).__name__}: {exc}"
+    offenders = find_offenders(obj, dumps, _root(obj), max_depth)
+    lines = [f"{_name(obj)} cannot be serialized with {serializer} ({first})",
+             f"offending member{'s' if len(offenders) > 1 else ''}:"]
+    for found in offenders:
+        lines.append(f"  {found}")
+        if found.error != first:
+            lines.append(f"      {found.error}")
+    hints = [f"  {found.path}: {found.hint}" for found in offenders if found.hint]
+    lines.append("how to fix:")
+    lines += hints or ["  keep such objects out of what the function uses (create them inside it, or pass "
+                       "them as arguments), or give their owner a __reduce__ that leaves them out"]
+    if serializer != "source":
+        lines.append("  serializer='source' ships the function as source, with only the data it uses")
+    raise AssertionError("\n".join(lines))
+
+
+def assert_portable(func: Callable[..., Any], target: str | None = None,
+                    serializer: str = "cloudpickle") -> None:
+    """Fail when the payload refers by reference to a module the target cannot import."""
+    payload = get_codec(serializer).dumps((func, (), {}))[0]
+    found, _ = agent.pickle_globals(payload)
+    by_module: dict[str, list[str]] = {}
+    for module, name in found:
+        by_module.setdefault(module, []).append(f"{module}.{name}")
+    remote = current.remote_for(target)
+    missing = remote.missing_modules(sorted(by_module))
+    if not missing:
+        return
+    where = f"{remote.target.name} (Python {remote.target.python})"
+    lines = [f"{_name(func)} is not portable to {where}: its {serializer} payload refers by reference "
+             f"to {'modules' if len(missing) > 1 else 'a module'} the target cannot import:"]
+    lines += [f"  {module}: {', '.join(sorted(set(by_module[module])))}" for module in missing]
+    lines += ["how to fix:",
+              "  serializer='cloudpickle-by-value' ships that module's functions by value "
+              "(cloudpickle.register_pickle_by_value),",
+              "  serializer='source' ships the source, or install the module in the target "
+              "(paths = [...] in the matrix)"]
+    raise AssertionError("\n".join(lines))
+
+
+def assert_source_recoverable(func: Any) -> str:
+    """Pass when the source capsule can be built for ``func``; returns the source it found."""
+    inner = func
+    while isinstance(inner, (functools.partial, types.MethodType)):
+        inner = inner.func if isinstance(inner, functools.partial) else inner.__func__
+    if not isinstance(inner, (types.FunctionType, type)):
+        raise AssertionError(
+            f"{_name(func)} is a {type(inner).__name__}, not a Python function: a C function has no "
+            "source to recover; it ships by reference, so the target needs the module that defines it")
+    try:
+        source = function_source(inner) if isinstance(inner, types.FunctionType) else ""
+        dumps_source(func)  # helpers, classes and everything else it uses
+    except SourceUnavailable as exc:
+        filename = getattr(getattr(inner, "__code__", None), "co_filename", "")
+        why = {"<string>": "it was made by exec() or compile() with no file behind it",
+               "<stdin>": "it was typed at the REPL and readline history no longer holds it"}.get(filename)
+        raise AssertionError(f"the source of {_name(func)} cannot be recovered"
+                             + (f": {why}" if why else "") + f"\n  {exc}") from None
+    return source
