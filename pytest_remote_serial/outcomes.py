@@ -173,6 +173,16 @@ class RoundTrip:
             raise exc from RemoteTraceback(self.remote_traceback)
         raise exc
 
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> RoundTrip:
+        """Back from a report's call entry (an xdist worker's, or a baseline's)."""
+        return cls(outcome=record["outcome"], target=record["target"], function=record["function"],
+                   serializer=record["serializer"], error=record.get("error"),
+                   fallback_from=list(record.get("fallback_from") or []),
+                   payload_bytes=int(record.get("payload_bytes") or 0),
+                   result_bytes=int(record.get("result_bytes") or 0),
+                   phases=dict(record.get("phases_s") or {}), test=record.get("test"))
+
     def as_record(self) -> dict[str, Any]:
         """The call entry of the JSON report (DESIGN §5)."""
         return {

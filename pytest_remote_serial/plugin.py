@@ -14,11 +14,14 @@ from typing import Any
 import pytest
 
 from . import current
+from .compare import CompareError, Threshold, compare, failures, parse_threshold, render
 from .fixture import CallOptions, Remote
 from .host.controller import Controller
 from .host.matrix import LOCAL, MatrixError, Target, load_matrix, local_target
 from .outcomes import RoundTrip, TargetUnavailable
+from .report import ReportError, build_report, read_json, target_entry, write_json
 from .summary import render_matrix, test_function
+from .workers import WORKER_KEY, WorkerResults, merge_targets
 
 PARAM = "_remote_target"
 KEY = pytest.StashKey["RemoteSerialPlugin"]()
@@ -37,6 +40,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="a target that cannot start is an error, not a skip")
     group.addoption("--remote-keep", action="store_true",
                     help="keep containers between runs, keyed by a hash of the target recipe")
+    group.addoption("--remote-report", metavar="PATH", help="write the JSON report of every round trip")
+    group.addoption("--remote-html", metavar="PATH", help="write a self-contained HTML report")
+    group.addoption("--remote-compare", metavar="PATH", help="print the change against an earlier JSON report")
+    group.addoption("--remote-compare-fail", metavar="EXPR", action="append", default=[],
+                    help="fail the run past a threshold against --remote-compare, e.g. roundtrip_p50:25%% "
+                         "or cold_start:0.5 (seconds); may be repeated")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -72,6 +81,10 @@ class RemoteSerialPlugin:
         self._controller: Controller | None = None
         self._previous_sigterm: Any = None
         self._nodeid: str | None = None
+        self.workers = WorkerResults()
+        self.report: dict[str, Any] | None = None
+        self.baseline, self.thresholds = self._baseline()
+        self.compare_lines: list[str] = []
 
     def _select_targets(self) -> list[Target]:
         rootdir = Path(self.config.rootpath)
@@ -91,6 +104,17 @@ class RemoteSerialPlugin:
                         self.not_selected[t.name] = f"{problem} (name it in --remote-targets to try)"
                 chosen = [t for t in chosen if not t.gpu]
         return chosen
+
+    def _baseline(self) -> tuple[dict[str, Any] | None, list[Threshold]]:
+        """Read and check the baseline now: a bad path fails before any container starts."""
+        path = self.config.getoption("remote_compare")
+        try:
+            thresholds = [parse_threshold(t) for t in self.config.getoption("remote_compare_fail")]
+            if thresholds and not path:
+                raise CompareError("--remote-compare-fail needs a baseline: add --remote-compare=PATH")
+            return (read_json(path) if path else None), thresholds
+        except (CompareError, ReportError) as exc:
+            raise pytest.UsageError(str(exc)) from None
 
     def _shared_paths(self, rootdir: Path) -> tuple[str, ...]:
         """Without the matrix, ``local`` still honours the matrix file's shared ``paths``."""
@@ -161,22 +185,64 @@ class RemoteSerialPlugin:
         if needed:
             self.controller.start_all(needed)
 
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.records and not self.unavailable:
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        calls = [r.as_record() for r in self.records]
+        targets = self._target_entries()
+        workeroutput = getattr(self.config, "workeroutput", None)
+        if workeroutput is not None:  # an xdist worker: the controller writes the report
+            workeroutput[WORKER_KEY] = self.workers.pack(calls, targets, self.unavailable)
             return
-        order = [t.name for t in self.targets]
+        calls += self.workers.calls
+        self.unavailable.update(self.workers.unavailable)
+        self.report = build_report(calls, merge_targets(targets + self.workers.targets))
+        if self.config.getoption("remote_report"):
+            write_json(self.report, self.config.getoption("remote_report"))
+        if self.config.getoption("remote_html"):
+            from .report_html import write_html
+
+            write_html(self.report, self.config.getoption("remote_html"))
+        if self.baseline is not None:
+            changes = compare(self.baseline, self.report)
+            failed = failures(changes, self.thresholds)
+            self.compare_lines = render(changes, str(self.config.getoption("remote_compare")), failed)
+            if failed and session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """xdist: a worker finished; its records join this controller's report."""
+        self.workers.add(getattr(node, "workeroutput", {}).get(WORKER_KEY))
+
+    def _target_entries(self) -> list[dict[str, Any]]:
+        if self._controller is None:
+            return []
+        status = self._controller.status()
+        return [target_entry(t, status.get(name)) for name, t in self._controller.targets.items()
+                if name in status]
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.report is None or (not self.report["calls"] and not self.unavailable):
+            return
+        order = [t["name"] for t in self.report["targets"]] or [t.name for t in self.targets]
         terminalreporter.section("remote-serial matrix")
         width = max(getattr(terminalreporter._tw, "fullwidth", 100), 100)
-        for line in render_matrix(self.records, order, self.unavailable, width):
+        records = [RoundTrip.from_record(c) for c in self.report["calls"]]
+        for line in render_matrix(records, order, self.unavailable, width):
             terminalreporter.write_line(line)
-        if self._controller is not None:
-            for name, state in self._controller.status().items():
-                if isinstance(state, str):
-                    terminalreporter.write_line(f"{name}: unavailable: {state.splitlines()[0]}")
-                else:
-                    built = f", image built in {state.build_s:.0f}s" if state.build_s else ""
-                    terminalreporter.write_line(
-                        f"{name}: Python {state.python}, cold start {state.cold_start_s:.2f}s{built}")
+        for entry in self.report["targets"]:
+            if not entry["available"]:
+                terminalreporter.write_line(f"{entry['name']}: unavailable: {str(entry['reason']).splitlines()[0]}")
+            else:
+                built = f", image built in {entry['build_s']:.0f}s" if entry.get("build_s") else ""
+                terminalreporter.write_line(
+                    f"{entry['name']}: Python {entry['python']}, cold start {entry['cold_start_s']:.2f}s{built}")
+        for name in ("remote_report", "remote_html"):
+            if self.config.getoption(name):
+                terminalreporter.write_line(f"remote-serial: wrote {self.config.getoption(name)}")
+        if self.compare_lines:
+            terminalreporter.section("remote-serial compare")
+            for line in self.compare_lines:
+                terminalreporter.write_line(line)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
