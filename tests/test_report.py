@@ -104,3 +104,12 @@ def test_xdist_workers_report_to_the_controller_and_leave_nothing(pytester, dock
     assert len(targets["py3.9"].get("cold_starts_s", [0])) <= 2  # at most one container per worker
     result.stdout.fnmatch_lines(["*remote-serial matrix*", "py3.9: Python 3.9.*"])
     assert not our_containers(docker_client)
+
+
+def test_html_report_of_a_real_run(pytester):
+    pytester.makepyfile(CALLS)
+    result = pytester.runpytest_subprocess("--remote-html=out/report.html", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    page = (pytester.path / "out" / "report.html").read_text()
+    assert 'class="cell outcome-ok"' in page and 'class="cell outcome-call_error"' in page
+    assert 'id="phase-chart"' in page and "test_html_report_of_a_real_run.py::test_add" in page
