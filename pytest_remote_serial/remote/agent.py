@@ -578,6 +578,10 @@ def run_call(channel: Channel, header: dict, status_fd: int | None = None) -> No
 def _respond(channel: Channel, response: dict, out: list, status_fd: int | None) -> None:
     # The way back has an envelope too: the host names its own load failures from it.
     response["envelope"] = {"python": python_version(), "magic": magic_number(), "numpy": numpy_version()}
+    if status_fd is not None:
+        learned = ",".join(_installed_imports()).encode()
+        if learned:
+            os.write(status_fd, b"I" + _LEN.pack(len(learned)) + learned)
     _status(status_fd, b"W")
     channel.send(response, out)
     _status(status_fd, b"R")
@@ -589,6 +593,39 @@ def _status(fd: int | None, token: bytes) -> None:
 
 
 # --------------------------------------------------------------------------- the parent
+# Installed packages a call imported are imported once in the parent, so later children
+# inherit them (numpy costs ~80 ms per child otherwise). Only installed ones: user code
+# stays per call. GPU frameworks never: a CUDA context must not cross a fork.
+_NEVER_PRELOAD = {"cupy", "cupyx", "torch", "tensorflow", "jax", "jaxlib", "numba", "pycuda"}
+_PRELOAD_MAX = 32
+_modules_at_start: set = set()
+
+
+def _installed_imports() -> list:
+    import sysconfig
+
+    roots = tuple(p for p in {sysconfig.get_paths().get(k) for k in ("purelib", "platlib")} if p)
+    extra = tuple(p for p in sys.path if p.endswith(("site-packages", "dist-packages")))
+    roots = tuple(os.path.realpath(r) + os.sep for r in roots + extra)
+    found = []
+    for name in set(sys.modules) - _modules_at_start:
+        if "." in name or name in _NEVER_PRELOAD or name.startswith("_"):
+            continue
+        file = getattr(sys.modules.get(name), "__file__", None) or ""
+        if file and os.path.realpath(file).startswith(roots):
+            found.append(name)
+    return sorted(found)[:_PRELOAD_MAX]
+
+
+def _preload(names: list) -> None:
+    for name in names:
+        if name not in sys.modules and name not in _NEVER_PRELOAD:
+            try:
+                __import__(name)
+            except BaseException:
+                _NEVER_PRELOAD.add(name)  # failed once: never again
+    _modules_at_start.update(sys.modules)
+
 
 
 class Spare:
@@ -615,30 +652,34 @@ class Spare:
         os.close(hr)
         os.close(sw)
 
-    def dispatch(self, channel: Channel, header: dict, timeout: float) -> None:
+    def dispatch(self, channel: Channel, header: dict, timeout: float, fork_next) -> tuple:
+        """Hand over the request, fork the next spare while this one works, and wait only
+        until it has answered: its exit is reaped later, off the critical path.
+
+        Returns (the next spare, modules the call imported, whether this pid still needs reaping).
+        """
         raw = json.dumps(header).encode()
         os.write(self.hw, _LEN.pack(len(raw)) + raw)
         os.close(self.hw)
-        tokens = b""
+        following = fork_next()
+        reader = _StatusReader(self.sr)
         deadline = time.monotonic() + timeout
         timed_out = False
-        while True:
-            wait = None if b"W" in tokens else max(0.0, deadline - time.monotonic())
+        while "R" not in reader.tokens:
+            wait = None if "W" in reader.tokens else max(0.0, deadline - time.monotonic())
             ready, _, _ = select.select([self.sr], [], [], wait)
             if not ready:
                 timed_out = True
                 os.kill(self.pid, signal.SIGKILL)
-            chunk = os.read(self.sr, 16)
-            if not chunk:
+            if not reader.read():
                 break
-            tokens += chunk
         os.close(self.sr)
+        if "R" in reader.tokens:
+            return following, reader.learned, True
         _, status = os.waitpid(self.pid, 0)
-        if b"R" in tokens:
-            return
-        if b"W" in tokens:  # died while writing its answer: the stream is unusable
+        if "W" in reader.tokens:  # died while writing its answer: the stream is unusable
             raise EOFError("call process died mid-response")
-        if b"B" not in tokens:
+        if "B" not in reader.tokens:
             raise EOFError("call process died before reading its payload")
         response: dict = {"op": "result", "id": header.get("id"), "phases": {}}
         if timed_out:
@@ -650,11 +691,43 @@ class Spare:
         else:
             response.update(outcome="crash", error=_crash_info(status))
         channel.send(response)
+        return following, [], False
 
     def close(self) -> None:
         os.close(self.hw)
         os.close(self.sr)
         os.waitpid(self.pid, 0)
+
+
+class _StatusReader:
+    """The child's status pipe: one-byte tokens (B read, W writing, R answered) and an
+    ``I`` record listing the installed modules the call imported."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.tokens = ""
+        self.learned: list = []
+        self._buf = b""
+
+    def read(self) -> bool:
+        chunk = os.read(self.fd, 4096)
+        if not chunk:
+            return False
+        self._buf += chunk
+        while self._buf:
+            if self._buf[:1] == b"I":
+                if len(self._buf) < 1 + _LEN.size:
+                    break
+                (n,) = _LEN.unpack(self._buf[1:1 + _LEN.size])
+                if len(self._buf) < 1 + _LEN.size + n:
+                    break
+                names = self._buf[1 + _LEN.size:1 + _LEN.size + n].decode()
+                self.learned = [x for x in names.split(",") if x]
+                self._buf = self._buf[1 + _LEN.size + n:]
+            else:
+                self.tokens += self._buf[:1].decode()
+                self._buf = self._buf[1:]
+        return True
 
 
 def _crash_info(status: int) -> dict:
@@ -762,20 +835,33 @@ def serve(channel: Channel, close_in_child: list | tuple = ()) -> None:
     """Answer requests until the host closes the connection."""
     channel.send(hello())
     _warm_imports()
+    _modules_at_start.update(sys.modules)
     spare = None
+    exited: list = []  # children that answered; reaped without waiting
+
+    def fork_next():
+        return Spare(channel, list(close_in_child))
+
     try:
         while True:
             if spare is None:
-                spare = Spare(channel, list(close_in_child))
+                spare = fork_next()
             try:
                 header = channel.recv_header()
             except ChannelClosed:
                 return
+            exited = [pid for pid in exited if os.waitpid(pid, os.WNOHANG) == (0, 0)]
             op = header.get("op")
             timeout = float(header.get("timeout") or 30)
             if op == "call" and header.get("isolate", True):
-                current, spare = spare, None
-                current.dispatch(channel, header, timeout)
+                current = spare
+                spare, learned, reap = current.dispatch(channel, header, timeout, fork_next)
+                if reap:
+                    exited.append(current.pid)
+                if learned and any(name not in sys.modules for name in learned):
+                    spare.close()  # forked before the parent had these modules
+                    _preload(learned)
+                    spare = None
             elif op == "call":
                 run_inline(channel, header, timeout)
             elif op == "echo":
@@ -790,6 +876,8 @@ def serve(channel: Channel, close_in_child: list | tuple = ()) -> None:
     finally:
         if spare is not None:
             spare.close()
+        for pid in exited:
+            os.waitpid(pid, 0)
 
 
 def _warm_imports() -> None:
