@@ -68,6 +68,18 @@ def matrix(session: nox.Session, target: str) -> None:
 
 
 @nox.session
+def bench(session: nox.Session) -> None:
+    """DESIGN §6's figures, floors and peers side by side in one run on the py3.11 image.
+
+    Never part of the default sessions: it takes about a minute and its numbers only mean something
+    as ratios on a quiet machine. Arguments after -- go to the benchmark (e.g. --json out.json).
+    """
+    _install(session)
+    session.run("python", "-m", "pytest_remote_serial", "images", "py3.11")
+    session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     _install(session)
     session.run("ruff", "check", ".")
