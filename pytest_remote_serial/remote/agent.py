@@ -883,7 +883,7 @@ def serve(channel: Channel, close_in_child: list | tuple = ()) -> None:
             op = header.get("op")
             timeout = float(header.get("timeout") or 30)
             if op == "call" and header.get("isolate", True):
-                current = spare
+                current, spare = spare, None  # handed over: never closed twice if dispatch fails
                 spare, learned, reap = current.dispatch(channel, header, timeout, fork_next)
                 if reap:
                     exited.append(current.pid)
