@@ -16,6 +16,7 @@ import pytest
 from . import current
 from .compare import CompareError, Threshold, compare, failures, parse_threshold, render
 from .fixture import CallOptions, Remote
+from .host.backends.base import Running
 from .host.controller import Controller
 from .host.matrix import LOCAL, MatrixError, Target, load_matrix, local_target
 from .outcomes import RoundTrip, TargetUnavailable
@@ -261,16 +262,10 @@ class RemoteSerialPlugin:
         target = next((t for t in self.targets if t.name == name), None)
         if target is None:
             raise pytest.UsageError(f"target {name!r} is not in the selected matrix")
-        gpu = target.gpu if not target.is_local else local_has_gpu()
+        gpu = _has_gpu(target)
         if options.gpu and not gpu:
             pytest.skip(f"needs a GPU; target {name} has none")
-        try:
-            running = self.controller.get(name)
-        except TargetUnavailable as exc:
-            self.unavailable[(test_function(request.node.nodeid), name)] = "unavailable"
-            if self.strict:
-                pytest.fail(f"{exc} (--remote-strict)", pytrace=False)
-            pytest.skip(str(exc))
+        running = self._running(name, matrix_row=test_function(request.node.nodeid))
         return Remote(running, options, gpu, self.records.append, test=request.node.nodeid)
 
     def remote_by_name(self, name: str) -> Remote:
@@ -283,14 +278,23 @@ class RemoteSerialPlugin:
             except MatrixError as exc:
                 raise pytest.UsageError(str(exc)) from None
             self.controller.add(target)
+        running = self._running(name)
+        return Remote(running, CallOptions(), _has_gpu(target), self.records.append, test=self._nodeid)
+
+    def _running(self, name: str, matrix_row: str | None = None) -> Running:
+        """The started target; one that cannot start skips the test (fails it under --remote-strict)."""
         try:
-            running = self.controller.get(name)
+            return self.controller.get(name)
         except TargetUnavailable as exc:
+            if matrix_row is not None:
+                self.unavailable[(matrix_row, name)] = "unavailable"
             if self.strict:
                 pytest.fail(f"{exc} (--remote-strict)", pytrace=False)
             pytest.skip(str(exc))
-        gpu = target.gpu if not target.is_local else local_has_gpu()
-        return Remote(running, CallOptions(), gpu, self.records.append, test=self._nodeid)
+
+
+def _has_gpu(target: Target) -> bool:
+    return target.gpu if not target.is_local else local_has_gpu()
 
 
 _write_lock = threading.Lock()

@@ -67,10 +67,10 @@ def needs_source(obj: Any) -> bool:
 
 
 def _found_by_name(obj: Any, module: types.ModuleType, qualname: str) -> bool:
-    found: Any = module
-    for part in qualname.split("."):
-        found = getattr(found, part, None)
-    return found is obj
+    try:
+        return agent.lookup_qualname(module, qualname) is obj
+    except AttributeError:
+        return False
 
 
 # ----------------------------------------------------------------------------- finding source

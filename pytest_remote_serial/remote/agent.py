@@ -469,10 +469,14 @@ class ResultUnpickler(pickle.Unpickler):
         kind, module, qualname = pid
         if kind != "host":
             raise pickle.UnpicklingError("unknown persistent id %r" % (pid,))
-        obj = importlib.import_module(module)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-        return obj
+        return lookup_qualname(importlib.import_module(module), qualname)
+
+
+def lookup_qualname(root, qualname: str):
+    """``root.a.b.c`` for ``qualname == "a.b.c"``; AttributeError when a part is missing."""
+    for part in qualname.split("."):
+        root = getattr(root, part)
+    return root
 
 
 def _has_module(name: str) -> bool:
@@ -576,9 +580,13 @@ def run_call(channel: Channel, header: dict, status_fd: int | None = None) -> No
     _respond(channel, response, out, status_fd)
 
 
+def reply_envelope() -> dict:
+    """The way back has an envelope too: the host names its own load failures from it."""
+    return {"python": python_version(), "magic": magic_number(), "numpy": numpy_version()}
+
+
 def _respond(channel: Channel, response: dict, out: list, status_fd: int | None) -> None:
-    # The way back has an envelope too: the host names its own load failures from it.
-    response["envelope"] = {"python": python_version(), "magic": magic_number(), "numpy": numpy_version()}
+    response["envelope"] = reply_envelope()
     if status_fd is not None:
         learned = ",".join(_installed_imports()).encode()
         if learned:
@@ -600,8 +608,6 @@ def _status(fd: int | None, token: bytes) -> None:
 _NEVER_PRELOAD = {"cupy", "cupyx", "torch", "tensorflow", "jax", "jaxlib", "numba", "pycuda"}
 _PRELOAD_MAX = 32
 _modules_at_start: set = set()
-
-
 _site_roots: tuple = ()
 
 
@@ -718,7 +724,7 @@ def _rehearse() -> None:
         func, args, kwargs = _load_pickle(payload[0], payload[1:], {})
         _dump_result(func(*args, **kwargs), PICKLE_PROTOCOL)
         response = {"op": "result", "id": 0, "phases": {"load": 0.0}, "outcome": "ok",
-                    "envelope": {"python": python_version(), "magic": magic_number(), "numpy": numpy_version()}}
+                    "envelope": reply_envelope()}
         json.loads(json.dumps(dict(response, buffers=[1])))
         _installed_imports()
     except Exception:
@@ -875,11 +881,11 @@ def serve(channel: Channel, close_in_child: list | tuple = ()) -> None:
         while True:
             if spare is None:
                 spare = fork_next()
+            exited = [pid for pid in exited if os.waitpid(pid, os.WNOHANG) == (0, 0)]
             try:
                 header = channel.recv_header()
             except ChannelClosed:
                 return
-            exited = [pid for pid in exited if os.waitpid(pid, os.WNOHANG) == (0, 0)]
             op = header.get("op")
             timeout = float(header.get("timeout") or 30)
             if op == "call" and header.get("isolate", True):
