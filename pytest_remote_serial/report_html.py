@@ -241,7 +241,7 @@ def _grid(cells: dict[tuple[str, str], _Cell], targets: list[dict[str, Any]]) ->
     for row in rows:
         file, sep, name = row.rpartition("::")
         label = f"<span class=\"file\">{_e(file)}::</span><span class=\"fn\">{_e(name)}</span>" if sep else _e(row)
-        out.append(f"<tr><th scope=\"row\">{label}</th>")
+        out.append(f"<tr><th scope=\"row\" title=\"{_e(row)}\">{label}</th>")
         for target in targets:
             cell = cells.get((row, target["name"]))
             out.append(_grid_cell(cell) if cell else "<td class=\"nocell\">–</td>")
@@ -442,8 +442,8 @@ code,pre{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 .chips{list-style:none;display:flex;flex-wrap:wrap;gap:8px;padding:0;margin:8px 0}
 .chip{background:var(--bg);border-left:4px solid var(--fg);padding:3px 10px;border-radius:4px}
 .down{color:#8c1d18}
-.layout{display:flex;gap:24px;align-items:flex-start}
-.grid-wrap{flex:1 1 auto;min-width:0;overflow-x:auto}
+.layout{display:flex;flex-wrap:wrap;gap:24px;align-items:flex-start}
+.grid-wrap{flex:1 1 max-content;max-width:100%;min-width:0;overflow-x:auto}
 #grid{border-collapse:separate;border-spacing:3px}
 #grid th{font-weight:600;text-align:left;padding:4px 8px;vertical-align:bottom;white-space:nowrap}
 #grid thead th small{display:block;font-weight:normal;color:#57606a}
@@ -458,7 +458,7 @@ code,pre{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 .cell:hover,.cell:focus{outline:2px solid var(--fg);outline-offset:1px}
 .cell.selected{outline:3px solid #1f2328;outline-offset:1px}
 .nocell{color:#b0b7bf;text-align:center}
-#panel{flex:0 0 440px;position:sticky;top:12px;max-height:calc(100vh - 24px);overflow:auto;background:#fff;
+#panel{flex:1 0 400px;max-width:560px;position:sticky;top:12px;max-height:calc(100vh - 24px);overflow:auto;background:#fff;
  border:1px solid #d8dee4;border-radius:6px;padding:14px;margin-top:44px}
 #panel .hint{color:#57606a;margin:0}
 .call{border-left:4px solid var(--fg);background:#fff;padding:8px 10px;margin:0 0 10px;border-radius:3px;

@@ -49,7 +49,7 @@ class AgentClient:
             try:
                 self.channel.send(header, buffers)
                 return self.channel.recv()
-            except EOFError:
+            except BaseException:  # EOF, deadline, or Ctrl-C mid-frame: the stream is out of step
                 self.alive = False
                 raise
             finally:

@@ -5,13 +5,14 @@ Both add a deadline to every read, so a wedged target can never hang the test ru
 
 from __future__ import annotations
 
+import select
 import socket
 import struct
 import time
 from collections.abc import Callable
 from typing import Any
 
-from ..remote.agent import Channel
+from ..remote.agent import Channel, ChannelClosed, receive_buffer
 
 
 class AgentLost(EOFError):
@@ -19,34 +20,78 @@ class AgentLost(EOFError):
 
 
 class SocketChannel(Channel):
+    """Reads are buffered: a small reply (length, header, result) costs one ``recv``.
+
+    The socket stays blocking and every operation first tries ``MSG_DONTWAIT``; only when
+    that would block does it ``poll`` with what is left of the deadline. A per-operation
+    ``settimeout`` would cost two ``fcntl`` calls and a ``poll`` on every read.
+    """
+
+    CHUNK = 256 * 1024
+
     def __init__(self, sock: socket.socket) -> None:
         super().__init__(sock.fileno(), sock.fileno())
         self.sock = sock
+        sock.setblocking(True)
         self.deadline: float | None = None
+        self._pending = bytearray()  # read past the last frame's end
+        self._scratch = bytearray(self.CHUNK)
 
-    def _remaining(self) -> float | None:
+    def _remaining_ms(self) -> int:
         if self.deadline is None:
-            return None
+            return -1
         left = self.deadline - time.monotonic()
         if left <= 0:
-            raise AgentLost("no answer from the agent before the deadline")
-        return left
+            raise AgentLost("the agent did not answer before the deadline")
+        return max(1, int(left * 1000))
 
-    def _guarded(self, op: Callable[[Any], int], arg: Any) -> int:
+    def _guarded(self, op: Callable[[Any, int], int], arg: Any, event: int) -> int:
         """One socket operation under the deadline; every failure becomes AgentLost."""
-        self.sock.settimeout(self._remaining())
-        try:
-            return op(arg)
-        except socket.timeout:
-            raise AgentLost("the agent did not answer before the deadline") from None
-        except OSError as exc:
-            raise AgentLost(f"connection to the agent broke: {exc}") from None
+        while True:
+            try:
+                return op(arg, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError as exc:
+                raise AgentLost(f"connection to the agent broke: {exc}") from None
+            poller = select.poll()
+            poller.register(self.sock, event)
+            if not poller.poll(self._remaining_ms()):
+                raise AgentLost("the agent did not answer before the deadline")
 
     def _read_into(self, view: memoryview) -> int:
-        return self._guarded(self.sock.recv_into, view)
+        return self._guarded(lambda v, flags: self.sock.recv_into(v, 0, flags), view, select.POLLIN)
 
     def _writev(self, views: list) -> int:
-        return self._guarded(self.sock.sendmsg, views)
+        return self._guarded(lambda v, flags: self.sock.sendmsg(v, (), flags), views, select.POLLOUT)
+
+    def read_exact(self, n: int, at_boundary: bool = False) -> bytearray:
+        pending = self._pending
+        if len(pending) >= n:
+            out = pending[:n]
+            del pending[:n]
+            return out
+        out = receive_buffer(n)
+        got = len(pending)
+        view = memoryview(out)
+        view[:got] = pending
+        pending.clear()
+        scratch = memoryview(self._scratch)
+        while got < n:
+            if n - got >= self.CHUNK:  # bulk: straight into the destination, no copy
+                k = self._read_into(view[got:])
+                taken = k
+            else:
+                k = self._read_into(scratch)
+                taken = min(k, n - got)
+                view[got:got + taken] = scratch[:taken]
+                pending += scratch[taken:k]
+            if k == 0:
+                if at_boundary and got == 0:
+                    raise ChannelClosed("peer closed the connection")
+                raise EOFError(f"connection closed mid-message ({got} of {n} bytes)")
+            got += taken
+        return out
 
     def close(self) -> None:
         try:

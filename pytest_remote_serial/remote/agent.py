@@ -19,6 +19,7 @@ from __future__ import annotations
 import gc
 import importlib.util
 import json
+import mmap
 import os
 import pickle
 import platform
@@ -36,6 +37,22 @@ PICKLE_PROTOCOL = 5
 OOB_THRESHOLD = 1 << 16
 _LEN = struct.Struct("!I")
 _MAX_HEADER = 64 << 20
+# Buffers from this size are received into huge-page mappings (see receive_buffer).
+BULK_THRESHOLD = 4 << 20
+
+
+def receive_buffer(n: int):
+    """Memory for n bytes about to arrive. For bulk data, an anonymous mapping advised to
+    use transparent huge pages: first-touch faults on fresh 4 KiB pages otherwise cost more
+    than the copy itself (64 MiB: ~50 ms of faults against ~8 ms of copying)."""
+    if n < BULK_THRESHOLD:
+        return bytearray(n)
+    try:
+        buf = mmap.mmap(-1, n, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        buf.madvise(mmap.MADV_HUGEPAGE)
+        return buf
+    except (AttributeError, OSError, ValueError):  # no THP on this kernel or platform
+        return bytearray(n)
 
 
 class ChannelClosed(EOFError):
@@ -57,7 +74,7 @@ class Channel:
         return os.writev(self.wfd, views)
 
     def read_exact(self, n: int, at_boundary: bool = False) -> bytearray:
-        buf = bytearray(n)
+        buf = receive_buffer(n)
         view = memoryview(buf)
         got = 0
         while got < n:
