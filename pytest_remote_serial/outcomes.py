@@ -132,6 +132,9 @@ class RoundTrip:
     phases: dict[str, float] = dataclasses.field(default_factory=dict)
     exception: BaseException | None = dataclasses.field(default=None, repr=False)
     test: str | None = None
+    # Device arrays moved (GPU targets): h2d_s/d2h_s copy time, kept out of the phases above,
+    # and "converted": arrays that arrived as numpy because the receiver had no device.
+    device: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -181,7 +184,8 @@ class RoundTrip:
                    fallback_from=list(record.get("fallback_from") or []),
                    payload_bytes=int(record.get("payload_bytes") or 0),
                    result_bytes=int(record.get("result_bytes") or 0),
-                   phases=dict(record.get("phases_s") or {}), test=record.get("test"))
+                   phases=dict(record.get("phases_s") or {}), test=record.get("test"),
+                   device=record.get("device"))
 
     def as_record(self) -> dict[str, Any]:
         """The call entry of the JSON report (DESIGN §5)."""
@@ -191,6 +195,7 @@ class RoundTrip:
             "outcome": self.outcome, "error": _error_summary(self.error),
             "payload_bytes": self.payload_bytes, "result_bytes": self.result_bytes,
             "phases_s": dict(self.phases),
+            "device": self.device,
         }
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
 import signal
 import threading
 from collections.abc import Iterator
@@ -61,12 +60,6 @@ def pytest_configure(config: pytest.Config) -> None:
     current.set_provider(plugin.remote_by_name)
 
 
-def host_gpu_problem() -> str | None:
-    if Path("/dev/nvidia0").exists() or shutil.which("nvidia-smi"):
-        return None
-    return "the host sees no NVIDIA GPU"
-
-
 class RemoteSerialPlugin:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
@@ -76,7 +69,6 @@ class RemoteSerialPlugin:
         self.strict = bool(config.getoption("remote_strict"))
         self.records: list[RoundTrip] = []
         self.unavailable: dict[tuple[str, str], str] = {}
-        self.not_selected: dict[str, str] = {}
         self.matrix_source = "built-in"
         self.targets = self._select_targets()
         self._controller: Controller | None = None
@@ -97,13 +89,6 @@ class RemoteSerialPlugin:
         except MatrixError as exc:
             raise pytest.UsageError(str(exc)) from None
         self.matrix_source = matrix.source
-        if not self.explicit:
-            problem = host_gpu_problem()
-            if problem:
-                for t in chosen:
-                    if t.gpu:
-                        self.not_selected[t.name] = f"{problem} (name it in --remote-targets to try)"
-                chosen = [t for t in chosen if not t.gpu]
         return chosen
 
     def _baseline(self) -> tuple[dict[str, Any] | None, list[Threshold]]:
@@ -161,8 +146,6 @@ class RemoteSerialPlugin:
         lines = [f"remote-serial: {mode}; targets: {', '.join(t.name for t in self.targets)}"]
         if self.matrix_mode:
             lines.append(f"remote-serial: matrix from {self.matrix_source}")
-        for name, why in self.not_selected.items():
-            lines.append(f"remote-serial: {name} not selected: {why}")
         return lines
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
@@ -264,7 +247,8 @@ class RemoteSerialPlugin:
             raise pytest.UsageError(f"target {name!r} is not in the selected matrix")
         gpu = _has_gpu(target)
         if options.gpu and not gpu:
-            pytest.skip(f"needs a GPU; target {name} has none")
+            why = f": {local_gpu_problem()}" if target.is_local else " (gpu = false in the matrix)"
+            pytest.skip(f"needs a GPU; target {name} has none{why}")
         running = self._running(name, matrix_row=test_function(request.node.nodeid))
         return Remote(running, options, gpu, self.records.append, test=request.node.nodeid)
 
@@ -300,15 +284,17 @@ def _has_gpu(target: Target) -> bool:
 _write_lock = threading.Lock()
 
 
-@functools.lru_cache(maxsize=1)
 def local_has_gpu() -> bool:
-    """The local target has a GPU when CuPy imports on the host and sees a device."""
-    try:
-        import cupy
+    return local_gpu_problem() is None
 
-        return bool(cupy.cuda.runtime.getDeviceCount())
-    except Exception:
-        return False
+
+@functools.lru_cache(maxsize=1)
+def local_gpu_problem() -> str | None:
+    """The local target has a GPU when CuPy imports on the host and sees a device."""
+    from .remote.agent import device_problem
+
+    problem = device_problem()
+    return None if problem is None else f"{problem} on the host"
 
 
 @pytest.fixture(scope="session")

@@ -302,7 +302,16 @@ def _call(number: int, call: dict[str, Any]) -> str:
            f"<table class=\"facts\">{facts}</table>"]
     if timing:
         out.append(f"<table class=\"phases\"><caption>phases</caption>{timing}</table>")
+    device = call.get("device")
+    if isinstance(device, dict):
+        copies = [("host→device", _ms(device.get("h2d_s"))), ("device→host", _ms(device.get("d2h_s"))),
+                  ("arrays", _e(device.get("arrays")))]
+        rows_html = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in copies)
+        out.append(f"<table class=\"device\"><caption>device copies (not in phases)</caption>{rows_html}</table>")
     out.append("</div>")
+    notes = device.get("converted") if isinstance(device, dict) else None
+    for note in notes or []:
+        out.append(f"<p class=\"converted\">{_e(note)}</p>")
     error = call.get("error")
     if isinstance(error, dict) and error:
         out.append(f"<div class=\"error\"><p class=\"etype\"><b>{_e(error.get('type') or 'error')}</b>: "

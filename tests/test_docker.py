@@ -350,20 +350,6 @@ def test_failed_build_makes_the_target_unavailable_with_the_log(pytester, docker
     strict.assert_outcomes(errors=1, passed=1)
 
 
-def test_gpu_target_is_deselected_without_a_gpu_and_explains_when_named(pytester, docker_client):
-    from pytest_remote_serial.host.backends.docker import gpu_problem
-
-    if gpu_problem(docker_client) is None:
-        pytest.skip("this machine has a GPU")
-    pytester.makepyfile("def test_x(remote):\n    remote.call(abs, 1)\n")
-    result = pytester.runpytest_subprocess("--remote-matrix", "--co")
-    result.stdout.fnmatch_lines(["*cuda-py3.11 not selected: the host sees no NVIDIA GPU*"])
-    assert "test_x[cuda-py3.11]" not in result.stdout.str()
-    named = pytester.runpytest_subprocess("--remote-targets=cuda-py3.11", "-rs")
-    named.assert_outcomes(skipped=1)
-    named.stdout.fnmatch_lines(["*needs a GPU: the Docker engine offers no nvidia runtime*host sees no NVIDIA GPU*"])
-
-
 def test_keep_reuses_the_container_across_runs(pytester, docker_client):
     pytester.makepyfile("""
         import socket

@@ -22,7 +22,9 @@ def test_default_matrix_has_the_design_targets(tmp_path):
     assert list(matrix.targets) == ["local", "py3.9", "py3.11", "py3.13", "py3.14", "cuda-py3.11"]
     assert matrix.targets["py3.9"].recipe == {"suite": "bullseye", "packages": ["python3", "python3-numpy"]}
     assert matrix.targets["py3.14"].python == "python3.14"
-    assert matrix.targets["cuda-py3.11"].gpu
+    cuda = matrix.targets["cuda-py3.11"]
+    assert cuda.gpu and cuda.recipe["suite"] == "bookworm"
+    assert any(w.startswith("cupy-cuda12x") for w in cuda.recipe["wheels"])
 
 
 def test_pyproject_table_wins_over_matrix_folder(tmp_path):
@@ -39,6 +41,7 @@ def test_pyproject_table_wins_over_matrix_folder(tmp_path):
     ('[targets.a]\nimage = "x"\ndockerfile = "D"\n', "target 'a': two recipes (image and dockerfile)"),
     ('[targets.a]\ndebian = { sute = "bookworm" }\n', "key 'debian': unknown key 'sute'; did you mean 'suite'?"),
     ('[targets.a]\ndebian = { packages = [] }\n', "key 'debian.suite' is required"),
+    ('[targets.a]\ndebian = { suite = "bookworm", wheels = "cupy" }\n', "key 'debian.wheels' must be a list"),
     ('[targets.local]\nimage = "x"\n', "target 'local' is built in"),
     ('[targets.a]\nimage = "x"\ntransport = "pigeon"\n', "key 'transport' must be one of"),
     ('[targets.a\nimage = "x"\n', "not valid TOML"),
@@ -78,3 +81,14 @@ def test_usage_errors_reach_the_command_line(pytester):
     result = pytester.runpytest_subprocess("--remote-targets=nope")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*unknown target(s) 'nope'*known: local, a*"])
+
+
+def test_manylinux_platforms_cover_the_images_glibc():
+    from pytest_remote_serial.host.images import BuildFailed, manylinux_platforms
+
+    tags = manylinux_platforms("2.36", "x86_64")
+    assert tags[0] == "manylinux_2_36_x86_64" and "manylinux_2_28_x86_64" in tags
+    assert {"manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64"} <= set(tags)
+    assert "manylinux_2_37_x86_64" not in tags
+    with pytest.raises(BuildFailed, match="glibc"):
+        manylinux_platforms("", "x86_64")

@@ -352,3 +352,15 @@ def test_page_renders_in_headless_chromium(pytestconfig: pytest.Config, tmp_path
         shutil.copy(png, Path(artifacts) / "report_html.png")
         shutil.copy(html_file, Path(artifacts) / "report_html.html")
     print(f"headless chromium: {elapsed:.1f} s for dump-dom and screenshot; screenshot at {png}")
+
+
+def test_device_copies_are_shown_apart_from_the_phases() -> None:
+    report = make_report()
+    call = _call("tests/test_gpu.py::test_k[py3.9]", "py3.9", "ok", 0.004)
+    call["device"] = {"h2d_s": 0.0021, "d2h_s": 0.0013, "arrays": 2,
+                      "converted": ["a cupy.ndarray float32 (3, 4) arrived as numpy.ndarray: CuPy <none>"]}
+    report["calls"].append(call)
+    html = render_html(report)
+    assert "<caption>device copies (not in phases)</caption>" in html
+    assert "<th>host→device</th><td>2.10 ms</td>" in html and "<th>arrays</th><td>2</td>" in html
+    assert "arrived as numpy.ndarray: CuPy &lt;none&gt;" in html

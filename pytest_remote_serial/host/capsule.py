@@ -248,6 +248,13 @@ def _class_names(cls: type, source: str) -> set[str]:
 
 
 class CapsulePickler(pickle.Pickler):
+    def dump(self, obj: Any) -> None:
+        try:
+            super().dump(obj)
+        except RecursionError:
+            raise SourceUnavailable("the objects refer to each other in a cycle the source capsule "
+                                    "cannot rebuild; ship them by value with serializer='cloudpickle'") from None
+
     def reducer_override(self, obj: Any) -> Any:
         if type(obj) is threading.local:
             # Its contents belong to one host thread and could not be seen from another thread,
@@ -296,9 +303,5 @@ class CapsulePickler(pickle.Pickler):
 
 def dumps_source(obj: Any, protocol: int = agent.PICKLE_PROTOCOL, buffer_callback: Any = None) -> bytes:
     buf = io.BytesIO()
-    try:
-        CapsulePickler(buf, protocol=protocol, buffer_callback=buffer_callback).dump(obj)
-    except RecursionError:
-        raise SourceUnavailable("the objects refer to each other in a cycle the source capsule "
-                                "cannot rebuild; ship them by value with serializer='cloudpickle'") from None
+    CapsulePickler(buf, protocol=protocol, buffer_callback=buffer_callback).dump(obj)
     return buf.getvalue()

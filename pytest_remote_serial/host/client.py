@@ -72,9 +72,10 @@ class AgentClient:
         codec = get_codec(serializer)
         rt = RoundTrip(outcome=oc.OK, target=self.target, function=function_name(func),
                        serializer=codec.name)
+        copies = agent.DeviceCopies()
         t0 = time.perf_counter()
         try:
-            payload = codec.dumps((func, args, kwargs))
+            payload = codec.dumps((func, args, kwargs), copies)
         except UnknownSerializer:
             raise
         except Exception as exc:
@@ -86,7 +87,8 @@ class AgentClient:
         t1 = time.perf_counter()
         rt.payload_bytes = sum(memoryview(b).nbytes for b in payload)
         header = {"op": "call", "id": next(self._ids), "serializer": codec.name,
-                  "envelope": envelope(codec), "timeout": timeout, "isolate": isolate}
+                  "envelope": envelope(codec), "timeout": timeout, "isolate": isolate,
+                  "device_arrays": copies.arrays}
         try:
             answer, buffers = self.request(header, payload, timeout)
         except EOFError as exc:
@@ -103,7 +105,7 @@ class AgentClient:
             rt.result = json.loads(bytes(buffers[0]))  # delivered even when flagged as changed
         elif rt.outcome == oc.OK:
             try:
-                rt.result = agent.load_result(buffers)
+                rt.result = agent.load_result(buffers, copies)
             except Exception as exc:
                 rt.outcome = oc.RESULT_ERROR
                 rt.error = _result_load_error(exc, answer)
@@ -112,19 +114,27 @@ class AgentClient:
         t3 = time.perf_counter()
         remote = answer.get("phases", {})
         load, call, dump_result = (float(remote.get(k, 0.0)) for k in ("load", "call", "result"))
+        host_d2h, host_h2d = copies.d2h, copies.h2d  # the host's own, before the target's merge in
+        copies.merge(answer.get("device") or {})
         rt.phases = {
-            "dump": t1 - t0,
-            "send": max(0.0, (t2 - t1) - load - call - dump_result),
+            "dump": t1 - t0 - host_d2h,
+            "send": max(0.0, (t2 - t1) - load - call - dump_result - _remote_copies(answer)),
             "load": load,
             "call": call,
-            "result": dump_result + (t3 - t2),
+            "result": dump_result + (t3 - t2) - host_h2d,
             "total": t3 - t0,
         }
+        rt.device = copies.as_dict()
         return rt
 
     def close(self) -> None:
         self.alive = False
         self.channel.close()
+
+
+def _remote_copies(answer: dict[str, Any]) -> float:
+    device = answer.get("device") or {}
+    return float(device.get("h2d_s", 0.0)) + float(device.get("d2h_s", 0.0))
 
 
 def _host_error(exc: BaseException, phase: str, message: str) -> dict[str, Any]:

@@ -13,7 +13,8 @@ from typing import Any
 
 from ..remote import agent
 
-Dumps = Callable[[Any], list[Any]]
+# (func, args, kwargs), and where device arrays' copies are counted -> the buffers to send
+Dumps = Callable[[Any, "agent.DeviceCopies"], list[Any]]
 
 
 @dataclass(frozen=True)
@@ -30,64 +31,64 @@ class Codec:
         return getattr(mod, "__version__", None)
 
 
-def _pickle(obj: Any) -> list[Any]:
+def _pickle(obj: Any, copies: agent.DeviceCopies | None = None) -> list[Any]:
     import pickle
 
-    return agent.dump_with_buffers(pickle.dumps, obj)
+    return agent.dump_with_buffers(pickle.Pickler, obj, copies)
 
 
-def _cloudpickle(obj: Any) -> list[Any]:
+def _cloudpickle(obj: Any, copies: agent.DeviceCopies | None = None) -> list[Any]:
     import cloudpickle
 
-    return agent.dump_with_buffers(cloudpickle.dumps, obj)
+    return agent.dump_with_buffers(cloudpickle.Pickler, obj, copies)
 
 
 _by_value_lock = threading.Lock()
 
 
-def _cloudpickle_by_value(obj: Any) -> list[Any]:
+def _cloudpickle_by_value(obj: Any, copies: agent.DeviceCopies | None = None) -> list[Any]:
     """Register the function's module by value for this dump only (seed 001's real fix)."""
     import cloudpickle
 
     func = obj[0]
     module = sys.modules.get(getattr(func, "__module__", None) or "")
     if module is None or module.__name__ in ("__main__", "builtins"):
-        return _cloudpickle(obj)
+        return _cloudpickle(obj, copies)
     with _by_value_lock:
         already = module.__name__ in cloudpickle.list_registry_pickle_by_value()
         if not already:
             cloudpickle.register_pickle_by_value(module)
         try:
-            return _cloudpickle(obj)
+            return _cloudpickle(obj, copies)
         finally:
             if not already:
                 cloudpickle.unregister_pickle_by_value(module)
 
 
-def _dill(obj: Any) -> list[Any]:
+def _dill(obj: Any, copies: agent.DeviceCopies | None = None) -> list[Any]:
     import dill
 
-    return agent.dump_with_buffers(dill.dumps, obj)
+    return agent.dump_with_buffers(dill.Pickler, obj, copies)
 
 
-def _dill_recurse(obj: Any) -> list[Any]:
+def _dill_recurse(obj: Any, copies: agent.DeviceCopies | None = None) -> list[Any]:
     import dill
 
-    return agent.dump_with_buffers(dill.dumps, obj, recurse=True)
+    return agent.dump_with_buffers(dill.Pickler, obj, copies, recurse=True)
 
 
-def _source(obj: Any) -> list[Any]:
-    from .capsule import dumps_source
+def _source(obj: Any, copies: agent.DeviceCopies | None = None) -> list[Any]:
+    from .capsule import CapsulePickler
 
-    return agent.dump_with_buffers(dumps_source, obj)
+    return agent.dump_with_buffers(CapsulePickler, obj, copies)
 
 
-def _json(obj: Any) -> list[Any]:
+def _json(obj: Any, copies: agent.DeviceCopies | None = None) -> list[Any]:
     """Arguments as JSON, the function as a source capsule: the form a JSON-mode remote
     function API ships (seed 003). An argument JSON would change is refused, not altered."""
     import json
 
-    from .capsule import dumps_source
+    from .capsule import CapsulePickler
 
     func, args, kwargs = obj
     for path, value in [("args", list(args)), ("kwargs", kwargs)]:
@@ -96,7 +97,7 @@ def _json(obj: Any) -> list[Any]:
             raise ValueError(f"JSON cannot carry this argument unchanged: {drift}; pass JSON "
                              "types, or use serializer='source'")
     doc = json.dumps({"args": list(args), "kwargs": kwargs}).encode()
-    return [doc, *agent.dump_with_buffers(dumps_source, func)]
+    return [doc, *agent.dump_with_buffers(CapsulePickler, func)]
 
 
 CODECS: dict[str, Codec] = {

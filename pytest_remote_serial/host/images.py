@@ -10,9 +10,13 @@ from __future__ import annotations
 import collections
 import contextlib
 import fcntl
+import hashlib
+import importlib.util
+import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -134,6 +138,9 @@ class ImageBuilder:
         if os.geteuid() != 0:
             raise BuildFailed("the debian recipe needs root on the host (debootstrap chroots); "
                               "run as root, or build the image elsewhere and use `image = ...`")
+        wheels = list(recipe.get("wheels", []))
+        if wheels and "python3-pip" not in packages:
+            packages.append("python3-pip")  # installs the downloaded wheels inside, offline
         mirror = recipe.get("mirror") or os.environ.get("PYTEST_REMOTE_SERIAL_MIRROR", DEFAULT_MIRROR)
         debs = cache_dir() / "debs" / suite
         debs.mkdir(parents=True, exist_ok=True)
@@ -147,6 +154,8 @@ class ImageBuilder:
         self.progress(f"{target.name}: debootstrap {suite} ({', '.join(packages)}) from {mirror}")
         try:
             self._run_logged(target.name, cmd, "debootstrap")
+            if wheels:
+                self._install_wheels(target, rootfs, wheels)
             for rel in SLIM:
                 shutil.rmtree(rootfs / rel, ignore_errors=True)
             self._check_python(target, rootfs)
@@ -154,6 +163,34 @@ class ImageBuilder:
         finally:
             _unmount_below(work)
             shutil.rmtree(work, ignore_errors=True)
+
+    def _install_wheels(self, target: Target, rootfs: Path, wheels: list[str]) -> None:
+        """Wheels for the image's own Python, downloaded on the host (cached), then installed
+        inside with ``--no-index`` and, where ``unshare`` exists, with no network at all."""
+        tags = self._chroot_json(target, rootfs, _TAGS_SCRIPT)
+        folder = download_wheels(wheels, tags, lambda cmd: self._run_logged(target.name, cmd, "pip download"),
+                                 self.progress, target.name)
+        inside = rootfs / "tmp" / "prs-wheels"
+        shutil.copytree(folder, inside, dirs_exist_ok=True)
+        python = target.python if "/" in target.python else f"/usr/bin/{target.python}"
+        cmd = [_require("chroot"), str(rootfs), python, "-m", "pip", "install", "--no-index",
+               "--find-links", "/tmp/prs-wheels", "--no-cache-dir", "--disable-pip-version-check",
+               "--no-input", *wheels]
+        if shutil.which("unshare"):
+            cmd = [_require("unshare"), "--net", *cmd]
+        self.progress(f"{target.name}: pip install {' '.join(wheels)} (offline, inside the image)")
+        try:
+            self._run_logged(target.name, cmd, "pip install", env=_CHROOT_ENV)
+        finally:
+            shutil.rmtree(inside, ignore_errors=True)
+
+    def _chroot_json(self, target: Target, rootfs: Path, script: str) -> dict[str, Any]:
+        python = target.python if "/" in target.python else f"/usr/bin/{target.python}"
+        proc = subprocess.run([_require("chroot"), str(rootfs), python, "-c", script], env=_CHROOT_ENV,
+                              capture_output=True, text=True)
+        if proc.returncode:
+            raise BuildFailed(f"{target.python} in the new image did not run: {proc.stderr.strip()[-500:]}")
+        return dict(json.loads(proc.stdout))
 
     def _check_python(self, target: Target, rootfs: Path) -> None:
         python = target.python if "/" in target.python else f"usr/bin/{target.python}"
@@ -181,11 +218,11 @@ class ImageBuilder:
             raise BuildFailed(f"tar of the root filesystem failed: {err.decode(errors='replace')[-500:]}")
         return tag
 
-    def _run_logged(self, name: str, cmd: list[str], what: str) -> None:
+    def _run_logged(self, name: str, cmd: list[str], what: str, env: dict[str, str] | None = None) -> None:
         """Run a long build step, echoing a progress line now and then, keeping the tail."""
         tail: collections.deque[str] = collections.deque(maxlen=20)
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                errors="replace", start_new_session=True)
+                                errors="replace", start_new_session=True, env=env)
         assert proc.stdout is not None
         start = last = time.monotonic()
 
@@ -211,6 +248,66 @@ class ImageBuilder:
         thread.join(5)
         if proc.returncode:
             raise BuildFailed(f"{what} exited with {proc.returncode}; last lines:\n" + "\n".join(tail))
+
+
+# What pip needs to know about the image's Python to pick wheels on the host.
+_TAGS_SCRIPT = ("import json, platform, sys; print(json.dumps({'python': '%d.%d' % sys.version_info[:2], "
+                "'implementation': sys.implementation.name, 'libc': platform.libc_ver()[1], "
+                "'machine': platform.machine()}))")
+_CHROOT_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root",
+               "LANG": "C.UTF-8", "PIP_BREAK_SYSTEM_PACKAGES": "1", "PIP_ROOT_USER_ACTION": "ignore"}
+
+
+def _require(tool: str) -> str:
+    found = shutil.which(tool)
+    if found is None:
+        raise BuildFailed(f"{tool} is not installed on the host; the debian recipe needs it")
+    return found
+
+
+def manylinux_platforms(libc: str, machine: str) -> list[str]:
+    """Every manylinux tag a glibc of this version can run, newest first (PEP 600 and legacy)."""
+    try:
+        major, minor = (int(part) for part in libc.split(".")[:2])
+    except ValueError:
+        raise BuildFailed(f"cannot read the image's glibc version {libc!r}; wheels need glibc") from None
+    if major != 2:
+        raise BuildFailed(f"the image's glibc {libc} is not 2.x; no manylinux wheel fits it")
+    tags = [f"manylinux_2_{m}_{machine}" for m in range(minor, 4, -1)]
+    legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+    return tags + [f"{name}_{machine}" for floor, name in legacy.items() if minor >= floor]
+
+
+def download_wheels(wheels: list[str], tags: dict[str, Any], run: Callable[[list[str]], None],
+                    progress: Progress, name: str) -> Path:
+    """The wheels (and their dependencies) for the image's Python and platform, in a folder
+    of the cache kept by requirement set and tags, so later builds need no index at all."""
+    key = hashlib.sha256(json.dumps([sorted(wheels), tags], sort_keys=True).encode()).hexdigest()[:16]
+    folder = cache_dir() / "wheels" / key
+    if (folder / ".complete").is_file():
+        progress(f"{name}: wheels from the cache ({folder})")
+        return folder
+    if importlib.util.find_spec("pip") is None:
+        raise BuildFailed(f"pip is not installed in the host Python ({sys.executable}); it downloads "
+                          "the recipe's wheels: `python -m ensurepip` or install pip")
+    partial = Path(tempfile.mkdtemp(prefix=f"wheels-{key}-", dir=_build_dir()))
+    try:
+        cmd = [sys.executable, "-m", "pip", "download", "--only-binary=:all:", "--no-input",
+               "--disable-pip-version-check", "--progress-bar", "off", "--dest", str(partial),
+               "--python-version", tags["python"],
+               "--implementation", {"cpython": "cp"}.get(tags.get("implementation", "cpython"), "cp")]
+        for platform in manylinux_platforms(str(tags["libc"]), str(tags["machine"])):
+            cmd += ["--platform", platform]
+        progress(f"{name}: pip download {' '.join(wheels)} for Python {tags['python']} "
+                 f"(glibc {tags['libc']}, {tags['machine']})")
+        run(cmd + wheels)
+        (partial / ".complete").write_text("\n".join(sorted(p.name for p in partial.glob("*.whl"))) + "\n")
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        partial.rename(folder)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return folder
 
 
 def _unmount_below(path: Path) -> None:

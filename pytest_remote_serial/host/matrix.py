@@ -24,7 +24,7 @@ RECIPE_KINDS = ("debian", "image", "dockerfile")
 TARGET_KEYS = {
     *RECIPE_KINDS, "python", "gpu", "paths", "transport", "memory", "pids", "context", "description",
 }
-DEBIAN_KEYS = {"suite", "packages", "mirror", "components"}
+DEBIAN_KEYS = {"suite", "packages", "mirror", "components", "wheels"}
 MATRIX_KEYS = {"targets", "paths"}
 TRANSPORTS = ("auto", "socket", "stdio")
 BUNDLED = Path(__file__).resolve().parent.parent / "targets.toml"
@@ -176,6 +176,10 @@ def _target(name: str, spec: Any, where: str, base: Path, shared_paths: tuple[st
         packages = recipe.get("packages", ["python3"])
         if not isinstance(packages, list) or not all(isinstance(p, str) for p in packages):
             raise MatrixError(f"{here}: key 'debian.packages' must be a list of package names")
+        wheels = recipe.get("wheels", [])
+        if not isinstance(wheels, list) or not all(isinstance(w, str) and w.strip() for w in wheels):
+            raise MatrixError(f"{here}: key 'debian.wheels' must be a list of requirements "
+                              "(e.g. [\"cupy-cuda12x>=13\"]), downloaded on the host and installed offline")
     elif not isinstance(recipe, str):
         raise MatrixError(f"{here}: key {kind!r} must be a string")
     gpu = spec.get("gpu", False)

@@ -135,8 +135,11 @@ def python_version() -> str:
     return platform.python_version()
 
 
-def dump_with_buffers(dumps, obj, **kwargs) -> list:
-    """Pickle ``obj`` with protocol 5; large contiguous buffers go out of band."""
+def dump_with_buffers(pickler, obj, copies=None, **kwargs) -> list:
+    """Pickle ``obj`` with protocol 5 by a ``Pickler`` class; large contiguous buffers go
+    out of band. With ``copies``, device arrays travel as persistent ids (see below)."""
+    import io
+
     oob: list = []
 
     def keep(pb) -> bool:
@@ -149,21 +152,148 @@ def dump_with_buffers(dumps, obj, **kwargs) -> list:
         oob.append(raw)
         return False
 
-    payload = dumps(obj, protocol=PICKLE_PROTOCOL, buffer_callback=keep, **kwargs)
-    return [payload] + oob
+    out = io.BytesIO()
+    p = pickler(out, PICKLE_PROTOCOL, buffer_callback=keep, **kwargs)
+    if copies is not None:
+        attach_device_ids(p, copies)
+    p.dump(obj)
+    return [out.getvalue()] + oob
+
+
+# --------------------------------------------------------------------------- device arrays
+# CuPy's own pickling copies to the host and back but drops Fortran order (cupy#10084), and
+# a host without CuPy cannot load it at all. So device arrays cross as a persistent id
+# ("device", "cupy", order, numpy copy): the receiver rebuilds them on its device in the same
+# order, or, where it cannot hold them, keeps the numpy array and says so. The copies are
+# timed here, apart from serialization.
+
+
+class DeviceCopies:
+    """Host<->device copy time of one call's arrays, and any that arrived as numpy."""
+
+    def __init__(self) -> None:
+        self.h2d = 0.0
+        self.d2h = 0.0
+        self.arrays = 0
+        self.converted: list = []
+
+    def merge(self, other: dict) -> None:
+        self.h2d += other.get("h2d_s", 0.0)
+        self.d2h += other.get("d2h_s", 0.0)
+        self.arrays += other.get("arrays", 0)
+        self.converted += other.get("converted", [])
+
+    def as_dict(self):
+        if not self.arrays:
+            return None
+        return {"h2d_s": self.h2d, "d2h_s": self.d2h, "arrays": self.arrays, "converted": self.converted}
+
+
+_device_problem: list = []
+
+
+def device_problem():
+    """Why this process cannot hold CuPy arrays (None when it can). Asked once per process."""
+    if not _device_problem:
+        try:
+            import cupy
+
+            count = cupy.cuda.runtime.getDeviceCount()
+            _device_problem.append(None if count else "CuPy sees no CUDA device")
+        except Exception as exc:
+            what = "is not importable" if isinstance(exc, ImportError) else "sees no CUDA device"
+            _device_problem.append("CuPy %s (%s: %s)" % (what, type(exc).__name__, _safe_str(exc)))
+    return _device_problem[0]
+
+
+def device_id(obj, copies: DeviceCopies):
+    cupy = sys.modules.get("cupy")
+    if cupy is None or type(obj) is not getattr(cupy, "ndarray", None):
+        return None
+    order = "F" if obj.flags.f_contiguous and not obj.flags.c_contiguous else "C"
+    t = time.perf_counter()
+    host = cupy.asnumpy(obj, order=order)
+    copies.d2h += time.perf_counter() - t
+    copies.arrays += 1
+    # Raw memory, not a pickled ndarray: any pickler (dill too) carries a PickleBuffer out of
+    # band as is, and the receiver needs numpy only to view it.
+    return ("device", "cupy", order, host.dtype.str, tuple(host.shape), pickle.PickleBuffer(host))
+
+
+def device_load(pid, copies: DeviceCopies):
+    import numpy
+
+    _, library, order, dtype, shape, data = pid
+    host = numpy.ndarray(shape, dtype=numpy.dtype(dtype), buffer=data, order=order)
+    copies.arrays += 1
+    problem = device_problem()
+    if problem:
+        copies.converted.append("a cupy.ndarray %s %s arrived as numpy.ndarray: %s"
+                                % (host.dtype, tuple(host.shape), problem))
+        return host
+    import cupy
+
+    t = time.perf_counter()
+    arr = cupy.array(host, order=order)
+    cupy.cuda.get_current_stream().synchronize()
+    copies.h2d += time.perf_counter() - t
+    return arr
+
+
+def attach_device_ids(pickler, copies: DeviceCopies) -> None:
+    """Only where CuPy is loaded: ``persistent_id`` runs for every object pickled."""
+    if "cupy" not in sys.modules:
+        return
+    previous = getattr(pickler, "persistent_id", None)
+
+    def persistent_id(obj):
+        found = device_id(obj, copies)
+        if found is None and previous is not None:
+            return previous(obj)
+        return found
+
+    pickler.persistent_id = persistent_id
+
+
+def attach_device_loads(unpickler, copies: DeviceCopies):
+    previous = getattr(unpickler, "persistent_load", None)
+
+    def persistent_load(pid):
+        if isinstance(pid, tuple) and pid and pid[0] == "device":
+            return device_load(pid, copies)
+        if previous is None:
+            raise pickle.UnpicklingError("unknown persistent id %r" % (pid,))
+        return previous(pid)
+
+    unpickler.persistent_load = persistent_load
+    return unpickler
+
+
+_call_copies = DeviceCopies()  # this call's (a process runs one call at a time)
+
+
+def _unpickle(cls, payload, buffers, header):
+    import io
+
+    unpickler = cls(io.BytesIO(payload), buffers=buffers)
+    if header.get("device_arrays"):
+        attach_device_loads(unpickler, _call_copies)
+    return unpickler.load()
 
 
 # --------------------------------------------------------------------------- loading
 
 
 def _load_pickle(payload, buffers, header):
-    return pickle.loads(payload, buffers=buffers)
+    if not header.get("device_arrays"):
+        return pickle.loads(payload, buffers=buffers)
+    return _unpickle(pickle.Unpickler, payload, buffers, header)
 
 
 def _load_dill(payload, buffers, header):
     import dill  # injected as a zip by the host
 
-    return dill.loads(payload, buffers=buffers)
+    return _unpickle(dill.Unpickler, payload, buffers, header)
 
 
 # --------------------------------------------------------------------------- source capsule
@@ -252,9 +382,7 @@ class _SourceUnpickler(pickle.Unpickler):
 
 
 def _load_source(payload, buffers, header):
-    import io
-
-    return _SourceUnpickler(io.BytesIO(payload), buffers=buffers).load()
+    return _unpickle(_SourceUnpickler, payload, buffers, header)
 
 
 def _load_json(payload, buffers, header):
@@ -443,31 +571,38 @@ def _safe_str(exc: BaseException) -> str:
         return "<unprintable %s>" % type(exc).__name__
 
 
-class _ResultPickler(pickle.Pickler):
-    def persistent_id(self, obj):
-        ref = _FROM_HOST.get(id(obj))
-        if ref is not None and ref[0] is obj:
-            return ("host", ref[1], ref[2])
-        return None
+def _host_ref(obj):
+    ref = _FROM_HOST.get(id(obj))
+    if ref is not None and ref[0] is obj:
+        return ("host", ref[1], ref[2])
+    return None
 
 
-def _pickle_result(obj, protocol=PICKLE_PROTOCOL, buffer_callback=None):
-    import io
+_result_picklers: dict = {}
 
-    buf = io.BytesIO()
-    _ResultPickler(buf, protocol=protocol, buffer_callback=buffer_callback).dump(obj)
-    return buf.getvalue()
+
+def _result_pickler(base):
+    """``base`` whose persistent ids carry host references and device arrays."""
+    if base not in _result_picklers:
+        class ResultPickler(base):
+            def persistent_id(self, obj):
+                return device_id(obj, _call_copies) or _host_ref(obj)
+
+        _result_picklers[base] = ResultPickler
+    return _result_picklers[base]
 
 
 def _dump_result(obj, protocol: int) -> list:
     """Plain pickle first: it loads on any host Python (objects rebuilt from host source go
     back as references to the host's own). cloudpickle only for what plain pickle refuses."""
+    special = bool(_FROM_HOST) or "cupy" in sys.modules
     try:
-        return dump_with_buffers(_pickle_result if _FROM_HOST else pickle.dumps, obj)
+        return dump_with_buffers(_result_pickler(pickle.Pickler) if special else pickle.Pickler, obj)
     except Exception:
         import cloudpickle
 
-        return dump_with_buffers(cloudpickle.dumps, obj)
+        _call_copies.__init__()  # arrays copied by the failed attempt are copied again
+        return dump_with_buffers(_result_pickler(cloudpickle.Pickler) if special else cloudpickle.Pickler, obj)
 
 
 class ResultUnpickler(pickle.Unpickler):
@@ -482,7 +617,13 @@ class ResultUnpickler(pickle.Unpickler):
             module = "numpy._core" + module[len("numpy.core"):]
         return super().find_class(module, name)
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.copies = DeviceCopies()
+
     def persistent_load(self, pid):
+        if pid[0] == "device":
+            return device_load(pid, self.copies)
         kind, module, qualname = pid
         if kind != "host":
             raise pickle.UnpicklingError("unknown persistent id %r" % (pid,))
@@ -503,10 +644,14 @@ def _has_module(name: str) -> bool:
         return False
 
 
-def load_result(buffers: list):
+def load_result(buffers: list, copies=None):
     import io
 
-    return ResultUnpickler(io.BytesIO(buffers[0]), buffers=buffers[1:]).load()
+    unpickler = ResultUnpickler(io.BytesIO(buffers[0]), buffers=buffers[1:])
+    result = unpickler.load()
+    if copies is not None:
+        copies.merge(unpickler.copies.as_dict() or {})
+    return result
 
 
 def _dump_json_result(result, response: dict) -> list:
@@ -547,6 +692,7 @@ def run_call(channel: Channel, header: dict, status_fd: int | None = None) -> No
     """Read the payload, load, call, and answer on ``channel``."""
     bufs = channel.recv_buffers(header)
     _status(status_fd, b"B")
+    _call_copies.__init__()
     response: dict = {"op": "result", "id": header.get("id"), "phases": {}}
     out: list = []
     t0 = time.perf_counter()
@@ -572,6 +718,7 @@ def run_call(channel: Channel, header: dict, status_fd: int | None = None) -> No
         _respond(channel, response, out, status_fd)
         return
     t1 = time.perf_counter()
+    h2d = _call_copies.h2d
     try:
         result = func(*args, **kwargs)
     except CallTimeout:
@@ -593,7 +740,8 @@ def run_call(channel: Channel, header: dict, status_fd: int | None = None) -> No
             response.update(outcome="result_error", error=error_info(exc, "result"))
             out = []
     t3 = time.perf_counter()
-    response["phases"].update(load=t1 - t0, call=t2 - t1, result=t3 - t2)
+    response["phases"].update(load=t1 - t0 - h2d, call=t2 - t1, result=t3 - t2 - _call_copies.d2h)
+    response["device"] = _call_copies.as_dict()
     _respond(channel, response, out, status_fd)
 
 
@@ -737,7 +885,7 @@ def _rehearse() -> None:
     try:
         import cloudpickle
 
-        payload = dump_with_buffers(cloudpickle.dumps, (abs, (-1,), {}))
+        payload = dump_with_buffers(cloudpickle.Pickler, (abs, (-1,), {}))
         func, args, kwargs = _load_pickle(payload[0], payload[1:], {})
         _dump_result(func(*args, **kwargs), PICKLE_PROTOCOL)
         response = {"op": "result", "id": 0, "phases": {"load": 0.0}, "outcome": "ok",
