@@ -467,8 +467,8 @@ code,pre{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 .cell:hover,.cell:focus{outline:2px solid var(--fg);outline-offset:1px}
 .cell.selected{outline:3px solid #1f2328;outline-offset:1px}
 .nocell{color:#b0b7bf;text-align:center}
-#panel{flex:1 0 400px;max-width:560px;position:sticky;top:12px;max-height:calc(100vh - 24px);overflow:auto;background:#fff;
- border:1px solid #d8dee4;border-radius:6px;padding:14px;margin-top:44px}
+#panel{flex:1 0 400px;max-width:560px;position:sticky;top:12px;max-height:calc(100vh - 24px);overflow:auto;
+ background:#fff;border:1px solid #d8dee4;border-radius:6px;padding:14px;margin-top:44px}
 #panel .hint{color:#57606a;margin:0}
 .call{border-left:4px solid var(--fg);background:#fff;padding:8px 10px;margin:0 0 10px;border-radius:3px;
  box-shadow:0 0 0 1px #eaeef2}

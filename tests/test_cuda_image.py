@@ -46,7 +46,7 @@ def test_cuda_image_has_cupy_numpy2_and_nvrtc_and_compiles_offline(docker_client
     out = docker_client.containers.run(cuda_image, ["python3", "-c", PROBE], network_mode="none",
                                        remove=True, user="65534:65534", environment={"HOME": "/tmp"})
     words = out.decode().split()
-    found = dict(zip(words[0:8:2], words[1:8:2]))
+    found = dict(zip(words[0:8:2], words[1:8:2], strict=True))
     assert int(found["CUPY"].split(".")[0]) >= 13
     assert int(found["NUMPY"].split(".")[0]) >= 2  # CuPy 14 needs numpy 2; bookworm's is 1.24
     assert found["NVRTC"].startswith("12.")

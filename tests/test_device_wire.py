@@ -50,7 +50,7 @@ def test_argument_keeps_order_and_is_counted(device, pickler):
     buffers = agent.dump_with_buffers(cls, (abs, (_fortran(),), {}), host)
     assert host.arrays == 1 and host.d2h >= 0
     loader = agent.LOADERS["dill" if pickler == "dill" else "pickle"]
-    agent._call_copies.__init__()  # as run_call does for each call
+    agent._call_copies.reset()  # as run_call does for each call
     _, (arg,), _ = loader(buffers[0], buffers[1:], {"device_arrays": host.arrays})
     assert type(arg) is StandInArray and arg.flags.f_contiguous and not arg.flags.c_contiguous
     np.testing.assert_array_equal(arg._data, np.arange(12, dtype=np.float32).reshape(3, 4))
@@ -58,7 +58,7 @@ def test_argument_keeps_order_and_is_counted(device, pickler):
 
 
 def test_result_rebuilt_on_the_hosts_device(device):
-    agent._call_copies.__init__()
+    agent._call_copies.reset()
     out = agent._dump_result({"r": _fortran()}, agent.PICKLE_PROTOCOL)
     assert agent._call_copies.as_dict()["arrays"] == 1
     host = agent.DeviceCopies()
@@ -68,7 +68,7 @@ def test_result_rebuilt_on_the_hosts_device(device):
 
 
 def test_result_for_a_host_without_a_device_is_numpy_and_says_why(device, monkeypatch):
-    agent._call_copies.__init__()
+    agent._call_copies.reset()
     out = agent._dump_result(_fortran(), agent.PICKLE_PROTOCOL)
     monkeypatch.setattr(agent, "_device_problem", ["CuPy sees no CUDA device"])
     host = agent.DeviceCopies()

@@ -116,9 +116,10 @@ class AgentClient:
         load, call, dump_result = (float(remote.get(k, 0.0)) for k in ("load", "call", "result"))
         host_d2h, host_h2d = copies.d2h, copies.h2d  # the host's own, before the target's merge in
         copies.merge(answer.get("device") or {})
+        remote_copies = copies.h2d - host_h2d + copies.d2h - host_d2h
         rt.phases = {
             "dump": t1 - t0 - host_d2h,
-            "send": max(0.0, (t2 - t1) - load - call - dump_result - _remote_copies(answer)),
+            "send": max(0.0, (t2 - t1) - load - call - dump_result - remote_copies),
             "load": load,
             "call": call,
             "result": dump_result + (t3 - t2) - host_h2d,
@@ -130,11 +131,6 @@ class AgentClient:
     def close(self) -> None:
         self.alive = False
         self.channel.close()
-
-
-def _remote_copies(answer: dict[str, Any]) -> float:
-    device = answer.get("device") or {}
-    return float(device.get("h2d_s", 0.0)) + float(device.get("d2h_s", 0.0))
 
 
 def _host_error(exc: BaseException, phase: str, message: str) -> dict[str, Any]:

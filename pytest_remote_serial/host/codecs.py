@@ -13,8 +13,8 @@ from typing import Any
 
 from ..remote import agent
 
-# (func, args, kwargs), and where device arrays' copies are counted -> the buffers to send
-Dumps = Callable[[Any, "agent.DeviceCopies"], list[Any]]
+# (func, args, kwargs) and, optionally, where device arrays' copies are counted -> the buffers
+Dumps = Callable[..., list[Any]]
 
 
 @dataclass(frozen=True)

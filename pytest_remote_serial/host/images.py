@@ -172,8 +172,7 @@ class ImageBuilder:
                                  self.progress, target.name)
         inside = rootfs / "tmp" / "prs-wheels"
         shutil.copytree(folder, inside, dirs_exist_ok=True)
-        python = target.python if "/" in target.python else f"/usr/bin/{target.python}"
-        cmd = [_require("chroot"), str(rootfs), python, "-m", "pip", "install", "--no-index",
+        cmd = [_require("chroot"), str(rootfs), _image_python(target), "-m", "pip", "install", "--no-index",
                "--find-links", "/tmp/prs-wheels", "--no-cache-dir", "--disable-pip-version-check",
                "--no-input", *wheels]
         if shutil.which("unshare"):
@@ -185,16 +184,14 @@ class ImageBuilder:
             shutil.rmtree(inside, ignore_errors=True)
 
     def _chroot_json(self, target: Target, rootfs: Path, script: str) -> dict[str, Any]:
-        python = target.python if "/" in target.python else f"/usr/bin/{target.python}"
-        proc = subprocess.run([_require("chroot"), str(rootfs), python, "-c", script], env=_CHROOT_ENV,
+        proc = subprocess.run([_require("chroot"), str(rootfs), _image_python(target), "-c", script], env=_CHROOT_ENV,
                               capture_output=True, text=True)
         if proc.returncode:
             raise BuildFailed(f"{target.python} in the new image did not run: {proc.stderr.strip()[-500:]}")
         return dict(json.loads(proc.stdout))
 
     def _check_python(self, target: Target, rootfs: Path) -> None:
-        python = target.python if "/" in target.python else f"usr/bin/{target.python}"
-        if not (rootfs / python.lstrip("/")).exists():
+        if not (rootfs / _image_python(target).lstrip("/")).exists():
             raise BuildFailed(f"the image has no {target.python}: add the package that provides it "
                               f"to debian.packages, or set python = ... for target {target.name!r}")
 
@@ -256,6 +253,11 @@ _TAGS_SCRIPT = ("import json, platform, sys; print(json.dumps({'python': '%d.%d'
                 "'machine': platform.machine()}))")
 _CHROOT_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root",
                "LANG": "C.UTF-8", "PIP_BREAK_SYSTEM_PACKAGES": "1", "PIP_ROOT_USER_ACTION": "ignore"}
+
+
+def _image_python(target: Target) -> str:
+    """The target's interpreter as an absolute path inside the image."""
+    return target.python if "/" in target.python else f"/usr/bin/{target.python}"
 
 
 def _require(tool: str) -> str:

@@ -163,15 +163,18 @@ def dump_with_buffers(pickler, obj, copies=None, **kwargs) -> list:
 # --------------------------------------------------------------------------- device arrays
 # CuPy's own pickling copies to the host and back but drops Fortran order (cupy#10084), and
 # a host without CuPy cannot load it at all. So device arrays cross as a persistent id
-# ("device", "cupy", order, numpy copy): the receiver rebuilds them on its device in the same
-# order, or, where it cannot hold them, keeps the numpy array and says so. The copies are
-# timed here, apart from serialization.
+# ("device", "cupy", order, dtype, shape, raw memory): the receiver rebuilds them on its device
+# in the same order, or, where it cannot hold them, keeps a numpy array and says so. The
+# copies are timed here, apart from serialization.
 
 
 class DeviceCopies:
     """Host<->device copy time of one call's arrays, and any that arrived as numpy."""
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
         self.h2d = 0.0
         self.d2h = 0.0
         self.arrays = 0
@@ -266,7 +269,6 @@ def attach_device_loads(unpickler, copies: DeviceCopies):
         return previous(pid)
 
     unpickler.persistent_load = persistent_load
-    return unpickler
 
 
 _call_copies = DeviceCopies()  # this call's (a process runs one call at a time)
@@ -596,12 +598,13 @@ def _dump_result(obj, protocol: int) -> list:
     """Plain pickle first: it loads on any host Python (objects rebuilt from host source go
     back as references to the host's own). cloudpickle only for what plain pickle refuses."""
     special = bool(_FROM_HOST) or "cupy" in sys.modules
+    d2h, arrays = _call_copies.d2h, _call_copies.arrays
     try:
         return dump_with_buffers(_result_pickler(pickle.Pickler) if special else pickle.Pickler, obj)
     except Exception:
         import cloudpickle
 
-        _call_copies.__init__()  # arrays copied by the failed attempt are copied again
+        _call_copies.d2h, _call_copies.arrays = d2h, arrays  # the failed attempt's copies are redone
         return dump_with_buffers(_result_pickler(cloudpickle.Pickler) if special else cloudpickle.Pickler, obj)
 
 
@@ -692,7 +695,7 @@ def run_call(channel: Channel, header: dict, status_fd: int | None = None) -> No
     """Read the payload, load, call, and answer on ``channel``."""
     bufs = channel.recv_buffers(header)
     _status(status_fd, b"B")
-    _call_copies.__init__()
+    _call_copies.reset()
     response: dict = {"op": "result", "id": header.get("id"), "phases": {}}
     out: list = []
     t0 = time.perf_counter()
