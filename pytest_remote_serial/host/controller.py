@@ -16,6 +16,7 @@ from typing import Any
 from ..outcomes import TargetUnavailable
 from .backends.base import Running, StartFailed
 from .backends.local import start_local
+from .bundle import ensure_bundle
 from .images import Progress
 from .matrix import Target
 
@@ -69,7 +70,15 @@ class Controller:
 
     def start_all(self, names: list[str] | None = None) -> None:
         """Kick off every target at once; tests then wait only for the one they need."""
-        for name in names or list(self.targets):
+        chosen = names or list(self.targets)
+        # Import on the caller's thread what the start threads need (cloudpickle and dill for
+        # the bundle, the docker SDK): a thread importing while pytester restores sys.modules
+        # around a test loses modules mid-import (KeyError from importlib).
+        ensure_bundle()
+        if any(not self.targets[name].is_local for name in chosen):
+            with contextlib.suppress(ImportError):  # a missing SDK is reported by the start itself
+                import docker  # noqa: F401
+        for name in chosen:
             if name not in self._futures:
                 self._futures[name] = self._pool.submit(self._start, self.targets[name])
 

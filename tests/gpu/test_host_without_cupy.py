@@ -28,7 +28,7 @@ def test_arrives_as_numpy(remote):
 """
 
 
-def test_cupy_result_arrives_as_numpy_on_a_host_without_cupy(pytester, gpu_host):
+def test_cupy_result_arrives_as_numpy_on_a_host_without_cupy(gpu_host, pytester):
     pytester.makepyfile(test_inner=INNER)
     result = pytester.runpytest_subprocess("--remote-report=report.json", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
