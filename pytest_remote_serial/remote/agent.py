@@ -135,9 +135,10 @@ def python_version() -> str:
     return platform.python_version()
 
 
-def dump_with_buffers(pickler, obj, copies=None, **kwargs) -> list:
+def dump_with_buffers(pickler, obj, copies=None, persistent_id=None, **kwargs) -> list:
     """Pickle ``obj`` with protocol 5 by a ``Pickler`` class; large contiguous buffers go
-    out of band. With ``copies``, device arrays travel as persistent ids (see below)."""
+    out of band. With ``copies``, device arrays travel as persistent ids (see below), ahead
+    of any other ``persistent_id``."""
     import io
 
     oob: list = []
@@ -154,6 +155,8 @@ def dump_with_buffers(pickler, obj, copies=None, **kwargs) -> list:
 
     out = io.BytesIO()
     p = pickler(out, PICKLE_PROTOCOL, buffer_callback=keep, **kwargs)
+    if persistent_id is not None:
+        p.persistent_id = persistent_id
     if copies is not None:
         attach_device_ids(p, copies)
     p.dump(obj)
@@ -258,8 +261,10 @@ def attach_device_ids(pickler, copies: DeviceCopies) -> None:
     pickler.persistent_id = persistent_id
 
 
-def attach_device_loads(unpickler, copies: DeviceCopies):
-    previous = getattr(unpickler, "persistent_load", None)
+def attach_device_loads(unpickler, copies: DeviceCopies, others=None) -> None:
+    """``others`` loads every other persistent id. An instance attribute, not a method: the C
+    unpickler reads a subclass's ``persistent_load`` method once, at ``__init__``."""
+    previous = others or getattr(unpickler, "persistent_load", None)
 
     def persistent_load(pid):
         if isinstance(pid, tuple) and pid and pid[0] == "device":
@@ -580,36 +585,23 @@ def _host_ref(obj):
     return None
 
 
-_result_picklers: dict = {}
-
-
-def _result_pickler(base):
-    """``base`` whose persistent ids carry host references and device arrays."""
-    if base not in _result_picklers:
-        class ResultPickler(base):
-            def persistent_id(self, obj):
-                return device_id(obj, _call_copies) or _host_ref(obj)
-
-        _result_picklers[base] = ResultPickler
-    return _result_picklers[base]
-
-
 def _dump_result(obj, protocol: int) -> list:
     """Plain pickle first: it loads on any host Python (objects rebuilt from host source go
     back as references to the host's own). cloudpickle only for what plain pickle refuses."""
-    special = bool(_FROM_HOST) or "cupy" in sys.modules
+    refs = _host_ref if _FROM_HOST else None
     d2h, arrays = _call_copies.d2h, _call_copies.arrays
     try:
-        return dump_with_buffers(_result_pickler(pickle.Pickler) if special else pickle.Pickler, obj)
+        return dump_with_buffers(pickle.Pickler, obj, _call_copies, refs)
     except Exception:
         import cloudpickle
 
         _call_copies.d2h, _call_copies.arrays = d2h, arrays  # the failed attempt's copies are redone
-        return dump_with_buffers(_result_pickler(cloudpickle.Pickler) if special else cloudpickle.Pickler, obj)
+        return dump_with_buffers(cloudpickle.Pickler, obj, _call_copies, refs)
 
 
 class ResultUnpickler(pickle.Unpickler):
-    """The host's side of ``_ResultPickler``: host references resolve to the host's objects.
+    """The host's side of ``_dump_result`` (with ``load_result``'s persistent loads: host
+    references resolve to the host's objects, device arrays to the host's device).
 
     Arrays pickled by numpy 1 name ``numpy.core``; numpy 2 renamed it ``numpy._core`` and
     warns on the old name, so a ``-W error`` suite would fail on a correct result.
@@ -620,17 +612,12 @@ class ResultUnpickler(pickle.Unpickler):
             module = "numpy._core" + module[len("numpy.core"):]
         return super().find_class(module, name)
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.copies = DeviceCopies()
 
-    def persistent_load(self, pid):
-        if pid[0] == "device":
-            return device_load(pid, self.copies)
-        kind, module, qualname = pid
-        if kind != "host":
-            raise pickle.UnpicklingError("unknown persistent id %r" % (pid,))
-        return lookup_qualname(importlib.import_module(module), qualname)
+def _load_host_ref(pid):
+    kind, module, qualname = pid
+    if kind != "host":
+        raise pickle.UnpicklingError("unknown persistent id %r" % (pid,))
+    return lookup_qualname(importlib.import_module(module), qualname)
 
 
 def lookup_qualname(root, qualname: str):
@@ -651,10 +638,8 @@ def load_result(buffers: list, copies=None):
     import io
 
     unpickler = ResultUnpickler(io.BytesIO(buffers[0]), buffers=buffers[1:])
-    result = unpickler.load()
-    if copies is not None:
-        copies.merge(unpickler.copies.as_dict() or {})
-    return result
+    attach_device_loads(unpickler, DeviceCopies() if copies is None else copies, _load_host_ref)
+    return unpickler.load()
 
 
 def _dump_json_result(result, response: dict) -> list:
