@@ -202,7 +202,7 @@ def decorated(x):
 def test_source_recoverable_for_lambdas_decorated_and_cells():
     _first, second = (lambda x: x + 1), (lambda y: y * 2)
     assert assert_source_recoverable(second).strip().endswith("lambda y: y * 2")
-    assert "return ('tagged', func(*args))" in assert_source_recoverable(decorated)
+    assert 'return ("tagged", func(*args))' in assert_source_recoverable(decorated)
     assert "def add(x)" in assert_source_recoverable(make_adder(1))
 
 

@@ -272,7 +272,7 @@ def test_readline_history_is_the_last_resort_for_source(remote):
         assert remote.call(namespace["twice"], 4, serializer="source") == 8
         readline.clear_history()
         rt = remote.roundtrip(namespace["typed"], 3, serializer="source")
-        assert rt.outcome == "dump_error" and "nor readline history holds it" in rt.error["message"]
+        assert rt.outcome == "dump_error" and "readline history no longer holds it" in rt.error["message"]
     finally:
         readline.clear_history()
         for line in saved:

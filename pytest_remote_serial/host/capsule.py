@@ -1,40 +1,51 @@
-"""The source capsule: user functions and classes travel as source, everything else as data.
+"""The source capsule: cloudpickle's object graph, with only the code objects replaced by source.
 
-Code objects are not portable across minor versions, source is. This is a pickle stream
-(plain protocol 5, loadable by any Python >= 3.9) in which every function or class that a
-target could not import by name is reduced to its source plus the globals, closure cells
-and defaults it really uses; the agent compiles it there. Pickle's memo gives recursion
-and shared references for free, as cloudpickle does with code objects.
+Only code objects are bound to a Python version; everything else is data. So this is
+``cloudpickle.Pickler`` itself (the target loads with the host's own cloudpickle, injected),
+which already walks the globals a function's bytecode really reads, shares one namespace per
+module, carries closure cells (empty ones too), class skeletons with their *current*
+``__dict__``, enums, and data through its reducers. Three things change:
+
+- user code (anything not installed: test modules, scripts, ``__main__``, notebooks) goes by
+  value even where a name would find it here: the question is whether a worker *without* the
+  user's code can run it;
+- each code object becomes ``agent.src_code(capsule)``: the text of the statement that made it,
+  found by position (``source.py``), compiled on the target with the module's ``__future__``
+  flags; a function's globals are read from that clean compile, never from pytest's rewritten
+  bytecode;
+- code a library generated from no file (dataclass and namedtuple methods, ``lru_cache``,
+  ``cached_property``, ``singledispatch``, ``X | Y`` unions) is regenerated on the target by
+  the same generator with the same parameters.
+
+What cannot be reproduced is a ``SourceUnavailable`` naming the member path and why.
 """
 
 from __future__ import annotations
 
-import ast
-import builtins
-import copy
+import dataclasses
+import functools
 import io
-import linecache
+import itertools
 import os
-import pickle
 import site
 import sys
 import sysconfig
-import textwrap
 import threading
 import types
+import typing
+from collections import ChainMap
 from functools import lru_cache
 from typing import Any
 
+import cloudpickle
+from cloudpickle import cloudpickle as cp
+
 from ..remote import agent
+from .source import NO_SOURCE_HINT, SourceUnavailable, clean_code, code_capsule
 
-NO_SOURCE_HINT = (
-    "define it in a file (or a notebook cell), keep the REPL's source in linecache, or use "
-    "serializer='cloudpickle' for targets with the host's Python version"
-)
-
-
-class SourceUnavailable(ValueError):
-    """No source exists for a function the capsule must ship; the message says how to fix it."""
+__all__ = ["NO_SOURCE_HINT", "CapsulePickler", "SourceUnavailable", "dumps_source", "function_source",
+           "standin_for_pytest_rewrite",
+           "global_names", "is_user_code"]
 
 
 @lru_cache(maxsize=1)
@@ -46,262 +57,207 @@ def _installed_roots() -> tuple[str, ...]:
     return tuple(os.path.realpath(r) + os.sep for r in roots)
 
 
-def needs_source(obj: Any) -> bool:
-    """Would a target fail to import this by name? Then it must travel as source."""
-    qualname = getattr(obj, "__qualname__", "")
-    if "<locals>" in qualname or "<lambda>" in qualname:
+@lru_cache(maxsize=1024)
+def _module_is_user_code(name: str) -> bool:
+    if name == "__main__":
         return True
+    module = sys.modules.get(name)
+    if module is None:
+        return True
+    file = getattr(module, "__file__", None)
+    if not file:
+        return name not in sys.builtin_module_names and not name.startswith("_")
+    return not os.path.realpath(file).startswith(_installed_roots())
+
+
+def is_user_code(obj: Any) -> bool:
+    """Must this travel by value? Yes unless a target could import it by name from an installed
+    module: the user's own code is exactly what a worker does not have."""
     name = getattr(obj, "__module__", None)
-    if name == agent.HOST_MODULE:  # the capsule's own rebuild functions: by name, always
+    if name == agent.HOST_MODULE:
         return False
-    module = sys.modules.get(name or "")
-    if module is None or name == "__main__":
-        return True
-    if not _found_by_name(obj, module, qualname):
-        return True  # e.g. a functools.wraps wrapper made at run time: its name points elsewhere
-    file = getattr(module, "__file__", None)
-    if not file:
-        return name not in sys.builtin_module_names and not str(name).startswith("_")
-    real = os.path.realpath(file)
-    return not real.startswith(_installed_roots())
+    if isinstance(obj, (types.FunctionType, type)) and not cp._should_pickle_by_reference(obj):
+        return True  # defined in a function, made at run time, or named after something else
+    return name is None or _module_is_user_code(name)
 
 
-def _found_by_name(obj: Any, module: types.ModuleType, qualname: str) -> bool:
-    try:
-        return agent.lookup_qualname(module, qualname) is obj
-    except AttributeError:
-        return False
+def global_names(func: types.FunctionType) -> dict[str, None]:
+    """The globals the function's source really reads (global ops, nested code included): not
+    attribute names, and not the helpers pytest's assertion rewriting added to its bytecode."""
+    return cp._extract_code_globals(clean_code(func.__code__, func.__globals__))
 
 
-# ----------------------------------------------------------------------------- finding source
+# ----------------------------------------------------------------------------- reducers
 
 
-def _source_trees(filename: str, module_globals: dict[str, Any] | None) -> list[ast.Module]:
-    """Where the object's source may be, best first: its file or REPL cell (linecache holds
-    files, IPython's ``<ipython-input-…>`` and 3.13's ``<python-input-N>``), then the
-    statements in readline's history, newest first (the classic ``<stdin>`` REPL)."""
-    lines = linecache.getlines(filename, module_globals)
-    if lines:
-        text = "".join(lines)
-        try:
-            return [ast.parse(text)]
-        except SyntaxError:  # a cell with magics: parse what we can around the object
-            return [ast.parse(textwrap.dedent(text))]
-    return _history_trees()
+def _reduce_code(code: types.CodeType) -> tuple[Any, ...]:
+    return agent.src_code, (code_capsule(code),)
 
 
-def _no_source(what: str, filename: str) -> SourceUnavailable:
-    return SourceUnavailable(f"no source exists for {what}: {filename!r} is not a file, and neither "
-                             f"linecache nor readline history holds it; {NO_SOURCE_HINT}")
+def _reduce_union(union: Any) -> tuple[Any, ...]:
+    return agent.src_union, (typing.get_args(union),)
 
 
-_CONTINUATION = ("else", "elif", "except", "finally", ")", "]", "}")
+def _reduce_typevar(tv: Any) -> Any:
+    found = cp._lookup_module_and_qualname(tv, name=tv.__name__)
+    if found is not None and not _module_is_user_code(found[0].__name__):
+        return cp._typevar_reduce(tv)
+    return cp._make_typevar, cp._decompose_typevar(tv)
 
 
-def _history_trees() -> list[ast.Module]:
-    """Each statement typed at a readline REPL, parsed, newest first; unparsable ones skipped."""
-    readline = sys.modules.get("readline")  # imported by the REPL itself; never import it here
-    if readline is None:
-        return []
-    lines = [readline.get_history_item(i) or "" for i in range(1, readline.get_current_history_length() + 1)]
-    starts = [i for i, line in enumerate(lines)
-              if line[:1] not in ("", " ", "\t") and not line.startswith(_CONTINUATION)
-              and not (i and lines[i - 1].startswith("@"))]
-    trees = []
-    for k in reversed(range(len(starts))):
-        end = starts[k + 1] if k + 1 < len(starts) else len(lines)
-        try:
-            trees.append(ast.parse("\n".join(lines[starts[k]:end]) + "\n"))
-        except SyntaxError:
-            continue
-    return trees
+_DISPATCH: dict[type, Any] = {types.CodeType: _reduce_code, typing.TypeVar: _reduce_typevar}
+if sys.version_info >= (3, 10):
+    _DISPATCH[types.UnionType] = _reduce_union
+
+_SINGLEDISPATCH_FILE = functools.singledispatch.__code__.co_filename
 
 
-def _code_columns(code: types.CodeType) -> set[int]:
-    cols = set()
-    for pos in getattr(code, "co_positions", lambda: [])():
-        if pos[0] == code.co_firstlineno and pos[2] is not None:
-            cols.add(pos[2])
-    return cols
+def _is_singledispatch(obj: Any) -> bool:
+    return (isinstance(obj, types.FunctionType) and obj.__code__.co_filename == _SINGLEDISPATCH_FILE
+            and hasattr(obj, "registry") and hasattr(obj, "dispatch"))
 
 
-def find_function_node(func: types.FunctionType) -> ast.AST:
-    code = func.__code__
-    trees = _source_trees(code.co_filename, func.__globals__)
-    for tree in trees:
-        candidates = _function_nodes(tree, code)
-        if candidates:
-            return candidates[0]
-    if not linecache.getlines(code.co_filename, func.__globals__):
-        raise _no_source(func.__qualname__, code.co_filename)
-    raise SourceUnavailable(f"the source of {func.__qualname__} could not be located in "
-                            f"{code.co_filename!r} at line {code.co_firstlineno} (was the file changed "
-                            f"since it was imported?)")
+# Members a generator owns, per kind: dropped from the skeleton and made again on the target.
+_DATACLASS_OWNED = {"__init__", "__repr__", "__eq__", "__lt__", "__le__", "__gt__", "__ge__", "__hash__",
+                    "__setattr__", "__delattr__", "__getstate__", "__setstate__", "__replace__",
+                    "__match_args__", "__dataclass_fields__", "__dataclass_params__"}
+_NAMEDTUPLE_OWNED = {"__new__", "_make", "_replace", "__repr__", "_asdict", "__getnewargs__", "__replace__",
+                     "_fields", "_field_defaults", "__match_args__"}
 
 
-def _function_nodes(tree: ast.Module, code: types.CodeType) -> list[Any]:
-    first = code.co_firstlineno
-    candidates: list[Any]
-    if code.co_name == "<lambda>":
-        candidates = [n for n in ast.walk(tree) if isinstance(n, ast.Lambda) and n.lineno == first]
-        if len(candidates) > 1:
-            cols = _code_columns(code)
-            exact = [n for n in candidates
-                     if any(n.body.col_offset <= c < (n.body.end_col_offset or 10**9) for c in cols)]
-            # The innermost lambda whose body holds the code's first instruction.
-            candidates = sorted(exact, key=lambda n: n.body.col_offset, reverse=True)[:1] or candidates
-        if len(candidates) > 1:
-            argnames = list(code.co_varnames[: code.co_argcount])
-            candidates = [n for n in candidates if [a.arg for a in n.args.args] == argnames] or candidates
+def _user_written(cls: type, value: Any) -> bool:
+    """A method the user wrote in the class body (kept), not one a generator made (dropped)."""
+    func = getattr(value, "__func__", value)
+    code = getattr(func, "__code__", None)
+    return (code is not None and not code.co_filename.startswith("<")
+            and getattr(func, "__module__", None) == cls.__module__ and is_user_code(func))
+
+
+def _dataclass_spec(cls: type, clsdict: dict[str, Any]) -> dict[str, Any]:
+    params = cls.__dict__["__dataclass_params__"]
+    names = ("init", "repr", "eq", "order", "unsafe_hash", "frozen", "match_args")
+    spec_params = {name: getattr(params, name) for name in names if hasattr(params, name)}
+    own = cls.__dict__.get("__annotations__", {})
+    fields: dict[str, dict[str, Any]] = {}
+    for f in cls.__dict__["__dataclass_fields__"].values():
+        if f.name not in own or f._field_type is not dataclasses._FIELD:  # type: ignore[attr-defined]
+            continue  # inherited (the base regenerates it), or a ClassVar/InitVar: plain class data
+        options: dict[str, Any] = {"init": f.init, "repr": f.repr, "hash": f.hash, "compare": f.compare,
+                                   "metadata": dict(f.metadata) or None}
+        for key in ("default", "default_factory", "kw_only", "doc"):
+            value = getattr(f, key, dataclasses.MISSING)
+            if value is not dataclasses.MISSING and not (key == "kw_only" and value is False):
+                options[key] = value
+        fields[f.name] = options
+    for name in fields:  # plain defaults are class attributes now; the field carries them
+        clsdict.pop(name, None)
+    return {"kind": "dataclass", "params": spec_params, "fields": fields}
+
+
+def _generated(cls: type, clsdict: dict[str, Any]) -> dict[str, Any] | None:
+    """Take the generator-made members out of ``clsdict``; say how to make them again."""
+    if "__dataclass_params__" in cls.__dict__:
+        owned, spec = _DATACLASS_OWNED, _dataclass_spec(cls, clsdict)
+        if clsdict.get("__hash__", False) is None:
+            clsdict.pop("__hash__")  # eq without a hash: the generator sets it to None again
+    elif issubclass(cls, tuple) and "_fields" in cls.__dict__:
+        defaults = cls.__dict__.get("_field_defaults", {})
+        owned = _NAMEDTUPLE_OWNED | set(cls._fields)  # type: ignore[attr-defined]
+        spec = {"kind": "namedtuple", "fields": list(cls._fields),  # type: ignore[attr-defined]
+                "defaults": [defaults[f] for f in cls._fields if f in defaults]}  # type: ignore[attr-defined]
     else:
-        kinds = (ast.FunctionDef, ast.AsyncFunctionDef)
-        candidates = [n for n in ast.walk(tree) if isinstance(n, kinds) and n.name == code.co_name
-                      and first in {n.lineno, *(d.lineno for d in n.decorator_list)}]
-    return candidates
+        return None
+    for name in owned & set(clsdict):
+        if not _user_written(cls, clsdict[name]):
+            del clsdict[name]
+    return spec
 
 
-def function_source(func: types.FunctionType) -> str:
-    """Source that re-creates ``func`` itself: decorators (already applied) and default and
-    annotation expressions (re-evaluated there) are stripped; values travel as data."""
-    node = copy.deepcopy(find_function_node(func))
-    if isinstance(node, ast.Lambda):
-        node.args = _neutral_args(node.args)
-        return f"{agent.LAMBDA_NAME} = {ast.unparse(node)}\n"
-    assert isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
-    node.decorator_list = []
-    node.returns = None
-    node.args = _neutral_args(node.args)
-    return ast.unparse(node) + "\n"
+def _reduce_class(cls: type) -> tuple[Any, ...]:
+    builder, args, (clsdict, slotstate), _, _, _ = cp._dynamic_class_reduce(cls)
+    if builder is cp._make_skeleton_enum:
+        members = {name: member.value for name, member in cls.__members__.items()}  # type: ignore[attr-defined]
+        for name in members:  # aliases too: setting one later would be "cannot reassign member"
+            clsdict.pop(name, None)
+        args = (*args[:3], members, *args[4:])
+    generated = _generated(cls, clsdict)
+    if builder is cp._make_skeleton_class:
+        metaclass, name, bases, type_kwargs, tracker, extra = args
+        if generated is not None and generated["kind"] == "namedtuple":
+            metaclass, bases = type, cls.__bases__  # __orig_bases__ names typing.NamedTuple, a function
+        if "__slots__" in cls.__dict__:  # slots exist only if the class is created with them
+            type_kwargs = dict(type_kwargs, __slots__=cls.__dict__["__slots__"])
+        args = (metaclass, name, bases, type_kwargs, tracker, extra)
+    return builder, args, (clsdict, slotstate, generated), None, None, agent.src_class_setstate
 
 
-def _neutral_args(args: ast.arguments) -> ast.arguments:
-    for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]:
-        if arg is not None:
-            arg.annotation = None
-    args.defaults = [ast.Constant(None) for _ in args.defaults]
-    args.kw_defaults = [None if d is None else ast.Constant(None) for d in args.kw_defaults]
-    return args
-
-
-def class_source(cls: type, filename: str, namespace: dict[str, Any] | None) -> str:
-    first = _class_line(cls)
-    nodes = [n for tree in _source_trees(filename, namespace) for n in ast.walk(tree)
-             if isinstance(n, ast.ClassDef) and n.name == cls.__name__
-             and (first is None or first in {n.lineno, *(d.lineno for d in n.decorator_list)})]
-    if not nodes:
-        raise _no_source(f"class {cls.__qualname__}", filename)
-    return ast.unparse(nodes[0]) + "\n"
-
-
-def _class_file(cls: type) -> str:
-    for value in vars(cls).values():
-        func = getattr(value, "__func__", value)
-        if isinstance(func, types.FunctionType):
-            return func.__code__.co_filename
-    module = sys.modules.get(cls.__module__)
-    file = getattr(module, "__file__", None)
-    if not file:
-        raise SourceUnavailable(f"class {cls.__qualname__} has no methods and no source file; "
-                                f"{NO_SOURCE_HINT}")
-    return str(file)
-
-
-def _class_line(cls: type) -> int | None:
-    return getattr(cls, "__firstlineno__", None)  # 3.13+; older: match by name only
-
-
-# ----------------------------------------------------------------------------- what goes along
-
-
-def used_names(code: types.CodeType) -> set[str]:
-    """Global names the code (and every nested code object) may load."""
-    names = set(code.co_names)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names |= used_names(const)
-    return names
-
-
-def _globals_for(names: set[str], namespace: dict[str, Any], skip: str | None = None) -> dict[str, Any]:
-    out = {}
-    for name in sorted(names):
-        if name == skip or name not in namespace:
-            continue
-        if name in vars(builtins) and namespace[name] is vars(builtins)[name]:
-            continue
-        if name.startswith("__") and name.endswith("__"):
-            continue
-        out[name] = namespace[name]
-    return out
-
-
-def _class_names(cls: type, source: str) -> set[str]:
-    names = {n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name)}
-    for value in vars(cls).values():
-        func = getattr(value, "__func__", value)
-        if isinstance(func, types.FunctionType):
-            names |= used_names(func.__code__)
-    return names
+def standin_for_pytest_rewrite(obj: Any) -> Any:
+    if isinstance(obj, types.ModuleType) and obj.__name__ == "_pytest.assertion.rewrite":
+        return agent.pytest_rewrite_standin, ()
+    return NotImplemented
 
 
 # ----------------------------------------------------------------------------- the pickler
 
 
-class CapsulePickler(pickle.Pickler):
+class CapsulePickler(cloudpickle.Pickler):
+    dispatch_table = ChainMap(_DISPATCH, cloudpickle.Pickler.dispatch_table)
+
     def dump(self, obj: Any) -> None:
         try:
             super().dump(obj)
         except RecursionError:
-            raise SourceUnavailable("the objects refer to each other in a cycle the source capsule "
-                                    "cannot rebuild; ship them by value with serializer='cloudpickle'") from None
+            raise SourceUnavailable("the objects nest too deeply to pickle (a very long linked "
+                                    "structure?); pass a flatter structure") from None
 
     def reducer_override(self, obj: Any) -> Any:
-        if type(obj) is threading.local:
+        kind = type(obj)
+        if kind is threading.local:
             # Its contents belong to one host thread and could not be seen from another thread,
-            # let alone another process: the target gets a fresh one, as a new thread would.
+            # let alone another process: the target gets a fresh one, as a new thread would (seed 002).
             return threading.local, ()
-        if isinstance(obj, types.ModuleType):
-            return agent.src_import, (obj.__name__,)
-        if isinstance(obj, types.FunctionType) and needs_source(obj):
-            return self._reduce_function(obj)
-        if isinstance(obj, type) and needs_source(obj) and obj.__module__ != "builtins":
-            return self._reduce_class(obj)
+        if isinstance(obj, type):
+            if obj.__module__ != "builtins" and obj not in cp._BUILTIN_TYPE_NAMES and is_user_code(obj):
+                return _reduce_class(obj)
+            return super().reducer_override(obj)
+        if kind is types.FunctionType:
+            if _is_singledispatch(obj) and is_user_code(obj.__wrapped__):
+                registry = [(k, v) for k, v in obj.registry.items() if k is not object]
+                return agent.src_singledispatch, (obj.__wrapped__, registry)
+            if is_user_code(obj):
+                return self._dynamic_function_reduce(obj)
+            return super().reducer_override(obj)
+        if kind is functools._lru_cache_wrapper and is_user_code(obj.__wrapped__):
+            params = obj.cache_parameters()
+            return agent.src_lru_cache, (obj.__wrapped__, params["maxsize"], params["typed"])
+        if kind is functools.cached_property and is_user_code(obj.func):
+            return agent.src_cached_property, (obj.func, obj.attrname)
+        if kind is types.ModuleType:
+            return standin_for_pytest_rewrite(obj)
         return NotImplemented
 
-    def _reduce_function(self, func: types.FunctionType) -> tuple[Any, ...]:
-        code = func.__code__
-        skeleton = {
-            "source": function_source(func), "name": code.co_name, "module": func.__module__,
-            "filename": code.co_filename, "freevars": list(code.co_freevars),
-        }
-        cells = {}
-        for name, cell in zip(code.co_freevars, func.__closure__ or ()):
-            try:
-                cells[name] = cell.cell_contents
-            except ValueError:  # an empty cell (recursion not yet bound)
-                continue
-        state = {
-            "globals": _globals_for(used_names(code), func.__globals__),
-            "closure": cells, "defaults": func.__defaults__, "kwdefaults": func.__kwdefaults__,
-            "name": func.__name__, "qualname": func.__qualname__, "doc": func.__doc__,
-            "dict": dict(func.__dict__),
-        }
-        return agent.src_function, (skeleton,), state, None, None, agent.src_fill_function
-
-    def _reduce_class(self, cls: type) -> tuple[Any, ...]:
-        module = sys.modules.get(cls.__module__)
-        namespace = vars(module) if module is not None else {}
-        filename = _class_file(cls)
-        source = class_source(cls, filename, namespace)
-        capsule = {
-            "source": source, "name": cls.__name__, "qualname": cls.__qualname__,
-            "module": cls.__module__, "filename": filename,
-            "globals": _globals_for(_class_names(cls, source), namespace, skip=cls.__name__),
-        }
-        return agent.src_class, (capsule,)
+    def _dynamic_function_reduce(self, func: types.FunctionType) -> tuple[Any, ...]:
+        code, base_globals, _, _, closure = self._function_getnewargs(func)
+        state, slotstate = cp._function_getstate(func)
+        names = global_names(func)
+        f_globals = {k: func.__globals__[k] for k in names if k in func.__globals__}
+        cells = list(map(cp._get_cell_contents, func.__closure__ or ()))
+        slotstate["__globals__"] = f_globals
+        slotstate["_cloudpickle_submodules"] = cp._find_imported_submodules(
+            clean_code(code, func.__globals__), itertools.chain(f_globals.values(), cells))
+        return (cp._make_function, (code, base_globals, None, None, closure), (state, slotstate),
+                None, None, agent.src_function_setstate)
 
 
 def dumps_source(obj: Any, protocol: int = agent.PICKLE_PROTOCOL, buffer_callback: Any = None) -> bytes:
     buf = io.BytesIO()
     CapsulePickler(buf, protocol=protocol, buffer_callback=buffer_callback).dump(obj)
     return buf.getvalue()
+
+
+def function_source(func: types.FunctionType) -> str:
+    """The text the capsule ships for ``func``'s code (for people: dedented)."""
+    import textwrap
+
+    text = textwrap.dedent(code_capsule(func.__code__, func.__globals__)["text"]).strip()
+    return (text[1:-1] if func.__code__.co_name == "<lambda>" else text) + "\n"  # our parentheses

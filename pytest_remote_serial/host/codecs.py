@@ -5,13 +5,17 @@ The agent's loader for each name lives in ``remote/agent.py``; a codec here only
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
+import types
+from collections import ChainMap
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ..remote import agent
+from .capsule import standin_for_pytest_rewrite
 
 # (func, args, kwargs) and, optionally, where device arrays' copies are counted -> the buffers
 Dumps = Callable[..., list[Any]]
@@ -37,10 +41,33 @@ def _pickle(obj: Any, copies: agent.DeviceCopies | None = None) -> list[Any]:
     return agent.dump_with_buffers(pickle.Pickler, obj, copies)
 
 
-def _cloudpickle(obj: Any, copies: agent.DeviceCopies | None = None) -> list[Any]:
+@functools.cache
+def _cloudpickler() -> type:
+    """cloudpickle's Pickler, but code from a pytest test module does not drag pytest along:
+    its rewritten asserts call ``@pytest_ar`` helpers, which the target gets as a stand-in."""
     import cloudpickle
+    from cloudpickle import cloudpickle as cp
 
-    return agent.dump_with_buffers(cloudpickle.Pickler, obj, copies)
+    def module_reduce(module: types.ModuleType) -> Any:
+        standin = standin_for_pytest_rewrite(module)
+        return cp._module_reduce(module) if standin is NotImplemented else standin
+
+    table = ChainMap({types.ModuleType: module_reduce}, cloudpickle.Pickler.dispatch_table)
+    return type("Pickler", (cloudpickle.Pickler,), {"dispatch_table": table})
+
+
+@functools.cache
+def _dill_pickler() -> type:
+    import dill
+
+    def reducer_override(self: Any, obj: Any) -> Any:
+        return standin_for_pytest_rewrite(obj) if type(obj) is types.ModuleType else NotImplemented
+
+    return type("Pickler", (dill.Pickler,), {"reducer_override": reducer_override})
+
+
+def _cloudpickle(obj: Any, copies: agent.DeviceCopies | None = None) -> list[Any]:
+    return agent.dump_with_buffers(_cloudpickler(), obj, copies)
 
 
 _by_value_lock = threading.Lock()
@@ -66,29 +93,42 @@ def _cloudpickle_by_value(obj: Any, copies: agent.DeviceCopies | None = None) ->
 
 
 def _dill(obj: Any, copies: agent.DeviceCopies | None = None) -> list[Any]:
-    import dill
-
-    return agent.dump_with_buffers(dill.Pickler, obj, copies)
+    return agent.dump_with_buffers(_dill_pickler(), obj, copies)
 
 
 def _dill_recurse(obj: Any, copies: agent.DeviceCopies | None = None) -> list[Any]:
-    import dill
+    return agent.dump_with_buffers(_dill_pickler(), obj, copies, recurse=True)
 
-    return agent.dump_with_buffers(dill.Pickler, obj, copies, recurse=True)
+
+def _capsule(obj: Any, copies: agent.DeviceCopies | None = None) -> list[Any]:
+    """The source capsule; what it cannot carry is named by its member path, as
+    ``assert_serializable`` names it."""
+    from .capsule import CapsulePickler, SourceUnavailable, dumps_source
+    from .members import find_offenders
+
+    try:
+        return agent.dump_with_buffers(CapsulePickler, obj, copies)
+    except Exception as exc:
+        func, args, kwargs = obj if isinstance(obj, tuple) and len(obj) == 3 else (obj, (), {})
+        roots = [("func", func)] + [(f"args[{i}]", a) for i, a in enumerate(args)] + [
+            (f"kwargs[{k!r}]", v) for k, v in kwargs.items()]
+        for root, value in roots:
+            found = find_offenders(value, dumps_source, root)
+            if found:
+                where = found[0]
+                raise SourceUnavailable(f"{where.path} ({where.type_name}): {where.error.split(': ', 1)[-1]}"
+                                        + (f"; {where.hint}" if where.hint else "")) from exc
+        raise
 
 
 def _source(obj: Any, copies: agent.DeviceCopies | None = None) -> list[Any]:
-    from .capsule import CapsulePickler
-
-    return agent.dump_with_buffers(CapsulePickler, obj, copies)
+    return _capsule(obj, copies)
 
 
 def _json(obj: Any, copies: agent.DeviceCopies | None = None) -> list[Any]:
     """Arguments as JSON, the function as a source capsule: the form a JSON-mode remote
     function API ships (seed 003). An argument JSON would change is refused, not altered."""
     import json
-
-    from .capsule import CapsulePickler
 
     func, args, kwargs = obj
     for path, value in [("args", list(args)), ("kwargs", kwargs)]:
@@ -97,7 +137,7 @@ def _json(obj: Any, copies: agent.DeviceCopies | None = None) -> list[Any]:
             raise ValueError(f"JSON cannot carry this argument unchanged: {drift}; pass JSON "
                              "types, or use serializer='source'")
     doc = json.dumps({"args": list(args), "kwargs": kwargs}).encode()
-    return [doc, *agent.dump_with_buffers(CapsulePickler, func)]
+    return [doc, *_capsule(func)]
 
 
 CODECS: dict[str, Codec] = {

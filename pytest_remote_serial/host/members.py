@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .capsule import used_names
+from cloudpickle.cloudpickle import _extract_code_globals
 
 DEFAULT_DEPTH = 6
 
@@ -81,7 +81,14 @@ def members(obj: Any, path: str) -> Iterator[tuple[str, Any]]:
     elif isinstance(obj, (set, frozenset)):
         for i, item in enumerate(obj):
             yield f"{path}{{item {i}}}", item
-    elif not isinstance(obj, (type, types.ModuleType)):
+    elif isinstance(obj, type):
+        from .capsule import is_user_code
+
+        if is_user_code(obj):  # by value: its methods and attributes travel too
+            for key, value in vars(obj).items():
+                if key not in ("__dict__", "__weakref__"):
+                    yield f"{path}.{key}", value
+    elif not isinstance(obj, types.ModuleType):
         for key, value in getattr(obj, "__dict__", {}).items():
             yield f"{path}.{key}", value
         for slot in getattr(type(obj), "__slots__", ()):
@@ -97,7 +104,7 @@ def _function_members(func: types.FunctionType, path: str) -> Iterator[tuple[str
         except ValueError:
             continue
     namespace = func.__globals__
-    for name in sorted(used_names(code)):  # only the globals the code really uses
+    for name in sorted(_extract_code_globals(code)):  # the globals its bytecode really loads
         if name in namespace:
             yield f"{path}.__globals__[{name!r}]", namespace[name]
     for i, value in enumerate(func.__defaults__ or ()):

@@ -291,25 +291,47 @@ def _unpickle(cls, payload, buffers, header):
 # --------------------------------------------------------------------------- loading
 
 
+# What payloads may name under HOST_MODULE: a container has no such package, so these
+# resolve to this module whatever loads them.
+_HOST_API = ("src_code", "src_function_setstate", "src_class_setstate", "src_lru_cache",
+             "src_cached_property", "src_singledispatch", "src_union", "pytest_rewrite_standin")
+
+
+class HostNames:
+    """Unpickler mixin: the host's name of this module means this module."""
+
+    def find_class(self, module, name):
+        if module == HOST_MODULE and name in _HOST_API:
+            return globals()[name]
+        return super().find_class(module, name)
+
+
+class _Unpickler(HostNames, pickle.Unpickler):
+    pass
+
+
 def _load_pickle(payload, buffers, header):
-    if not header.get("device_arrays"):
-        return pickle.loads(payload, buffers=buffers)
-    return _unpickle(pickle.Unpickler, payload, buffers, header)
+    return _unpickle(_Unpickler, payload, buffers, header)
+
+
+_dill_unpickler: list = []
 
 
 def _load_dill(payload, buffers, header):
-    import dill  # injected as a zip by the host
+    if not _dill_unpickler:
+        import dill  # injected as a zip by the host
 
-    return _unpickle(dill.Unpickler, payload, buffers, header)
+        _dill_unpickler.append(type("_DillUnpickler", (HostNames, dill.Unpickler), {}))
+    return _unpickle(_dill_unpickler[0], payload, buffers, header)
 
 
 # --------------------------------------------------------------------------- source capsule
-# The host's CapsulePickler reduces user functions and classes to these functions, by the
-# name they have on the host; _SourceUnpickler maps that name back to this module.
+# The host's CapsulePickler is cloudpickle's own Pickler with one change: each code object is
+# reduced to src_code(capsule), the exact text of the statement that made it. Everything else
+# (globals, cells, defaults, class skeletons, enum members, data) is cloudpickle's own data,
+# loaded with the host's cloudpickle that is injected here. Only code is bound to a version.
 
 HOST_MODULE = "pytest_remote_serial.remote.agent"
-LAMBDA_NAME = "__prs_lambda__"
-_SOURCE_API = ("src_import", "src_function", "src_fill_function", "src_class")
 # Classes and functions rebuilt here from host source, by id: on the way back they travel
 # as references to the host's own objects (a class made here from 3.9 source must come
 # back as the host's class, not as 3.9 bytecode the host cannot load).
@@ -321,71 +343,315 @@ def _remember_host_object(obj, module, qualname):
         _FROM_HOST[id(obj)] = (obj, module, qualname)
 
 
-def src_import(name):
-    import importlib
+def compile_capsule(capsule, remember_lines=True):
+    """The code object of one ``def`` or ``lambda``, compiled from its statement's text without
+    running it: decorators and default expressions live in the surrounding code, so they are
+    never evaluated again (their values travel as data). Free variables become parameters of
+    a synthetic outer function, ``__class__`` a synthetic class, so the cells line up."""
+    import __future__
 
-    return importlib.import_module(name)
+    import ast
+
+    text = capsule["text"]
+    indented = text[:1] in (" ", "\t")
+    shift = capsule["line"] - (2 if indented else 1)
+    try:
+        tree = ast.parse("if 1:\n" + text if indented else text, capsule["filename"])
+    except SyntaxError as exc:
+        if exc.lineno:
+            exc.lineno += shift
+        raise
+    stmt = tree.body[0].body[0] if indented else tree.body[0]
+    ast.increment_lineno(stmt, shift)
+    body = [stmt]
+    freevars = list(capsule["freevars"])
+    if "__class__" in freevars:
+        holder = ast.parse("class __prs_class__:\n    pass").body[0]
+        holder.body = body
+        body = [holder]
+    params = [name for name in freevars if name != "__class__"]
+    if params:
+        outer = ast.parse("def __prs_outer__(%s):\n    pass" % ", ".join(params)).body[0]
+        outer.body = body
+        body = [outer]
+    flags = 0
+    for name in capsule["futures"]:
+        feature = getattr(__future__, name, None)
+        flags |= feature.compiler_flag if feature is not None else 0
+    module = ast.Module(body=body, type_ignores=[])
+    code = _find_code(compile(module, capsule["filename"], "exec", flags=flags, dont_inherit=True),
+                      capsule["name"], capsule["firstlineno"])
+    if code is None or list(code.co_freevars) != freevars:
+        raise ValueError("the source of %s at %s line %d compiled into %s on Python %s, not a code "
+                         "object with free variables %s" % (
+                             capsule["name"], capsule["filename"], capsule["firstlineno"],
+                             "nothing of that name" if code is None else "free variables %s" % (code.co_freevars,),
+                             python_version(), tuple(freevars)))
+    if remember_lines:
+        _remember_lines(capsule)
+    return code
 
 
-def _compile(source, filename, what):
-    """Compile capsule source; a SyntaxError here is the target's Python lacking the syntax."""
+def _find_code(code, name, firstlineno):
+    """The first code object of that name and line, depth first: the statement's own."""
+    for const in code.co_consts:
+        if hasattr(const, "co_code"):
+            if const.co_name == name and const.co_firstlineno == firstlineno:
+                return const
+            found = _find_code(const, name, firstlineno)
+            if found is not None:
+                return found
+    return None
+
+
+def _remember_lines(capsule):
+    """Tracebacks here show the user's own lines, at their own line numbers."""
     import linecache
 
-    name = "<capsule %s from %s>" % (what, filename)
-    linecache.cache[name] = (len(source), None, source.splitlines(True), name)
-    return compile(source, name, "exec", dont_inherit=True)
+    filename = capsule["filename"]
+    if os.path.exists(filename):
+        return
+    entry = linecache.cache.get(filename)
+    lines = list(entry[2]) if entry is not None and entry[1] is None else []
+    text = capsule["text"].splitlines(True)
+    start = capsule["line"] - 1
+    lines += ["\n"] * max(0, start + len(text) - len(lines))
+    lines[start:start + len(text)] = text
+    linecache.cache[filename] = (sum(len(x) for x in lines), None, lines, filename)
 
 
-def src_function(skeleton):
-    """The function compiled from source, with empty globals and cells (filled next)."""
-    import builtins
-
-    namespace = {"__builtins__": builtins, "__name__": skeleton["module"]}
-    freevars = skeleton["freevars"]
-    source, name = skeleton["source"], skeleton["name"]
-    if name == "<lambda>":
-        name = LAMBDA_NAME
-    if freevars:  # a factory whose parameters become the closure's cells
-        body = "".join("    " + line if line.strip() else line for line in source.splitlines(True))
-        source = "def __prs_factory__(%s):\n%s    return %s\n" % (", ".join(freevars), body, name)
-    exec(_compile(source, skeleton["filename"], skeleton["name"]), namespace)
-    if freevars:
-        return namespace.pop("__prs_factory__")(*[None] * len(freevars))
-    return namespace.pop(name)
+def src_code(capsule):
+    return compile_capsule(capsule)
 
 
-def src_fill_function(func, state):
-    func.__globals__.update(state["globals"])
-    cells = dict(zip(func.__code__.co_freevars, func.__closure__ or ()))
-    for name, value in state["closure"].items():
-        if name in cells:
-            cells[name].cell_contents = value
-    func.__defaults__ = state["defaults"]
-    func.__kwdefaults__ = state["kwdefaults"]
-    func.__name__ = state["name"]
-    func.__qualname__ = state["qualname"]
-    func.__doc__ = state["doc"]
-    func.__dict__.update(state["dict"])
+def src_function_setstate(func, state):
+    from cloudpickle import cloudpickle as cp
+
+    cp._function_setstate(func, state)
     _remember_host_object(func, func.__module__, func.__qualname__)
 
 
-def src_class(capsule):
-    import builtins
+def src_class_setstate(cls, state):
+    from cloudpickle import cloudpickle as cp
 
-    namespace = dict(capsule["globals"], __builtins__=builtins, __name__=capsule["module"])
-    exec(_compile(capsule["source"], capsule["filename"], capsule["name"]), namespace)
-    cls = namespace[capsule["name"]]
-    cls.__qualname__ = capsule["qualname"]
-    cls.__module__ = capsule["module"]
+    clsdict, slotstate, generated = state
+    cp._class_setstate(cls, (clsdict, slotstate))
+    if generated:
+        _REGENERATE[generated["kind"]](cls, generated)
     _remember_host_object(cls, cls.__module__, cls.__qualname__)
     return cls
 
 
-class _SourceUnpickler(pickle.Unpickler):
+class _ModuleFor:
+    """Library generators look classes' modules up in sys.modules (dataclasses does, for string
+    annotations); the user's module does not exist here, so stand one in while they run."""
+
+    def __init__(self, cls):
+        self.name = cls.__module__
+        self.added = self.name not in sys.modules
+
+    def __enter__(self):
+        if self.added:
+            import types
+
+            sys.modules[self.name] = types.ModuleType(self.name)
+
+    def __exit__(self, *exc):
+        if self.added:
+            sys.modules.pop(self.name, None)
+
+
+def _regenerate_dataclass(cls, spec):
+    """The host's dataclass methods were made by exec() from no file: make them again here, by
+    this Python's dataclasses, with the same parameters and fields."""
+    import dataclasses
+    import inspect
+
+    def accepted(func, options, what):
+        known = inspect.signature(func).parameters
+        for key, value in options.items():
+            if key not in known and value:
+                raise TypeError("%s uses %s=%r, which Python %s's dataclasses does not support"
+                                % (what, key, value, python_version()))
+        return {k: v for k, v in options.items() if k in known}
+
+    slots = {name: cls.__dict__[name] for name in spec["fields"] if name in cls.__dict__}
+    for name, options in spec["fields"].items():
+        setattr(cls, name, dataclasses.field(**accepted(dataclasses.field, options, "field %r of %s" % (
+            name, cls.__qualname__))))
+    with _ModuleFor(cls):
+        dataclasses.dataclass(cls, **accepted(dataclasses.dataclass, spec["params"], cls.__qualname__))
+    for name, descriptor in slots.items():  # slot descriptors, not class-level defaults
+        setattr(cls, name, descriptor)
+
+
+def _regenerate_namedtuple(cls, spec):
+    """A namedtuple's ``__new__`` is made by eval(): take this Python's, from the same call."""
+    import collections
+
+    template = collections.namedtuple(cls.__name__, spec["fields"], defaults=spec["defaults"],
+                                      module=cls.__module__)
+    for name, value in vars(template).items():
+        if name not in cls.__dict__ and name not in ("__doc__", "__module__", "__dict__", "__weakref__"):
+            setattr(cls, name, value)
+
+
+_REGENERATE = {"dataclass": _regenerate_dataclass, "namedtuple": _regenerate_namedtuple}
+
+
+def src_lru_cache(func, maxsize, typed):
+    import functools
+
+    return functools.lru_cache(maxsize=maxsize, typed=typed)(func)
+
+
+def src_cached_property(func, attrname):
+    import functools
+
+    prop = functools.cached_property(func)
+    prop.attrname = attrname  # __set_name__ ran on the host, not here
+    return prop
+
+
+def src_singledispatch(func, registry):
+    import functools
+
+    dispatcher = functools.singledispatch(func)
+    for cls, impl in registry:
+        dispatcher.register(cls, impl)
+    return dispatcher
+
+
+def src_union(args):
+    import functools
+    import operator
+
+    try:
+        return functools.reduce(operator.or_, args)
+    except TypeError:
+        raise TypeError("Python %s cannot build the union %s (X | Y between types needs Python 3.10): "
+                        "add 'from __future__ import annotations' to the module, or write "
+                        "typing.Optional / typing.Union" % (python_version(), " | ".join(map(repr, args))))
+
+
+class _PytestRewriteStandin:
+    """The helpers pytest's assertion rewriting makes code call (``@pytest_ar``), stdlib-only:
+    code shipped as bytecode from a test module runs here without pytest, and a failing
+    assert still says what it compared."""
+
+    __name__ = "_pytest.assertion.rewrite"
+
+    @staticmethod
+    def _saferepr(obj):
+        import reprlib
+
+        if hasattr(obj, "__func__") and hasattr(obj, "__self__"):
+            return obj.__name__
+        short = reprlib.Repr()
+        short.maxstring = short.maxother = 240
+        try:
+            return short.repr(obj).replace("\n", "\\n")
+        except Exception as exc:
+            return "<%s repr raised %s>" % (type(obj).__name__, type(exc).__name__)
+
+    @classmethod
+    def _format_assertmsg(cls, obj):
+        replaces = [("\n", "\n~"), ("%", "%%")]
+        if not isinstance(obj, str):
+            obj = cls._saferepr(obj)
+            replaces.append(("\\n", "\n~"))
+        for old, new in replaces:
+            obj = obj.replace(old, new)
+        return obj
+
+    @staticmethod
+    def _should_repr_global_name(obj):
+        if callable(obj):
+            return False
+        try:
+            return not hasattr(obj, "__name__")
+        except Exception:
+            return True
+
+    @staticmethod
+    def _format_boolop(explanations, is_or):
+        return ("(" + (" or " if is_or else " and ").join(explanations) + ")").replace("%", "%%")
+
+    @staticmethod
+    def _call_reprcompare(ops, results, expls, each_obj):
+        i = 0
+        for i, res in enumerate(results):  # noqa: B007 - the first failing comparison is the one
+            try:
+                done = not res
+            except Exception:
+                done = True
+            if done:
+                break
+        return expls[i]
+
+    @staticmethod
+    def _call_assertion_pass(lineno, orig, expl):
+        return None
+
+    @staticmethod
+    def _check_if_assertion_pass_impl():
+        return False
+
+    @staticmethod
+    def _format_explanation(explanation):
+        """pytest's util.format_explanation: ``\\n{``, ``\\n}``, ``\\n~`` nest 'where' lines."""
+        raw = (explanation or "").split("\n")
+        lines = [raw[0]]
+        for values in raw[1:]:
+            if values and values[0] in "{}~>":
+                lines.append(values)
+            else:
+                lines[-1] += "\\n" + values
+        result, stack, stackcnt = lines[:1], [0], [0]
+        for line in lines[1:]:
+            if line.startswith("{"):
+                s = "and   " if stackcnt[-1] else "where "
+                stack.append(len(result))
+                stackcnt[-1] += 1
+                stackcnt.append(0)
+                result.append(" +" + "  " * (len(stack) - 1) + s + line[1:])
+            elif line.startswith("}"):
+                stack.pop()
+                stackcnt.pop()
+                result[stack[-1]] += line[1:]
+            else:
+                stack[-1] += 1
+                indent = len(stack) if line.startswith("~") else len(stack) - 1
+                result.append("  " * indent + line[1:])
+        return "\n".join(result)
+
+
+def pytest_rewrite_standin():
+    return _PytestRewriteStandin
+
+
+# Stdlib names that moved between the minors a capsule crosses (3.9 to 3.14): pickle's
+# _compat_pickle idea, for our own format only. cloudpickle, dill and pickle payloads load
+# as their own loaders would on a real worker, so the matrix shows their failures.
+_MOVED = {
+    ("enum", "EnumType"): ("enum", "EnumMeta"),
+    ("enum", "EnumMeta"): ("enum", "EnumType"),
+    ("pathlib._local", None): ("pathlib", None),
+}
+
+
+class _SourceUnpickler(HostNames, pickle.Unpickler):
     def find_class(self, module, name):
-        if module == HOST_MODULE and name in _SOURCE_API:
-            return globals()[name]
-        return super().find_class(module, name)
+        try:
+            return super().find_class(module, name)
+        except (ImportError, AttributeError) as exc:
+            moved = _MOVED.get((module, name)) or _MOVED.get((module, None))
+            if moved is None:
+                if isinstance(exc, AttributeError):
+                    raise AttributeError("%s.%s does not exist on Python %s (the payload was written by "
+                                         "a Python that has it)" % (module, name, python_version()))
+                raise
+            return super().find_class(moved[0], moved[1] or name)
 
 
 def _load_source(payload, buffers, header):
@@ -578,17 +844,29 @@ def _safe_str(exc: BaseException) -> str:
         return "<unprintable %s>" % type(exc).__name__
 
 
+def _rebuilt_classes():
+    """Classes cloudpickle rebuilt here from a host payload (by value, or a capsule's skeleton),
+    keyed to the tracker id the host gave them: the host resolves that id to its own class."""
+    cp = sys.modules.get("cloudpickle.cloudpickle")
+    return getattr(cp, "_DYNAMIC_CLASS_TRACKER_BY_CLASS", None)
+
+
 def _host_ref(obj):
     ref = _FROM_HOST.get(id(obj))
     if ref is not None and ref[0] is obj:
         return ("host", ref[1], ref[2])
+    if isinstance(obj, type):
+        tracker = _rebuilt_classes()
+        tid = tracker.get(obj) if tracker else None
+        if tid is not None:
+            return ("host-class", tid, obj.__qualname__)
     return None
 
 
 def _dump_result(obj, protocol: int) -> list:
     """Plain pickle first: it loads on any host Python (objects rebuilt from host source go
     back as references to the host's own). cloudpickle only for what plain pickle refuses."""
-    refs = _host_ref if _FROM_HOST else None
+    refs = _host_ref if _FROM_HOST or _rebuilt_classes() else None
     d2h, arrays = _call_copies.d2h, _call_copies.arrays
     try:
         return dump_with_buffers(pickle.Pickler, obj, _call_copies, refs)
@@ -614,10 +892,18 @@ class ResultUnpickler(pickle.Unpickler):
 
 
 def _load_host_ref(pid):
-    kind, module, qualname = pid
+    kind, where, qualname = pid
+    if kind == "host-class":
+        from cloudpickle import cloudpickle as cp
+
+        cls = cp._DYNAMIC_CLASS_TRACKER_BY_ID.get(where)
+        if cls is None:
+            raise pickle.UnpicklingError("class %s came back as one this host sent, but the host has no "
+                                         "class with that tracker id" % qualname)
+        return cls
     if kind != "host":
         raise pickle.UnpicklingError("unknown persistent id %r" % (pid,))
-    return lookup_qualname(importlib.import_module(module), qualname)
+    return lookup_qualname(importlib.import_module(where), qualname)
 
 
 def lookup_qualname(root, qualname: str):
