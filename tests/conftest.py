@@ -1,4 +1,4 @@
-"""Shared test support: the real Docker engine."""
+"""Shared test support: the real Docker engine, and one agent per table target."""
 
 from __future__ import annotations
 
@@ -19,3 +19,22 @@ def docker_client(pytestconfig: pytest.Config):
         pytest.skip(str(exc))
     yield client
     client.close()
+
+
+TABLE_TARGETS = ["local", "py3.9", "py3.11", "py3.13", "py3.14"]
+
+
+@pytest.fixture(scope="session")
+def table_remotes(docker_client):
+    """A ``Remote`` per target of the cross-version tables, started once for all of them."""
+    from helpers import ROOT
+
+    from pytest_remote_serial.fixture import CallOptions, Remote
+    from pytest_remote_serial.host.controller import Controller
+    from pytest_remote_serial.host.matrix import load_matrix
+
+    ctl = Controller(load_matrix(ROOT).select(TABLE_TARGETS), print)
+    ctl.start_all()
+    records: list = []
+    yield {t: Remote(ctl.get(t), CallOptions(timeout=20), False, records.append) for t in TABLE_TARGETS}
+    ctl.shutdown()

@@ -10,12 +10,7 @@ from __future__ import annotations
 import platform
 
 import pytest
-from helpers import ROOT
 from source_cases import CASES
-
-from pytest_remote_serial.fixture import CallOptions, Remote
-from pytest_remote_serial.host.controller import Controller
-from pytest_remote_serial.host.matrix import load_matrix
 
 TARGETS = ["local", "py3.9", "py3.11", "py3.13", "py3.14"]
 NUMPY1 = {"py3.9", "py3.11"}  # Debian's numpy 1.19 and 1.24; the host pickles numpy 2 arrays
@@ -55,22 +50,13 @@ def expected(case: str, target: str, serializer: str, python: str) -> str:
     return outcome
 
 
-@pytest.fixture(scope="module")
-def remotes(docker_client):
-    ctl = Controller(load_matrix(ROOT).select(TARGETS), print)
-    ctl.start_all()
-    records: list = []
-    yield {t: Remote(ctl.get(t), CallOptions(timeout=20), False, records.append) for t in TARGETS}
-    ctl.shutdown()
-
-
 @pytest.mark.docker
 @pytest.mark.parametrize("serializer", SERIALIZERS)
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("case", list(CASES))
-def test_table(remotes, case, target, serializer):
+def test_table(table_remotes, case, target, serializer):
     func, args, kwargs, result = CASES[case]
-    remote = remotes[target]
+    remote = table_remotes[target]
     rt = remote.roundtrip(func, *args, serializer=serializer, **kwargs)
     want = expected(case, target, serializer, remote.target.python)
     assert rt.outcome == want, rt.describe()

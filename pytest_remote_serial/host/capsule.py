@@ -105,7 +105,13 @@ def _reduce_typevar(tv: Any) -> Any:
     return cp._make_typevar, cp._decompose_typevar(tv)
 
 
-_DISPATCH: dict[type, Any] = {types.CodeType: _reduce_code, typing.TypeVar: _reduce_typevar}
+def _reduce_forward_ref(ref: Any) -> tuple[Any, ...]:
+    # It caches a code object compiled from its string; the string is the whole of it.
+    return typing.ForwardRef, (ref.__forward_arg__,)
+
+
+_DISPATCH: dict[type, Any] = {types.CodeType: _reduce_code, typing.TypeVar: _reduce_typevar,
+                              typing.ForwardRef: _reduce_forward_ref}
 if sys.version_info >= (3, 10):
     _DISPATCH[types.UnionType] = _reduce_union
 
@@ -129,8 +135,8 @@ def _user_written(cls: type, value: Any) -> bool:
     """A method the user wrote in the class body (kept), not one a generator made (dropped)."""
     func = getattr(value, "__func__", value)
     code = getattr(func, "__code__", None)
-    return (code is not None and not code.co_filename.startswith("<")
-            and getattr(func, "__module__", None) == cls.__module__ and is_user_code(func))
+    return (code is not None and not code.co_filename.startswith("<")  # exec'd by the generator
+            and not os.path.realpath(code.co_filename).startswith(_installed_roots()))  # its wrappers
 
 
 def _dataclass_spec(cls: type, clsdict: dict[str, Any]) -> dict[str, Any]:
@@ -230,6 +236,8 @@ class CapsulePickler(cloudpickle.Pickler):
         if kind is functools._lru_cache_wrapper and is_user_code(obj.__wrapped__):
             params = obj.cache_parameters()
             return agent.src_lru_cache, (obj.__wrapped__, params["maxsize"], params["typed"])
+        if kind is functools.partialmethod:  # its pickled form changed in 3.14
+            return agent.src_partialmethod, (obj.func, obj.args, obj.keywords)
         if kind is functools.cached_property and is_user_code(obj.func):
             return agent.src_cached_property, (obj.func, obj.attrname)
         if kind is types.ModuleType:

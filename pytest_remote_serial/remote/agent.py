@@ -294,7 +294,8 @@ def _unpickle(cls, payload, buffers, header):
 # What payloads may name under HOST_MODULE: a container has no such package, so these
 # resolve to this module whatever loads them.
 _HOST_API = ("src_code", "src_function_setstate", "src_class_setstate", "src_lru_cache",
-             "src_cached_property", "src_singledispatch", "src_union", "pytest_rewrite_standin")
+             "src_cached_property", "src_partialmethod", "src_singledispatch", "src_union",
+             "pytest_rewrite_standin")
 
 
 class HostNames:
@@ -511,6 +512,12 @@ def src_cached_property(func, attrname):
     prop = functools.cached_property(func)
     prop.attrname = attrname  # __set_name__ ran on the host, not here
     return prop
+
+
+def src_partialmethod(func, args, keywords):
+    import functools
+
+    return functools.partialmethod(func, *args, **keywords)
 
 
 def src_singledispatch(func, registry):
