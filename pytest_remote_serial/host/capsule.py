@@ -179,6 +179,18 @@ def _generated(cls: type, clsdict: dict[str, Any]) -> dict[str, Any] | None:
     return spec
 
 
+_ENUM_MEMBER_OWN = {"_value_", "_name_", "__objclass__", "_sort_order_"}
+
+
+def _enum_members(cls: Any) -> dict[str, Any] | None:
+    """Attributes a member got from the class's ``__init__`` or ``__new__`` (``Planet.EARTH.mass``):
+    the skeleton's members are made before any method exists there, so they travel as data."""
+    state = {name: {k: v for k, v in vars(m).items() if k not in _ENUM_MEMBER_OWN}
+             for name, m in cls.__members__.items() if m.name == name}
+    state = {name: attrs for name, attrs in state.items() if attrs}
+    return {"kind": "enum", "members": state} if state else None
+
+
 def _reduce_class(cls: type) -> tuple[Any, ...]:
     builder, args, (clsdict, slotstate), _, _, _ = cp._dynamic_class_reduce(cls)
     if builder is cp._make_skeleton_enum:
@@ -186,7 +198,9 @@ def _reduce_class(cls: type) -> tuple[Any, ...]:
         for name in members:  # aliases too: setting one later would be "cannot reassign member"
             clsdict.pop(name, None)
         args = (*args[:3], members, *args[4:])
-    generated = _generated(cls, clsdict)
+        generated: dict[str, Any] | None = _enum_members(cls)
+    else:
+        generated = _generated(cls, clsdict)
     if builder is cp._make_skeleton_class:
         metaclass, name, bases, type_kwargs, tracker, extra = args
         if generated is not None and generated["kind"] == "namedtuple":

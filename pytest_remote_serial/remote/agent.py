@@ -497,7 +497,13 @@ def _regenerate_namedtuple(cls, spec):
             setattr(cls, name, value)
 
 
-_REGENERATE = {"dataclass": _regenerate_dataclass, "namedtuple": _regenerate_namedtuple}
+def _regenerate_enum_members(cls, spec):
+    for name, attrs in spec["members"].items():
+        vars(cls[name]).update(attrs)
+
+
+_REGENERATE = {"dataclass": _regenerate_dataclass, "namedtuple": _regenerate_namedtuple,
+               "enum": _regenerate_enum_members}
 
 
 def src_lru_cache(func, maxsize, typed):
