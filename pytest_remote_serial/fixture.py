@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import platform
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -9,10 +10,15 @@ from typing import Any
 
 from . import outcomes as oc
 from .host.backends.base import Running
-from .host.codecs import get_codec
+from .host.codecs import SERIALIZERS, get_codec
 from .outcomes import RoundTrip
 
 DEFAULT_TIMEOUT = 30.0
+MARKER_KEYS = ("serializer", "targets", "gpu", "timeout", "isolate")
+
+
+class MarkerError(ValueError):
+    """A ``@pytest.mark.remote(...)`` argument that cannot work; the message names the fix."""
 
 
 @dataclass(frozen=True)
@@ -27,18 +33,36 @@ class CallOptions:
 
     @classmethod
     def from_marker(cls, marker: Any) -> CallOptions:
+        """The options, checked one by one; MarkerError names the argument and the fix."""
         if marker is None:
             return cls()
         if marker.args:
-            raise TypeError("@pytest.mark.remote takes keyword arguments only, e.g. "
-                            "@pytest.mark.remote(serializer='source', timeout=10)")
+            raise MarkerError("@pytest.mark.remote takes keyword arguments only, e.g. "
+                              "@pytest.mark.remote(serializer='source', timeout=10)")
         kwargs = dict(marker.kwargs)
-        unknown = set(kwargs) - {"serializer", "targets", "gpu", "timeout", "isolate"}
+        unknown = set(kwargs) - set(MARKER_KEYS)
         if unknown:
-            raise TypeError(f"@pytest.mark.remote: unknown argument(s) {', '.join(sorted(unknown))}; "
-                            "use serializer, targets, gpu, timeout, isolate")
-        if "targets" in kwargs:
-            kwargs["targets"] = tuple(kwargs["targets"])
+            raise MarkerError(f"@pytest.mark.remote: unknown argument(s) {', '.join(sorted(unknown))}; "
+                              f"use {', '.join(MARKER_KEYS)}")
+        serializer = kwargs.get("serializer", "auto")
+        if serializer not in SERIALIZERS:
+            raise MarkerError(f"@pytest.mark.remote(serializer={serializer!r}): use one of {', '.join(SERIALIZERS)}")
+        targets = kwargs.get("targets")
+        if targets is not None:
+            if isinstance(targets, str) or not all(isinstance(t, str) for t in targets):
+                raise MarkerError(f"@pytest.mark.remote(targets={targets!r}): give a list of target names, "
+                                  f"e.g. targets=[{targets!r}]" if isinstance(targets, str) else
+                                  f"@pytest.mark.remote(targets={targets!r}): give a list of target names")
+            kwargs["targets"] = tuple(targets)
+        timeout = kwargs.get("timeout", DEFAULT_TIMEOUT)
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) \
+                or timeout <= 0:
+            raise MarkerError(f"@pytest.mark.remote(timeout={timeout!r}): give a positive number of seconds, "
+                              "e.g. timeout=10")
+        kwargs["timeout"] = float(timeout)
+        for key in ("gpu", "isolate"):
+            if key in kwargs and not isinstance(kwargs[key], bool):
+                raise MarkerError(f"@pytest.mark.remote({key}={kwargs[key]!r}): give True or False")
         return cls(**kwargs)
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from . import current
 from .compare import CompareError, Threshold, compare, failures, parse_threshold, render
-from .fixture import CallOptions, Remote
+from .fixture import CallOptions, MarkerError, Remote
 from .host.backends.base import Running
 from .host.controller import Controller
 from .host.matrix import LOCAL, MatrixError, Target, load_matrix, local_target
@@ -78,6 +78,7 @@ class RemoteSerialPlugin:
         self.report: dict[str, Any] | None = None
         self.baseline, self.thresholds = self._baseline()
         self.compare_lines: list[str] = []
+        self._bad_markers = False
 
     def _select_targets(self) -> list[Target]:
         rootdir = Path(self.config.rootpath)
@@ -152,15 +153,55 @@ class RemoteSerialPlugin:
         if PARAM not in metafunc.fixturenames or not self.matrix_mode:
             return
         names = [t.name for t in self.targets]
-        options = CallOptions.from_marker(metafunc.definition.get_closest_marker("remote"))
+        try:
+            options = CallOptions.from_marker(metafunc.definition.get_closest_marker("remote"))
+        except MarkerError:
+            return  # reported as a usage error once collection is done
         if options.targets is not None:
             names = [n for n in names if n in options.targets]
+            if not names:  # an empty session-scoped parametrization is an INTERNALERROR in pytest
+                chosen = ", ".join(t.name for t in self.targets)
+                skip = pytest.mark.skip(
+                    reason=f"targets={list(options.targets)} selects none of the chosen targets ({chosen})")
+                metafunc.parametrize(PARAM, [pytest.param(None, marks=skip)], ids=["no-target"],
+                                     indirect=True, scope="session")
+                return
         metafunc.parametrize(PARAM, names, ids=names, indirect=True, scope="session")
 
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        """Every marker checked before anything starts: a bad one is a usage error naming the test."""
+        problems = []
+        known = self._known_targets()
+        for item in items:
+            marker = item.get_closest_marker("remote")
+            if marker is None:
+                continue
+            try:
+                options = CallOptions.from_marker(marker)
+            except MarkerError as exc:
+                problems.append(f"{item.nodeid}: {exc}")
+                continue
+            unknown = [n for n in options.targets or () if known is not None and n not in known]
+            if unknown:
+                problems.append(f"{item.nodeid}: @pytest.mark.remote(targets=...) names unknown target(s) "
+                                f"{', '.join(map(repr, unknown))}; known: {', '.join(sorted(known or ()))}")
+        if problems:
+            self._bad_markers = True
+            raise pytest.UsageError("\n".join(dict.fromkeys(problems)))
+
+    def _known_targets(self) -> set[str] | None:
+        """Every target name of the matrix (not only the selected ones); None if there is none."""
+        try:
+            return set(load_matrix(Path(self.config.rootpath), self.config.getoption("remote_matrix_file")).targets)
+        except MatrixError:
+            return None if not self.matrix_mode else {t.name for t in self.targets}
+
     def pytest_collection_finish(self, session: pytest.Session) -> None:
+        if self._bad_markers:  # pytest still calls this after a usage error: start nothing
+            return
         needed: list[str] = []
         for item in session.items:
-            if PARAM not in getattr(item, "fixturenames", ()):
+            if PARAM not in getattr(item, "fixturenames", ()) or item.get_closest_marker("skip"):
                 continue
             callspec = getattr(item, "callspec", None)
             name = callspec.params.get(PARAM, LOCAL) if callspec else LOCAL

@@ -89,4 +89,35 @@ def read_json(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ReportError(f"{file}: not a pytest-remote-serial report of version {VERSION} "
                           f"(found version {data.get('version') if isinstance(data, dict) else '?'}); "
                           "write a new one with --remote-report")
+    problem = _shape_problem(data)
+    if problem:
+        raise ReportError(f"{file}: not a usable pytest-remote-serial report: {problem}; "
+                          "write a new one with --remote-report")
     return data
+
+
+def _shape_problem(data: dict[str, Any]) -> str | None:
+    """What the comparison reads, checked up front: a malformed baseline is a usage error."""
+    if not isinstance(data["calls"], list):
+        return "'calls' is not a list"
+    for i, call in enumerate(data["calls"]):
+        if not isinstance(call, dict):
+            return f"calls[{i}] is not an object"
+        if not isinstance(call.get("target"), str) or not isinstance(call.get("outcome"), str):
+            return f"calls[{i}] lacks a 'target' or 'outcome' string"
+        if call.get("test") is not None and not isinstance(call["test"], str):
+            return f"calls[{i}].test is not a string"
+        phases = call.get("phases_s")
+        if phases is not None and (not isinstance(phases, dict) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in phases.values())):
+            return f"calls[{i}].phases_s is not an object of numbers"
+    targets = data.get("targets", [])
+    if not isinstance(targets, list):
+        return "'targets' is not a list"
+    for i, target in enumerate(targets):
+        if not isinstance(target, dict) or not isinstance(target.get("name"), str):
+            return f"targets[{i}] is not an object with a 'name'"
+        cold = target.get("cold_start_s")
+        if cold is not None and (isinstance(cold, bool) or not isinstance(cold, (int, float))):
+            return f"targets[{i}].cold_start_s is not a number"
+    return None

@@ -17,9 +17,54 @@ def test_marker_is_registered_and_validated(pytester):
         def test_typo(remote):
             pass
     """)
-    result = pytester.runpytest("--strict-markers")
-    result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines(["*unknown argument(s) serialiser; use serializer, targets*"])
+    result = pytester.runpytest_subprocess("--strict-markers")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*::test_typo: @pytest.mark.remote: unknown argument(s) serialiser; "
+                                 "use serializer, targets*"])
+
+
+@pytest.mark.parametrize(("argument", "says"), [
+    ("timeout=0", "timeout=0): give a positive number of seconds"),
+    ("timeout=-1", "timeout=-1): give a positive number of seconds"),
+    ("timeout='soon'", "timeout='soon'): give a positive number of seconds"),
+    ("isolate='no'", "isolate='no'): give True or False"),
+    ("targets='a'", "targets='a'): give a list of target names, e.g. targets=['a']"),
+    ("targets=['nope']", "names unknown target(s) 'nope'; known: a, b, local"),
+    ("serializer='pickel'", "serializer='pickel'): use one of auto, pickle"),
+])
+@pytest.mark.parametrize("matrix", [False, True])
+def test_bad_marker_arguments_are_usage_errors_naming_the_test(pytester, argument, says, matrix):
+    pytester.makefile(".toml", **{"matrix/targets": '[targets.a]\nimage = "x"\n[targets.b]\nimage = "y"\n'})
+    pytester.makepyfile(f"""
+        import pytest
+
+        @pytest.mark.remote({argument})
+        def test_bad(remote):
+            pass
+    """)
+    result = pytester.runpytest_subprocess(*(["--remote-targets=b"] if matrix else []))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+    result.stderr.fnmatch_lines([f"ERROR: *::test_bad*: *{says.replace('[', '[[]')}*"])
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
+def test_marker_targets_that_miss_the_selection_skip_with_the_reason(pytester):
+    """One-job-per-target CI: a test pinned to py3.9 in the py3.11 job is skipped, not a crash."""
+    pytester.makefile(".toml", **{"matrix/targets": '[targets.a]\nimage = "x"\n[targets.b]\nimage = "y"\n'})
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.remote(targets=["a"])
+        def test_only_a(remote):
+            pass
+
+        def test_plain():
+            pass
+    """)
+    result = pytester.runpytest_subprocess("--remote-targets=b", "-rs")
+    result.assert_outcomes(skipped=1, passed=1)
+    result.stdout.fnmatch_lines(["SKIPPED*targets=[[]'a'] selects none of the chosen targets (b)*"])
+    assert "INTERNALERROR" not in result.stdout.str()
 
 
 def test_ids_carry_the_target_and_marker_targets_narrow(pytester):
@@ -109,6 +154,16 @@ def test_summary_groups_rows_by_file():
     assert any(line.startswith("  …") and "xxx " in line for line in lines)  # the end of a long name stays
     parsed = parse_matrix(lines)
     assert parsed["test_one.py::test_x"] == parsed["test_two.py::test_x"] == {"a": "ok 1.0ms", "b": "crash 1.0ms"}
+
+
+@pytest.mark.parametrize("calls", ["[1]", '[{"target": 3}]', '[{"target": "a", "outcome": "ok", "phases_s": 5}]'])
+def test_a_malformed_baseline_is_a_usage_error(pytester, calls):
+    pytester.makefile(".json", base=f'{{"version": 1, "calls": {calls}, "targets": []}}')
+    pytester.makepyfile("def test_x(remote): pass")
+    result = pytester.runpytest_subprocess("--remote-compare=base.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*base.json: not a usable pytest-remote-serial report: calls*"])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
 
 
 @pytest.mark.parametrize("bad", ["--remote-targets=", "--remote-matrix-file=nope.toml"])

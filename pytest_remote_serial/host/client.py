@@ -8,7 +8,9 @@ import json
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from .. import outcomes as oc
@@ -16,6 +18,7 @@ from ..outcomes import RemoteTraceback, RoundTrip
 from ..remote import agent
 from .codecs import UnknownSerializer, envelope, get_codec
 from .transport import AgentLost, SocketChannel
+from .trust import Policy, UnsafeGlobal, load_reply, owned_modules
 
 # Past the call's own timeout, how long the host waits before it declares the agent lost.
 GRACE_S = 15.0
@@ -28,11 +31,33 @@ def function_name(func: Any) -> str:
     return f"{module}.{qualname}"
 
 
+class OutOfStep(AgentLost):
+    """A reply that does not answer the request just sent: never a result, and the stream is
+    reset (the agent is restarted for the next call)."""
+
+
+class RemoteLimitWarning(UserWarning):
+    """A call that ended ok but reached one of the target's limits (e.g. ``pids``)."""
+
+
+@dataclass(frozen=True)
+class TargetLimits:
+    """What the host knows of a target beyond its connection: trust, and limits to name."""
+
+    trusted: bool = False
+    trusted_modules: tuple[str, ...] = ()
+    memory: str | None = None
+    pids: int | None = None
+
+
 class AgentClient:
     def __init__(self, channel: SocketChannel, target: str) -> None:
         self.channel = channel
         self.target = target
         self.alive = True
+        self.config = TargetLimits()
+        # Why the agent was lost, asked of the backend (e.g. the container was OOM-killed).
+        self.diagnose: Callable[[], str | None] = lambda: None
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self.channel.deadline = time.monotonic() + HELLO_TIMEOUT_S
@@ -42,14 +67,25 @@ class AgentClient:
 
     def request(self, header: dict[str, Any], buffers: list[Any] = (),  # type: ignore[assignment]
                 timeout: float = 30.0) -> tuple[dict[str, Any], list[bytearray]]:
+        """Send one request and read its reply, which must carry the request's id."""
         with self._lock:
             if not self.alive:
                 raise AgentLost(f"the agent of {self.target} is gone")
+            header = dict(header, id=next(self._ids))
+            kinds = getattr(buffers, "kinds", None)
+            if kinds:
+                header["buffer_kinds"] = kinds
             self.channel.deadline = time.monotonic() + timeout + GRACE_S
             try:
                 self.channel.send(header, buffers)
-                return self.channel.recv()
-            except BaseException:  # EOF, deadline, or Ctrl-C mid-frame: the stream is out of step
+                answer, out = self.channel.recv()
+                if answer.get("id") != header["id"]:
+                    raise OutOfStep(
+                        f"the reply was for request {answer.get('id')!r}, not request {header['id']} "
+                        f"({header.get('op')}): something on {self.target} wrote on the agent's "
+                        "connection out of turn (a process a call left behind?)")
+                return answer, out
+            except BaseException:  # EOF, deadline, wrong id, or Ctrl-C mid-frame: out of step
                 self.alive = False
                 raise
             finally:
@@ -86,31 +122,53 @@ class AgentClient:
             return rt
         t1 = time.perf_counter()
         rt.payload_bytes = sum(memoryview(b).nbytes for b in payload)
-        header = {"op": "call", "id": next(self._ids), "serializer": codec.name,
+        header = {"op": "call", "serializer": codec.name,
                   "envelope": envelope(codec), "timeout": timeout, "isolate": isolate,
                   "device_arrays": copies.arrays}
         try:
             answer, buffers = self.request(header, payload, timeout)
+        except OutOfStep as exc:
+            rt.outcome = oc.RESULT_ERROR
+            rt.error = {"phase": "result", "type": "out_of_step", "message": f"{exc}; the reply was "
+                        "discarded and the target's agent will be restarted for the next call"}
+            rt.phases = {"dump": t1 - t0, "total": time.perf_counter() - t0}
+            return rt
         except EOFError as exc:
             rt.outcome = oc.CRASH
             rt.error = {"phase": "call", "type": "agent_lost", "message": f"{exc}; the target's "
                         "agent was lost and will be restarted for the next call"}
+            cause = self.diagnose()
+            if cause:
+                rt.error["message"] = f"{cause}; {rt.error['message']}"
+                rt.error["diagnosis"] = cause
             rt.phases = {"dump": t1 - t0, "total": time.perf_counter() - t0}
             return rt
         t2 = time.perf_counter()
-        rt.outcome = answer["outcome"]
-        rt.error = answer.get("error")
+        policy = Policy(trusted=self.config.trusted, owned=owned_modules([func, *args, *kwargs.values()]),
+                        listed=self.config.trusted_modules,
+                        sent=lambda: {m for m, _ in agent.pickle_globals(payload[0])[0]})
+        rt.outcome = str(answer.get("outcome")) if answer.get("outcome") in oc.OUTCOMES else oc.RESULT_ERROR
+        rt.error = answer.get("error") if isinstance(answer.get("error"), dict) else None
+        if rt.outcome != answer.get("outcome"):
+            rt.error = {"phase": "result", "type": "bad_reply",
+                        "message": f"the target answered with outcome {answer.get('outcome')!r}, "
+                                   "which is not one of DESIGN §4's"}
         rt.result_bytes = sum(len(b) for b in buffers)
         if answer.get("result_codec") == "json" and buffers:
             rt.result = json.loads(bytes(buffers[0]))  # delivered even when flagged as changed
         elif rt.outcome == oc.OK:
             try:
-                rt.result = agent.load_result(buffers, copies)
+                rt.result = load_reply(buffers, policy, copies)
             except Exception as exc:
                 rt.outcome = oc.RESULT_ERROR
                 rt.error = _result_load_error(exc, answer)
         elif rt.outcome == oc.CALL_ERROR:
-            rt.exception = _rebuild_exception(rt.error or {}, buffers, rt)
+            try:
+                rt.exception = _rebuild_exception(rt.error or {}, buffers, rt, policy)
+            except UnsafeGlobal as exc:
+                rt.outcome = oc.RESULT_ERROR
+                rt.error = dict(_result_load_error(exc, answer), remote=rt.error)
+        self._name_limits(rt, answer)
         t3 = time.perf_counter()
         remote = answer.get("phases", {})
         load, call, dump_result = (float(remote.get(k, 0.0)) for k in ("load", "call", "result"))
@@ -127,6 +185,24 @@ class AgentClient:
         }
         rt.device = copies.as_dict()
         return rt
+
+    def _name_limits(self, rt: RoundTrip, answer: dict[str, Any]) -> None:
+        """A SIGKILL from the OOM killer, a fork refused at the pids limit: say which matrix key."""
+        error = rt.error or {}
+        hit = answer.get("limit_hit") or error.get("limit_hit") or {}
+        fix = None
+        if error.get("oom"):
+            fix = (f"the call ran out of memory: raise `memory` for target {self.target!r} in the matrix "
+                   f"(now {self.config.memory or 'unset'})")
+        elif hit.get("pids"):
+            fix = (f"the call reached the target's pids limit ({hit['pids']} processes): raise `pids` for "
+                   f"target {self.target!r} in the matrix, or start fewer processes")
+        if fix is None:
+            return
+        if rt.outcome == oc.OK:
+            warnings.warn(RemoteLimitWarning(f"{rt.function} on {self.target}: {fix}"), stacklevel=4)
+        elif rt.error is not None:
+            rt.error["hint"] = fix
 
     def close(self) -> None:
         self.alive = False
@@ -145,7 +221,8 @@ def _result_load_error(exc: BaseException, answer: dict[str, Any]) -> dict[str, 
     """Explain from the reply's envelope why the host cannot load what the target sent."""
     env = answer.get("envelope") or {}
     why = agent.diagnose_load({"envelope": env, "serializer": "pickle"}, exc)
-    error = _host_error(exc, "result", f"the result ({answer.get('result_type')}) came back from "
+    what = "the exception" if answer.get("outcome") == oc.CALL_ERROR else f"the result ({answer.get('result_type')})"
+    error = _host_error(exc, "result", f"{what} came back from "
                         f"Python {env.get('python', '?')} but the host cannot load it")
     module = agent.missing_module_of(exc)
     if module:
@@ -154,14 +231,18 @@ def _result_load_error(exc: BaseException, answer: dict[str, Any]) -> dict[str, 
     return error
 
 
-def _rebuild_exception(error: dict[str, Any], buffers: list[bytearray], rt: RoundTrip) -> BaseException:
-    """The same exception type when the host can rebuild it, with the remote traceback attached."""
+def _rebuild_exception(error: dict[str, Any], buffers: list[bytearray], rt: RoundTrip,
+                       policy: Policy) -> BaseException:
+    """The same exception type when the host can rebuild it, with the remote traceback attached.
+    An exception whose pickle names a global outside the trust boundary raises UnsafeGlobal."""
     exc: BaseException | None = None
     if buffers:
         try:
-            loaded = agent.load_result(buffers)
+            loaded = load_reply(buffers, policy)
             if isinstance(loaded, BaseException):
                 exc = loaded
+        except UnsafeGlobal:
+            raise
         except Exception:
             exc = None
     if exc is None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..outcomes import TargetUnavailable
-from .backends.base import Running, StartFailed
+from .backends.base import Running, StartFailed, remove_dead_runs
 from .backends.local import start_local
 from .bundle import ensure_bundle
 from .images import Progress
@@ -37,6 +37,9 @@ class Controller:
         self._docker_error: str | None = None
         self._docker_lock = threading.Lock()
         self._stopping = threading.Event()
+        removed = remove_dead_runs()
+        if removed:
+            progress(f"removed {removed} folder(s) left by dead runs")
 
     # -- docker engine, connected once and shared by every docker target
     def docker(self) -> Any:

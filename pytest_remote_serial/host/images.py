@@ -244,7 +244,18 @@ class ImageBuilder:
             raise
         thread.join(5)
         if proc.returncode:
-            raise BuildFailed(f"{what} exited with {proc.returncode}; last lines:\n" + "\n".join(tail))
+            raise BuildFailed(f"{what} exited with {proc.returncode}: {build_cause(list(tail))}; last lines:\n"
+                              + "\n".join(tail))
+
+
+def build_cause(lines: list[str]) -> str:
+    """The line of a failed build's output that says why (debootstrap's "E: ...", an error),
+    to stand on the message's first line."""
+    shown = [line.strip() for line in lines if line.strip()]
+    for line in reversed(shown):
+        if line.startswith(("E:", "ERROR", "error:", "Error:", "fatal:")) or "error" in line.lower():
+            return line
+    return shown[-1] if shown else "no output"
 
 
 # What pip needs to know about the image's Python to pick wheels on the host.

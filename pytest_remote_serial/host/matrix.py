@@ -23,9 +23,12 @@ LOCAL = "local"
 RECIPE_KINDS = ("debian", "image", "dockerfile")
 TARGET_KEYS = {
     *RECIPE_KINDS, "python", "gpu", "paths", "transport", "memory", "pids", "context", "description",
+    "trusted", "trusted_modules",
 }
 DEBIAN_KEYS = {"suite", "packages", "mirror", "components", "wheels"}
-MATRIX_KEYS = {"targets", "paths"}
+MATRIX_KEYS = {"targets", "paths", "trusted", "trusted_modules"}
+# Below this the agent's interpreter cannot even start (measured: ~20 MiB with the serializers).
+MIN_MEMORY = 32 << 20
 TRANSPORTS = ("auto", "socket", "stdio")
 BUNDLED = Path(__file__).resolve().parent.parent / "targets.toml"
 
@@ -47,19 +50,53 @@ class Target:
     memory: str = "2g"
     pids: int = 512
     root: Path = field(default=Path("."), compare=False)
+    # Results from a trusted target load with the full unpickler (DESIGN §3); None: only local is.
+    trusted: bool | None = None
+    trusted_modules: tuple[str, ...] = ()
 
     @property
     def is_local(self) -> bool:
         return self.recipe_kind is None
+
+    @property
+    def is_trusted(self) -> bool:
+        return self.is_local if self.trusted is None else self.trusted
 
     def recipe_hash(self, extra: str = "") -> str:
         """Stable across runs; changes exactly when what the image is built from changes."""
         spec: Any = self.recipe
         if self.recipe_kind == "dockerfile":
             dockerfile = self.root / str(self.recipe)
-            spec = {"dockerfile": str(self.recipe), "content": _read_or_missing(dockerfile)}
+            spec = {"dockerfile": str(self.recipe), "content": _read_or_missing(dockerfile),
+                    "context": context_digest(dockerfile)}
         blob = json.dumps([self.recipe_kind, spec, self.python, extra], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def context_digest(dockerfile: Path) -> str:
+    """Everything ``docker build`` sends from the Dockerfile's folder (what .dockerignore leaves
+    in, as the docker SDK decides it): a changed COPY'd file makes a new image."""
+    root = dockerfile.parent
+    if not root.is_dir():
+        return "missing"
+    from docker.utils.build import exclude_paths
+
+    patterns: list[str] = []
+    ignore = root / ".dockerignore"
+    if ignore.is_file():
+        lines = (line.strip() for line in ignore.read_text(errors="replace").splitlines())
+        patterns = [line for line in lines if line and not line.startswith("#")]
+    digest = hashlib.sha256()
+    for rel in sorted(exclude_paths(str(root), patterns, dockerfile=dockerfile.name)):
+        path = root / rel
+        if path.is_symlink():
+            kind = f"link:{path.readlink()}"
+        elif path.is_file():
+            kind = f"file:{oct(path.stat().st_mode & 0o111)}:{_read_or_missing(path)}"
+        else:
+            kind = "dir"
+        digest.update(f"{rel}\0{kind}\0".encode())
+    return digest.hexdigest()
 
 
 def _read_or_missing(path: Path) -> str:
@@ -86,8 +123,10 @@ class Matrix:
         return [self.targets[n] for n in names]
 
 
-def local_target(paths: tuple[str, ...] = (), root: Path = Path(".")) -> Target:
-    return Target(name=LOCAL, source="built-in", paths=paths, root=root)
+def local_target(paths: tuple[str, ...] = (), root: Path = Path("."), trusted: bool | None = None,
+                 trusted_modules: tuple[str, ...] = ()) -> Target:
+    return Target(name=LOCAL, source="built-in", paths=paths, root=root, trusted=trusted,
+                  trusted_modules=trusted_modules)
 
 
 def find_matrix_file(rootdir: Path, explicit: str | None) -> tuple[Path, str | None]:
@@ -122,14 +161,15 @@ def load_matrix(rootdir: Path, explicit: str | None = None) -> Matrix:
     _check_keys(data, MATRIX_KEYS, where)
     base = path.parent if path != BUNDLED else rootdir
     shared_paths = _paths(data.get("paths", []), where, "paths")
+    shared = _trust(data, where, None, ())
     raw_targets = data.get("targets")
     if not isinstance(raw_targets, dict) or not raw_targets:
         raise MatrixError(f"{where}: no [targets.<name>] tables; define at least one target")
-    targets = {LOCAL: local_target(shared_paths, base)}
+    targets = {LOCAL: local_target(shared_paths, base, *shared)}
     for name, spec in raw_targets.items():
         if name == LOCAL:
             raise MatrixError(f"{where}: target 'local' is built in and cannot be redefined")
-        targets[name] = _target(name, spec, where, base, shared_paths)
+        targets[name] = _target(name, spec, where, base, shared_paths, shared)
     return Matrix(where, targets)
 
 
@@ -155,7 +195,33 @@ def _paths(value: Any, where: str, key: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _target(name: str, spec: Any, where: str, base: Path, shared_paths: tuple[str, ...]) -> Target:
+def _trust(spec: dict[str, Any], where: str, trusted: bool | None,
+           modules: tuple[str, ...]) -> tuple[bool | None, tuple[str, ...]]:
+    """``trusted`` and ``trusted_modules`` of a table, over those it inherits."""
+    value = spec.get("trusted", trusted)
+    if value is not None and not isinstance(value, bool):
+        raise MatrixError(f"{where}: key 'trusted' must be true or false")
+    listed = spec.get("trusted_modules", [])
+    if not isinstance(listed, list) or not all(isinstance(m, str) and m.strip() for m in listed):
+        raise MatrixError(f"{where}: key 'trusted_modules' must be a list of module names, e.g. [\"pandas\"]")
+    return value, modules + tuple(m.strip() for m in listed)
+
+
+def parse_size(text: str) -> int | None:
+    """Docker's memory notation ("512m", "2g", "1048576") in bytes; None when unreadable."""
+    units = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    text = text.strip().lower()
+    number, unit = text.rstrip("bkmgt"), text[len(text.rstrip("bkmgt")):]
+    if unit.endswith("b") and len(unit) == 2:
+        unit = unit[0]
+    try:
+        return int(float(number) * units[unit])
+    except (ValueError, KeyError):
+        return None
+
+
+def _target(name: str, spec: Any, where: str, base: Path, shared_paths: tuple[str, ...],
+            shared: tuple[bool | None, tuple[str, ...]] = (None, ())) -> Target:
     here = f"{where}: target {name!r}"
     if not isinstance(spec, dict):
         raise MatrixError(f"{here}: expected a table, got {type(spec).__name__}")
@@ -194,9 +260,18 @@ def _target(name: str, spec: Any, where: str, base: Path, shared_paths: tuple[st
     for key in ("python", "memory", "context"):
         if key in spec and not isinstance(spec[key], str):
             raise MatrixError(f"{here}: key {key!r} must be a string")
+    memory = spec.get("memory", "2g")
+    size = parse_size(memory)
+    if size is None:
+        raise MatrixError(f"{here}: key 'memory' = {memory!r} is not a size; use e.g. \"512m\" or \"2g\"")
+    if size < MIN_MEMORY:
+        raise MatrixError(f"{here}: key 'memory' = {memory!r} is too small for the agent's Python to start; "
+                          f"give at least {MIN_MEMORY >> 20}m")
+    trusted, trusted_modules = _trust(spec, here, *shared)
     return Target(
         name=name, source=where, recipe_kind=kind, recipe=recipe,
         python=spec.get("python", "python3"), gpu=gpu,
         paths=shared_paths + _paths(spec.get("paths", []), here, "paths"),
-        transport=transport, memory=spec.get("memory", "2g"), pids=pids, root=base,
+        transport=transport, memory=memory, pids=pids, root=base,
+        trusted=trusted, trusted_modules=trusted_modules,
     )

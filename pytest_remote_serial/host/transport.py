@@ -93,6 +93,14 @@ class SocketChannel(Channel):
             got += taken
         return out
 
+    # Buffered reads (and docker's stream mux): never straight off the socket as the agent does.
+    def read_bytes(self, n: int) -> bytes:
+        return bytes(self.read_exact(n))
+
+    def read_bytearray(self, n: int) -> bytearray:
+        buf = self.read_exact(n)
+        return buf if type(buf) is bytearray else bytearray(buf)
+
     def close(self) -> None:
         try:
             self.sock.shutdown(socket.SHUT_RDWR)

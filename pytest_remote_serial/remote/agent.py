@@ -111,7 +111,44 @@ class Channel:
         return json.loads(bytes(self.read_exact(n)))
 
     def recv_buffers(self, header: dict) -> list:
-        return [self.read_exact(n) for n in header.get("buffers", ())]
+        kinds = header.get("buffer_kinds") or {}
+        out: list = []
+        for i, n in enumerate(header.get("buffers", ())):
+            kind = kinds.get(str(i))
+            if kind == "bytes":
+                out.append(self.read_bytes(n))
+            elif kind == "bytearray":
+                out.append(self.read_bytearray(n))
+            else:
+                out.append(self.read_exact(n))
+        return out
+
+    def read_bytes(self, n: int) -> bytes:
+        """n bytes as one ``bytes`` object, filled in place where the fd is a socket."""
+        try:
+            sock = socket.socket(fileno=self.rfd)
+        except OSError:  # stdio pipes
+            return bytes(self.read_exact(n))
+        try:
+            data = sock.recv(n, socket.MSG_WAITALL)
+        finally:
+            sock.detach()
+        if len(data) < n:
+            if not data:
+                raise EOFError("connection closed mid-message (0 of %d bytes)" % n)
+            data += bytes(self.read_exact(n - len(data)))  # interrupted: rare, and copied
+        return data
+
+    def read_bytearray(self, n: int) -> bytearray:
+        buf = bytearray(n)
+        view = memoryview(buf)
+        got = 0
+        while got < n:
+            k = self._read_into(view[got:])
+            if k == 0:
+                raise EOFError("connection closed mid-message (%d of %d bytes)" % (got, n))
+            got += k
+        return buf
 
     def recv(self) -> tuple:
         header = self.recv_header()
@@ -135,13 +172,24 @@ def python_version() -> str:
     return platform.python_version()
 
 
-def dump_with_buffers(pickler, obj, copies=None, persistent_id=None, **kwargs) -> list:
+class Buffers(list):
+    """The pickle stream, then its out-of-band buffers. ``kinds`` maps the index of a buffer
+    that must arrive as a ``bytes`` or ``bytearray`` object to that type, so the receiver
+    reads it into one directly instead of holding it twice (see ``buffer_id``)."""
+
+    kinds: dict = {}
+
+
+def dump_with_buffers(pickler, obj, copies=None, persistent_id=None, **kwargs) -> Buffers:
     """Pickle ``obj`` with protocol 5 by a ``Pickler`` class; large contiguous buffers go
     out of band. With ``copies``, device arrays travel as persistent ids (see below), ahead
-    of any other ``persistent_id``."""
+    of any other ``persistent_id``; so do large bytes-like objects near the top (arguments,
+    results)."""
     import io
 
-    oob: list = []
+    oob = Buffers()
+    plain = _plain_buffers(obj)
+    tags: dict = {}  # id(PickleBuffer) -> (kind, the PickleBuffer, kept alive)
 
     def keep(pb) -> bool:
         try:
@@ -151,6 +199,9 @@ def dump_with_buffers(pickler, obj, copies=None, persistent_id=None, **kwargs) -
         if raw.nbytes < OOB_THRESHOLD:
             return True
         oob.append(raw)
+        tag = tags.get(id(pb))
+        if tag is not None and tag[1] is pb:
+            oob.kinds[str(len(oob))] = tag[0]  # index in the returned list (0 is the stream)
         return False
 
     out = io.BytesIO()
@@ -159,8 +210,76 @@ def dump_with_buffers(pickler, obj, copies=None, persistent_id=None, **kwargs) -
         p.persistent_id = persistent_id
     if copies is not None:
         attach_device_ids(p, copies)
+    if plain:
+        oob.kinds = {}
+        _attach_buffer_ids(p, plain, tags)
     p.dump(obj)
-    return [out.getvalue()] + oob
+    oob.insert(0, out.getvalue())
+    return oob
+
+
+# --------------------------------------------------------------------------- plain buffers
+# Pickle keeps bytes and bytearray inside the stream (only PickleBuffer goes out of band) and
+# refuses memoryview: a 1 GiB argument would be copied into the stream and out again. Large
+# ones near the top of the object travel as a persistent id ("buffer", kind, PickleBuffer,
+# format, shape) whose buffer goes out of band and is received straight into its type.
+_PLAIN_TYPES = (bytes, bytearray, memoryview)
+
+
+def _plain_buffers(obj, depth: int = 2) -> dict:
+    """id -> object for large bytes-likes in obj or its first containers (cheap: no deep walk)."""
+    found: dict = {}
+
+    def visit(o, left):
+        kind = type(o)
+        if kind in _PLAIN_TYPES:
+            if (o.nbytes if kind is memoryview else len(o)) >= OOB_THRESHOLD and (
+                    kind is not memoryview or o.contiguous):
+                found[id(o)] = o
+        elif left and (kind is tuple or kind is list):
+            for item in o[:64]:
+                visit(item, left - 1)
+        elif left and kind is dict:
+            for n, item in enumerate(o.values()):
+                if n == 64:
+                    break
+                visit(item, left - 1)
+
+    visit(obj, depth)
+    return found
+
+
+def _attach_buffer_ids(pickler, plain: dict, tags: dict) -> None:
+    previous = getattr(pickler, "persistent_id", None)
+
+    def persistent_id(obj):
+        if id(obj) in plain and plain[id(obj)] is obj:
+            pb = pickle.PickleBuffer(obj)
+            kind = type(obj).__name__
+            tags[id(pb)] = (kind, pb)
+            if kind == "memoryview":
+                return ("buffer", kind, pb, obj.format, tuple(obj.shape), obj.readonly)
+            return ("buffer", kind, pb)
+        return previous(obj) if previous is not None else None
+
+    pickler.persistent_id = persistent_id
+
+
+def buffer_load(pid):
+    """The object back from a ``("buffer", ...)`` id; no copy when it arrived as its own type."""
+    kind, data = pid[1], pid[2]
+    if kind == "bytes":
+        return data if type(data) is bytes else bytes(data)
+    if kind == "bytearray":
+        return data if type(data) is bytearray else bytearray(data)
+    if kind == "memoryview":
+        view = memoryview(data).cast("B")
+        try:
+            view = view.cast(pid[3], pid[4])
+        except (TypeError, ValueError):
+            pass  # a format cast() cannot make: the raw bytes
+        return view.toreadonly() if pid[5] else view
+    raise pickle.UnpicklingError("unknown buffer kind %r" % (kind,))
 
 
 # --------------------------------------------------------------------------- device arrays
@@ -267,6 +386,8 @@ def attach_device_loads(unpickler, copies: DeviceCopies, others=None) -> None:
     previous = others or getattr(unpickler, "persistent_load", None)
 
     def persistent_load(pid):
+        if isinstance(pid, tuple) and pid and pid[0] == "buffer":
+            return buffer_load(pid)
         if isinstance(pid, tuple) and pid and pid[0] == "device":
             return device_load(pid, copies)
         if previous is None:
@@ -283,7 +404,7 @@ def _unpickle(cls, payload, buffers, header):
     import io
 
     unpickler = cls(io.BytesIO(payload), buffers=buffers)
-    if header.get("device_arrays"):
+    if header.get("device_arrays") or header.get("buffer_kinds"):
         attach_device_loads(unpickler, _call_copies)
     return unpickler.load()
 
@@ -439,8 +560,7 @@ def src_class_setstate(cls, state):
     cp._class_setstate(cls, (clsdict, slotstate))
     if generated:
         _REGENERATE[generated["kind"]](cls, generated)
-    _remember_host_object(cls, cls.__module__, cls.__qualname__)
-    return cls
+    return cls  # it goes back by cloudpickle's tracker id (_host_ref): its __qualname__ is not restored
 
 
 class _ModuleFor:
@@ -895,18 +1015,23 @@ class ResultUnpickler(pickle.Unpickler):
     references resolve to the host's objects, device arrays to the host's device).
 
     Arrays pickled by numpy 1 name ``numpy.core``; numpy 2 renamed it ``numpy._core`` and
-    warns on the old name, so a ``-W error`` suite would fail on a correct result.
+    warns on the old name, so a ``-W error`` suite would fail on a correct result. This class
+    loads any global: the host uses it only for trusted targets (see ``host/trust.py``).
     """
 
-    def find_class(self, module, name):
+    @staticmethod
+    def map_module(module):
         if (module == "numpy.core" or module.startswith("numpy.core.")) and _has_module("numpy._core"):
-            module = "numpy._core" + module[len("numpy.core"):]
-        return super().find_class(module, name)
+            return "numpy._core" + module[len("numpy.core"):]
+        return module
+
+    def find_class(self, module, name):
+        return super().find_class(self.map_module(module), name)
 
 
-def _load_host_ref(pid):
+def _load_host_ref(pid, resolve=None):
     kind, where, qualname = pid
-    if kind == "host-class":
+    if kind == "host-class":  # a class the host sent, by the tracker id the host gave it
         from cloudpickle import cloudpickle as cp
 
         cls = cp._DYNAMIC_CLASS_TRACKER_BY_ID.get(where)
@@ -916,6 +1041,8 @@ def _load_host_ref(pid):
         return cls
     if kind != "host":
         raise pickle.UnpicklingError("unknown persistent id %r" % (pid,))
+    if resolve is not None:
+        return resolve(where, qualname)
     return lookup_qualname(importlib.import_module(where), qualname)
 
 
@@ -933,12 +1060,19 @@ def _has_module(name: str) -> bool:
         return False
 
 
-def load_result(buffers: list, copies=None):
+def load_result(buffers: list, copies=None, unpickler=None, host_ref=None):
+    """A reply's result or exception. ``unpickler(file, buffers)`` makes the unpickler (the
+    host passes its restricted one); ``host_ref(module, qualname)`` resolves host references."""
     import io
 
-    unpickler = ResultUnpickler(io.BytesIO(buffers[0]), buffers=buffers[1:])
-    attach_device_loads(unpickler, DeviceCopies() if copies is None else copies, _load_host_ref)
-    return unpickler.load()
+    make = unpickler or (lambda file, buffers: ResultUnpickler(file, buffers=buffers))
+    loader = make(io.BytesIO(buffers[0]), buffers[1:])
+
+    def others(pid):
+        return _load_host_ref(pid, host_ref)
+
+    attach_device_loads(loader, DeviceCopies() if copies is None else copies, others)
+    return loader.load()
 
 
 def _dump_json_result(result, response: dict) -> list:
@@ -1039,6 +1173,12 @@ def reply_envelope() -> dict:
 
 def _respond(channel: Channel, response: dict, out: list, status_fd: int | None) -> None:
     response["envelope"] = reply_envelope()
+    kinds = getattr(out, "kinds", None)
+    if kinds:
+        response["buffer_kinds"] = kinds
+    pids_before = _call_limits.get("pids_max")
+    if pids_before is not None and (_cgroup_counter("pids_max") or 0) > pids_before:
+        response["limit_hit"] = {"pids": _cgroup_limit("pids")}
     if status_fd is not None:
         learned = ",".join(_installed_imports()).encode()
         if learned:
@@ -1095,7 +1235,12 @@ def _preload(names: list) -> None:
 
 
 class Spare:
-    """A child forked ahead of time, blocked until the parent hands it a request header."""
+    """A child forked ahead of time, blocked until the parent hands it a request header.
+
+    It is a session of its own, so the call and everything it starts die together when the
+    call ends (any outcome); and a process the call forks loses the connection and the status
+    pipe at once, so nothing left behind can answer for a later call.
+    """
 
     def __init__(self, channel: Channel, close_in_child: list) -> None:
         hr, self.hw = os.pipe()
@@ -1107,11 +1252,15 @@ class Spare:
                 os.close(self.sr)
                 for fd in close_in_child:
                     os.close(fd)
+                os.setsid()
+                _close_in_forks([channel.rfd, channel.wfd, sw, hr])
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 _rehearse()
                 raw = _read_pipe_message(hr)
                 if raw is not None:
-                    run_call(channel, json.loads(raw), sw)
+                    header = json.loads(raw)
+                    _call_limits.update(header.pop("_limits", None) or {})
+                    run_call(channel, header, sw)
             except BaseException:
                 traceback.print_exc()
             finally:
@@ -1121,29 +1270,58 @@ class Spare:
 
     def dispatch(self, channel: Channel, header: dict, timeout: float, fork_next) -> tuple:
         """Hand over the request, fork the next spare while this one works, and wait only
-        until it has answered: its exit is reaped later, off the critical path.
+        until it has answered, died, or run out of time: its exit is reaped later, off the
+        critical path. A descendant that keeps the status pipe open cannot hold this up: the
+        child's own death is what ends the wait.
 
-        Returns (the next spare, modules the call imported, whether this pid still needs reaping).
+        Returns (the next spare or None, modules the call imported, whether this pid still needs reaping).
         """
-        raw = json.dumps(header).encode()
+        raw = json.dumps(dict(header, _limits=_limits_now)).encode()
         os.write(self.hw, _LEN.pack(len(raw)) + raw)
         os.close(self.hw)
         following = fork_next()
         reader = _StatusReader(self.sr)
+        poller = select.poll()
+        poller.register(self.sr, select.POLLIN)
         deadline = time.monotonic() + timeout
-        timed_out = False
-        while "R" not in reader.tokens:
-            wait = None if "W" in reader.tokens else max(0.0, deadline - time.monotonic())
-            ready, _, _ = select.select([self.sr], [], [], wait)
-            if not ready:
-                timed_out = True
-                os.kill(self.pid, signal.SIGKILL)
-            if not reader.read():
-                break
-        os.close(self.sr)
+        timed_out = watching_host = False
+        pipe_open = True
+        status = None
+        try:
+            while "R" not in reader.tokens and status is None:
+                if "B" in reader.tokens and not watching_host:
+                    # The payload is read: from now on the host sends nothing until the answer,
+                    # so a hang-up on the connection means the host is gone.
+                    poller.register(channel.rfd, _HANGUP)
+                    watching_host = True
+                wait = _DEATH_POLL_S if pipe_open else 0.002
+                if not timed_out and "W" not in reader.tokens:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        timed_out = True
+                        _kill_call(self.pid)
+                        left = 0.0
+                    wait = min(wait, left)
+                events = poller.poll(wait * 1000)
+                for fd, _ in events:
+                    if fd == self.sr:
+                        if pipe_open and not reader.read():
+                            pipe_open = False
+                            poller.unregister(self.sr)
+                    elif fd == channel.rfd:
+                        raise ChannelClosed("the host hung up during a call")
+                if "R" in reader.tokens:
+                    break
+                if not events or not pipe_open:
+                    pid, st = os.waitpid(self.pid, os.WNOHANG)
+                    if pid:
+                        status = st
+                        _drain(reader, self.sr, pipe_open)
+        finally:
+            _kill_call(self.pid)  # the call and all it started, whatever the outcome
+            os.close(self.sr)
         if "R" in reader.tokens:
-            return following, reader.learned, True
-        _, status = os.waitpid(self.pid, 0)
+            return following, reader.learned, status is None
         if "W" in reader.tokens:  # died while writing its answer: the stream is unusable
             raise EOFError("call process died mid-response")
         if "B" not in reader.tokens:
@@ -1153,17 +1331,137 @@ class Spare:
             response.update(
                 outcome="timeout",
                 error={"phase": "call", "type": "timeout", "timeout": timeout, "python": python_version(),
-                       "message": "call still running after %gs; its process was killed" % timeout},
+                       "message": "call still running after %gs; it and every process it started "
+                                  "were killed" % timeout},
             )
         else:
-            response.update(outcome="crash", error=_crash_info(status))
+            response.update(outcome="crash", error=_crash_info(status if status is not None else 0))
         channel.send(response)
         return following, [], False
 
     def close(self) -> None:
         os.close(self.hw)
         os.close(self.sr)
+        _kill_call(self.pid)
         os.waitpid(self.pid, 0)
+
+
+# How often a waiting parent checks whether the call process died (its pipe may outlive it).
+_DEATH_POLL_S = 0.05
+_HANGUP = select.POLLHUP | getattr(select, "POLLRDHUP", 0)
+
+
+def _drain(reader, fd: int, pipe_open: bool) -> None:
+    """The tokens a dead child wrote before it died, without waiting for an EOF that a
+    descendant holding the pipe could delay forever."""
+    while pipe_open and select.select([fd], [], [], 0)[0]:
+        pipe_open = reader.read()
+
+
+def _kill_call(pid: int) -> None:
+    """SIGKILL a call's process group (its session: the call and what it forked)."""
+    for kill in (os.killpg, os.kill):
+        try:
+            kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _close_in_forks(fds: list) -> None:
+    """A process the call forks must not write on the agent's connection or status pipe."""
+
+    def close():
+        for fd in fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    os.register_at_fork(after_in_child=close)
+
+
+_inline_fds: list = []  # set while a non-isolated call runs in the parent
+
+
+def _close_inline_fds() -> None:
+    for fd in _inline_fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+# --------------------------------------------------------------------------- resource limits
+# The container's own cgroup (v2, else v1): how often the OOM killer or the pids limit struck,
+# so a SIGKILL or an EAGAIN from fork can be named for what it is.
+_COUNTERS = {
+    "oom_kill": (("/sys/fs/cgroup/memory.events", "oom_kill"),
+                 ("/sys/fs/cgroup/memory/memory.oom_control", "oom_kill")),
+    "pids_max": (("/sys/fs/cgroup/pids.events", "max"), ("/sys/fs/cgroup/pids/pids.events", "max")),
+}
+_LIMITS = {"memory": ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"),
+           "pids": ("/sys/fs/cgroup/pids.max", "/sys/fs/cgroup/pids/pids.max")}
+_limits_now: dict = {}  # the parent's reading after the last call
+_call_limits: dict = {}  # a call child's copy of that reading
+
+
+def _cgroup_counter(key: str):
+    for path, name in _COUNTERS[key]:
+        try:
+            with open(path) as fh:
+                for line in fh:
+                    parts = line.split()
+                    if len(parts) == 2 and parts[0] == name:
+                        return int(parts[1])
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def _cgroup_limit(key: str):
+    for path in _LIMITS[key]:
+        try:
+            with open(path) as fh:
+                text = fh.read().strip()
+        except OSError:
+            continue
+        try:
+            value = int(text)
+        except ValueError:
+            return None  # "max"
+        return value if value < (1 << 62) else None  # v1 writes "no limit" as a huge number
+    return None
+
+
+def _read_limits() -> None:
+    for key in _COUNTERS:
+        value = _cgroup_counter(key)
+        if value is not None:
+            _limits_now[key] = value
+
+
+def _children() -> list:
+    """This process's children, from /proc (orphans of calls included: it is their subreaper)."""
+    found: list = []
+    pid = os.getpid()
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/children" % (pid, tid)) as fh:
+                found += [int(x) for x in fh.read().split()]
+    except (OSError, ValueError):
+        return []
+    return found
+
+
+def _become_subreaper() -> None:
+    """Orphans of a call (a daemon that left its group) become the agent's children, to be
+    killed after the call, instead of init's, out of reach."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except Exception:
+        pass
 
 
 def _rehearse() -> None:
@@ -1220,6 +1518,13 @@ def _crash_info(status: int) -> dict:
         sig = os.WTERMSIG(status)
         info["signal"] = sig
         info["message"] = "process killed by signal %d (%s)" % (sig, _signame(sig))
+        before = _limits_now.get("oom_kill")
+        if sig == signal.SIGKILL and before is not None and (_cgroup_counter("oom_kill") or 0) > before:
+            limit = _cgroup_limit("memory")
+            info["oom"] = True
+            info["memory_limit"] = limit
+            info["message"] += ": the out-of-memory killer ended it at the target's memory limit%s" % (
+                " (%d MiB)" % (limit >> 20) if limit else "")
     else:
         code = os.WEXITSTATUS(status)
         info["exit_code"] = code
@@ -1256,9 +1561,13 @@ def _on_alarm(signum, frame):
 
 
 def run_inline(channel: Channel, header: dict, timeout: float) -> None:
-    """A non-isolated call: runs in the long-lived process, so state persists between calls."""
+    """A non-isolated call: runs in the long-lived process, so state persists between calls.
+    What it forks loses the connection at once, and is killed after the call."""
     previous = signal.signal(signal.SIGALRM, _on_alarm)
     signal.setitimer(signal.ITIMER_REAL, timeout)
+    _inline_fds[:] = [channel.rfd, channel.wfd]
+    _call_limits.clear()
+    _call_limits.update(_limits_now)
     try:
         run_call(channel, header)
     except CallTimeout:
@@ -1268,6 +1577,7 @@ def run_inline(channel: Channel, header: dict, timeout: float) -> None:
                       "message": "call still running after %gs; it was interrupted" % timeout},
         })
     finally:
+        del _inline_fds[:]
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
 
@@ -1316,55 +1626,121 @@ def hello() -> dict:
 
 
 def serve(channel: Channel, close_in_child: list | tuple = ()) -> None:
-    """Answer requests until the host closes the connection."""
+    """Answer requests until the host closes the connection. Every answer carries the id of
+    the request it answers; the host checks it."""
     channel.send(hello())
     _warm_imports()
+    _become_subreaper()
+    os.register_at_fork(after_in_child=_close_inline_fds)
     global _site_roots
     _site_roots = _find_site_roots()
     _modules_at_start.update(sys.modules)
+    _read_limits()
     spare = None
-    exited: list = []  # children that answered; reaped without waiting
+    exited: list = []  # call processes, killed or answered; reaped without waiting
+    fork_error: list = []
+    after_call = False
 
     def fork_next():
         gc.freeze()  # what the parent holds stays out of the children's collections (fewer page copies)
-        return Spare(channel, list(close_in_child))
+        try:
+            return Spare(channel, list(close_in_child))
+        except OSError as exc:  # EAGAIN at the pids limit: the call is answered, the agent lives on
+            fork_error[:] = [exc]
+            return None
 
     try:
         while True:
+            exited = _reap(exited)
+            if after_call:  # off the critical path: the host is busy with the answer
+                exited += _sweep({spare.pid} if spare is not None else set(), exited)
+                _read_limits()
+                after_call = False
             if spare is None:
                 spare = fork_next()
-            exited = [pid for pid in exited if os.waitpid(pid, os.WNOHANG) == (0, 0)]
             try:
                 header = channel.recv_header()
             except ChannelClosed:
                 return
             op = header.get("op")
-            timeout = float(header.get("timeout") or 30)
+            rid = header.get("id")
+            timeout = header.get("timeout")
+            timeout = max(0.001, float(30 if timeout is None else timeout))
             if op == "call" and header.get("isolate", True):
+                after_call = True
+                retry_until = time.monotonic() + 2.0
+                while spare is None and time.monotonic() < retry_until:
+                    # No process to run it (the pids limit): kill and reap what calls left, retry.
+                    exited = _reap(exited + _sweep(set(), exited))
+                    spare = fork_next()
+                    if spare is None:
+                        time.sleep(0.01)
+                if spare is None:
+                    channel.recv_buffers(header)
+                    channel.send(_no_process(rid, fork_error[0] if fork_error else None))
+                    continue
                 current, spare = spare, None  # handed over: never closed twice if dispatch fails
                 spare, learned, reap = current.dispatch(channel, header, timeout, fork_next)
                 if reap:
                     exited.append(current.pid)
-                if learned and any(name not in sys.modules for name in learned):
+                if learned and spare is not None and any(name not in sys.modules for name in learned):
                     spare.close()  # forked before the parent had these modules
                     _preload(learned)
                     spare = None
             elif op == "call":
+                after_call = True
                 run_inline(channel, header, timeout)
             elif op == "echo":
-                channel.send({"op": "echo"}, channel.recv_buffers(header))
+                channel.send({"op": "echo", "id": rid}, channel.recv_buffers(header))
             elif op == "describe":
-                channel.send(dict(describe(), op="describe"))
+                channel.send(dict(describe(), op="describe", id=rid))
             elif op == "find_modules":
-                channel.send({"op": "find_modules", "missing": missing_modules(header["modules"])})
+                channel.send({"op": "find_modules", "id": rid, "missing": missing_modules(header["modules"])})
             else:
                 channel.recv_buffers(header)
-                channel.send({"op": "error", "message": "unknown op %r" % op})
+                channel.send({"op": "error", "id": rid, "message": "unknown op %r" % op})
     finally:
         if spare is not None:
             spare.close()
-        for pid in exited:
-            os.waitpid(pid, 0)
+        for pid in _sweep(set(), exited) + exited:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+
+
+def _reap(pids: list) -> list:
+    left = []
+    for pid in pids:
+        try:
+            if os.waitpid(pid, os.WNOHANG) == (0, 0):
+                left.append(pid)
+        except ChildProcessError:
+            pass
+    return left
+
+
+def _sweep(keep: set, known: list) -> list:
+    """Kill every child but the spare: what a call left behind (reparented here, see
+    ``_become_subreaper``). Returns the new ones, to be reaped."""
+    new = []
+    for pid in _children():
+        if pid in keep:
+            continue
+        _kill_call(pid)
+        if pid not in known:
+            new.append(pid)
+    return new
+
+
+def _no_process(rid, exc) -> dict:
+    limit = _cgroup_limit("pids")
+    message = "could not start a process for the call (%s)" % (exc or "fork failed")
+    info: dict = {"phase": "call", "type": "crash", "python": python_version(), "message": message}
+    if limit:
+        info["limit_hit"] = {"pids": limit}
+        info["message"] += ": the target's pids limit (%d) is reached" % limit
+    return {"op": "result", "id": rid, "phases": {}, "outcome": "crash", "error": info}
 
 
 def _warm_imports() -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
+import signal
 import socket
 import tempfile
 import time
@@ -11,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..client import AgentClient
+from ..client import AgentClient, TargetLimits
 from ..matrix import Target
 from ..transport import SocketChannel
 
@@ -33,19 +36,75 @@ class Running:
     build_s: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        target = self.target
+        self.client.config = TargetLimits(
+            trusted=target.is_trusted, trusted_modules=target.trusted_modules,
+            memory=None if target.is_local else target.memory, pids=None if target.is_local else target.pids)
+
     @property
     def python(self) -> str:
         return str(self.client.hello.get("python"))
 
 
+RUN_PREFIX = "prs-"
+OWNER_FILE = "owner"  # "<pid> <start time>" of the pytest process that made the folder
+AGENT_FILE = "agent"  # the same for a local agent it started
+
+
+def process_start(pid: int) -> str:
+    """The process's start time in clock ticks: with the pid, names one process for good."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def process_stamp(pid: int) -> str:
+    return f"{pid} {process_start(pid)}"
+
+
+def stamp_alive(stamp: str) -> bool:
+    pid, _, start = stamp.strip().partition(" ")
+    return pid.isdigit() and int(pid) > 0 and bool(start) and process_start(int(pid)) == start
+
+
 def private_socket_dir(world_writable: bool) -> tuple[Path, Path]:
-    """A 0700 parent guards a socket folder the (non-root) container user may write into."""
-    parent = Path(tempfile.mkdtemp(prefix="prs-"))
+    """A 0700 parent guards a socket folder the (non-root) container user may write into.
+    The parent names its owner, so a later run can remove it once that run is dead."""
+    parent = Path(tempfile.mkdtemp(prefix=RUN_PREFIX))
+    (parent / OWNER_FILE).write_text(process_stamp(os.getpid()))
     sock_dir = parent / "sock"
     sock_dir.mkdir()
     if world_writable:
         sock_dir.chmod(0o777)
     return parent, sock_dir
+
+
+def remove_dead_runs(root: Path | None = None) -> int:
+    """Folders (and local agents) left by runs that died without cleaning up (kill -9, a
+    crashed xdist worker). A folder whose owner still runs is never touched: it may be a
+    parallel run's."""
+    removed = 0
+    base = root or Path(tempfile.gettempdir())
+    for folder in base.glob(f"{RUN_PREFIX}*"):
+        try:
+            if folder.name.startswith(f"{RUN_PREFIX}keep-") or folder.stat().st_uid != os.geteuid():
+                continue
+            owner = (folder / OWNER_FILE).read_text()
+        except OSError:
+            continue  # not ours, or not one this version wrote
+        if stamp_alive(owner):
+            continue
+        with contextlib.suppress(OSError):
+            agent = (folder / AGENT_FILE).read_text()
+            if stamp_alive(agent):
+                with contextlib.suppress(OSError):
+                    os.killpg(int(agent.split()[0]), signal.SIGKILL)  # its own session
+        shutil.rmtree(folder, ignore_errors=True)
+        removed += 1
+    return removed
 
 
 def wait_and_connect(sock_path: Path, target: str, still_starting: Callable[[], str | None],

@@ -23,7 +23,7 @@ from ..client import AgentClient
 from ..images import BuildFailed, ImageBuilder, Progress
 from ..matrix import Target
 from ..transport import DockerStdioChannel
-from .base import SOCKET_NAME, Running, StartFailed, private_socket_dir, wait_and_connect
+from .base import SOCKET_NAME, Running, StartFailed, private_socket_dir, process_start, wait_and_connect
 
 PREFIX = "pytest-remote-serial"
 L_SESSION, L_HOST, L_PID, L_PID_START, L_TARGET, L_KEEP = (
@@ -53,14 +53,6 @@ def connect_engine() -> Any:
     return client
 
 
-def _process_start(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
-
-
 def owner_alive(labels: dict[str, str]) -> bool:
     if labels.get(L_HOST) != socket.gethostname():
         return True  # another machine's run: not ours to judge
@@ -68,7 +60,7 @@ def owner_alive(labels: dict[str, str]) -> bool:
         pid = int(labels.get(L_PID, "0"))
     except ValueError:
         return False
-    return pid > 0 and _process_start(pid) == labels.get(L_PID_START)
+    return pid > 0 and process_start(pid) == labels.get(L_PID_START)
 
 
 def reap(client: Any, session: str | None = None) -> int:
@@ -141,7 +133,7 @@ class DockerBackend:
 
     def labels(self, target: Target) -> dict[str, str]:
         return {L_SESSION: self.session, L_HOST: socket.gethostname(), L_PID: str(os.getpid()),
-                L_PID_START: _process_start(os.getpid()), L_TARGET: target.name}
+                L_PID_START: process_start(os.getpid()), L_TARGET: target.name}
 
     def start(self, target: Target) -> Running:
         if target.gpu:
@@ -172,12 +164,15 @@ class DockerBackend:
                                   f"({host})")
             volumes[str(host)] = {"bind": f"/opt/prs-paths/{i}", "mode": "ro"}
             command += ["--path", f"/opt/prs-paths/{i}"]
+        # Not auto-removed: an exited container keeps its logs and OOMKilled flag for the
+        # message; stop() and the next run's reap() remove it. No swap beyond the memory
+        # limit: a call over it is OOM-killed and named, instead of thrashing until a timeout.
         kwargs: dict[str, Any] = dict(
-            image=image, command=command, detach=True, auto_remove=True, init=True,
+            image=image, command=command, detach=True, auto_remove=False, init=True,
             network_mode="none", cap_drop=["ALL"], security_opt=["no-new-privileges"],
             user="65534:65534" if uid == 0 else f"{uid}:{os.getegid()}",
             read_only=True, tmpfs={"/tmp": "rw,nosuid,nodev,size=1g,mode=1777"},
-            pids_limit=target.pids, mem_limit=target.memory, working_dir="/tmp",
+            pids_limit=target.pids, mem_limit=target.memory, memswap_limit=target.memory, working_dir="/tmp",
             environment={"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"},
             labels=self.labels(target), volumes=volumes,
         )
@@ -217,12 +212,16 @@ class DockerBackend:
             container = self._create(kwargs)
             try:
                 client = wait_and_connect(sock_dir / SOCKET_NAME, target.name,
-                                          lambda: self._exited(container))
+                                          lambda: self._exited(container, target))
             except BaseException:
                 _remove(container)
-                shutil.rmtree(parent, ignore_errors=True)
                 raise
+            finally:
+                # Connected (or failed): the folder goes now. The container's /run/prs is then a
+                # deleted directory, in which nothing can be created: no call writes to host disk.
+                shutil.rmtree(parent, ignore_errors=True)
         cold = time.monotonic() - start
+        client.diagnose = lambda: self._lost(container, target)
 
         def stop() -> None:
             client.close()
@@ -243,6 +242,7 @@ class DockerBackend:
             network_mode=run.pop("network_mode"), cap_drop=run.pop("cap_drop"),
             security_opt=run.pop("security_opt"), read_only=run.pop("read_only"),
             tmpfs=run.pop("tmpfs"), pids_limit=run.pop("pids_limit"), mem_limit=run.pop("mem_limit"),
+            memswap_limit=run.pop("memswap_limit"),
             binds=volumes, device_requests=run.pop("device_requests", None),
         )
         created = api.create_container(host_config=host_config, stdin_open=True, tty=False, **{
@@ -282,15 +282,19 @@ class DockerBackend:
             kwargs["volumes"][str(sock_dir)] = {"bind": SOCK_DIR, "mode": "rw"}
             kwargs["labels"][L_KEEP] = key
             kwargs["name"] = f"prs-keep-{target.name}-{key[:8]}".replace(".", "_")
+            kwargs["auto_remove"] = True  # it outlives the run: gone by itself when idle
             container = self._create(kwargs)
             found = [container]
-            client = wait_and_connect(sock_path, target.name, lambda: self._exited(container))
+            client = wait_and_connect(sock_path, target.name, lambda: self._exited(container, target))
+            # The socket stays for later runs; the folder becomes read-only to the container user.
+            sock_dir.chmod(0o555)
         return Running(target=target, client=client, stop=client.close, image=image,
                        cold_start_s=time.monotonic() - start,
                        extra={"container": found[0].id, "transport": "socket", "kept": True})
 
     @staticmethod
-    def _exited(container: Any) -> str | None:
+    def _exited(container: Any, target: Target) -> str | None:
+        """Why the container stopped before its agent listened, from its state and last lines."""
         import docker.errors
 
         try:
@@ -298,6 +302,33 @@ class DockerBackend:
         except docker.errors.NotFound:
             return "the container exited before its agent started (and was removed)"
         if container.status in ("exited", "dead"):
-            logs = container.logs(tail=20).decode(errors="replace")
-            return f"the container exited before its agent started: {logs}"
+            return f"the container exited before its agent started: {_death(container, target)}"
         return None
+
+    @staticmethod
+    def _lost(container: Any, target: Target) -> str | None:
+        """Why a running agent went away: the container's own account, if it ended."""
+        import docker.errors
+
+        with contextlib.suppress(docker.errors.DockerException):
+            for _ in range(20):  # the engine records the exit a moment after the socket closes
+                container.reload()
+                if container.status in ("exited", "dead"):
+                    return f"the container ended: {_death(container, target)}"
+                time.sleep(0.05)
+        return None
+
+
+def _death(container: Any, target: Target) -> str:
+    """Exit code, OOMKilled with the `memory` key to raise, and the last lines of the log."""
+    state = container.attrs.get("State") or {}
+    if state.get("OOMKilled"):
+        why = (f"killed by the out-of-memory killer at its memory limit ({target.memory}); raise "
+               f"`memory` for target {target.name!r} in the matrix")
+    else:
+        why = f"exit code {state.get('ExitCode')}"
+    try:
+        lines = container.logs(tail=10).decode(errors="replace").strip().splitlines()
+    except Exception:
+        lines = []
+    return f"{why}; last lines: {' | '.join(line.strip() for line in lines if line.strip()) or '(none)'}"

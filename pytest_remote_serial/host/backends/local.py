@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..bundle import ensure_bundle
 from ..matrix import Target
-from .base import SOCKET_NAME, Running, private_socket_dir, wait_and_connect
+from .base import AGENT_FILE, SOCKET_NAME, Running, private_socket_dir, process_stamp, wait_and_connect
 
 
 def _clean_pythonpath(hidden: list[Path]) -> str:
@@ -46,6 +46,7 @@ def start_local(target: Target, hidden: list[Path]) -> Running:
     with log.open("wb") as out:  # the child keeps its own copy of the descriptor
         proc = subprocess.Popen(cmd, cwd=parent, env=env, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
+    (parent / AGENT_FILE).write_text(process_stamp(proc.pid))  # reaped by the next run if this one dies
 
     def died() -> str | None:
         if proc.poll() is None:
