@@ -220,9 +220,9 @@ def _slim_case(cls: type, name: str) -> type:
 
 def _ship(item: pytest.Item) -> None:
     assert _state is not None and _state.remote is not None
-    if item.cls is not None and issubclass(item.cls, unittest.TestCase):
-        name = item.name
-        rt = _state.remote.roundtrip(_run_case, _slim_case(item.cls, name), name, serializer="source")
+    cls = getattr(item, "cls", None)
+    if cls is not None and issubclass(cls, unittest.TestCase):
+        rt = _state.remote.roundtrip(_run_case, _slim_case(cls, item.name), item.name, serializer="source")
     else:
         func = item.obj  # type: ignore[attr-defined]
         kwargs = {k: item.funcargs[k] for k in item._fixtureinfo.argnames}  # type: ignore[attr-defined]
