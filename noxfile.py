@@ -80,6 +80,25 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session
+def peer(session: nox.Session) -> None:
+    """cloudpickle's own test suite through the source capsule: host (local), py3.13, py3.9.
+
+    Never part of the default sessions nor CI: it measures, it does not gate. The suite is
+    vendored under peer/cloudpickle_tests (nothing is fetched at run time). Arguments after --
+    go to peer/run.py (e.g. --targets local py3.9, --json out.json).
+    """
+    _install(session)
+    session.install("psutil", "peer/cloudpickle_tests/cloudpickle_testpkg")
+    # The containers have no pytest (the suite's bodies call pytest.raises) nor psutil (its
+    # testutils imports it): pure/abi3 wheels for the oldest target, mounted into each one.
+    libs = Path(session.virtualenv.location) / "target-libs"
+    session.install("--target", str(libs), "--upgrade", "--python-version", "3.9", "--only-binary=:all:",
+                    "pytest>=8.3,<9", "exceptiongroup", "tomli", "typing_extensions", "psutil")
+    session.run("python", "-m", "pytest_remote_serial", "images", "py3.9", "py3.13")
+    session.run("python", "-m", "peer.run", "--libs", str(libs), *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     _install(session)
     session.run("ruff", "check", ".")

@@ -1,0 +1,1 @@
+"""Peer evidence: other projects ' test suites run through the source capsule."""
