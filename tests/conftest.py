@@ -24,9 +24,10 @@ def docker_client(pytestconfig: pytest.Config):
 TABLE_TARGETS = ["local", "py3.9", "py3.11", "py3.13", "py3.14"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def table_remotes(docker_client):
-    """A ``Remote`` per target of the cross-version tables, started once for all of them."""
+    """A ``Remote`` per target of a cross-version table module; module-scoped so that no agent
+    outlives its table (other tests assert that a run leaves no container behind)."""
     from helpers import ROOT
 
     from pytest_remote_serial.fixture import CallOptions, Remote
