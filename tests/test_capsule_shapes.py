@@ -9,6 +9,7 @@ host computes: a capsule that answers differently from the host is the worst def
 
 from __future__ import annotations
 
+import _collections_abc
 import abc
 import asyncio
 import collections
@@ -212,6 +213,17 @@ def uses_comprehension(n):
 def mutable_default(x, acc=[]):  # noqa: B006 - the shape being tested
     acc.append(x)
     return list(acc)
+
+
+def class_body_global():
+    class Local:
+        kind = collections.OrderedDict.__name__  # a global read by the class body (LOAD_NAME)
+
+    return Local.kind
+
+
+def renamed_stdlib_module():
+    return _collections_abc.dict_items.__name__  # the module calls itself collections.abc from 3.10
 
 
 def posonly_kwonly(a, b, /, c, *, d=4):
@@ -739,6 +751,8 @@ SHAPES: dict[str, tuple[typing.Callable, tuple, dict]] = {
     "comprehension": (uses_comprehension, (7,), {}),
     "mutable default": (mutable_default, (1,), {}),
     "positional-only, keyword-only": (posonly_kwonly, (1, 2, 3), {}),
+    "global read in a nested class body": (class_body_global, (), {}),
+    "stdlib module renamed (_collections_abc)": (renamed_stdlib_module, (), {}),
     "mutual recursion": (is_even, (10,), {}),
     "function annotations": (annotations_here, (), {}),
     "assert helper (test module)": (checked_double, (21,), {}),
@@ -789,7 +803,11 @@ TARGETS = ["local", "py3.9", "py3.11", "py3.13", "py3.14"]
 # instances get a __dict__. The capsule creates the class with them. [index of that flag]
 LOSES_SLOTS = {"slots dataclass": 1, "__slots__ class": 1}
 # cloudpickle makes an enum's members before its __init__/__new__ exists there: no attributes.
-BY_VALUE_CALL_ERRORS = {"enum members with __init__ / __new__": AttributeError}
+# Its global-op walk misses a class body's LOAD_NAME globals, and it imports a module by its
+# __name__ (_collections_abc calls itself collections.abc, another module). The capsule has neither.
+BY_VALUE_CALL_ERRORS = {"enum members with __init__ / __new__": AttributeError,
+                        "global read in a nested class body": NameError,
+                        "stdlib module renamed (_collections_abc)": AttributeError}
 CALL_ERRORS = {"failing assert with message": AssertionError, "failing plain assert": AssertionError,
                "user exception raised": AppError}
 

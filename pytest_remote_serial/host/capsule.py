@@ -23,7 +23,9 @@ What cannot be reproduced is a ``SourceUnavailable`` naming the member path and 
 from __future__ import annotations
 
 import dataclasses
+import dis
 import functools
+import inspect
 import io
 import itertools
 import os
@@ -84,7 +86,23 @@ def is_user_code(obj: Any) -> bool:
 def global_names(func: types.FunctionType) -> dict[str, None]:
     """The globals the function's source really reads (global ops, nested code included): not
     attribute names, and not the helpers pytest's assertion rewriting added to its bytecode."""
-    return cp._extract_code_globals(clean_code(func.__code__, func.__globals__))
+    code = clean_code(func.__code__, func.__globals__)
+    return {**cp._extract_code_globals(code), **_class_body_names(code)}
+
+
+_NAME_LOADS = {"LOAD_NAME", "LOAD_FROM_DICT_OR_GLOBALS"}
+
+
+def _class_body_names(code: types.CodeType) -> dict[str, None]:
+    """A class body nested in the function reads globals by LOAD_NAME (``z: typing.Any = 1``),
+    which cloudpickle's global-op walk does not see."""
+    found: dict[str, None] = {}
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            if not const.co_flags & inspect.CO_OPTIMIZED:
+                found.update({i.argval: None for i in dis.get_instructions(const) if i.opname in _NAME_LOADS})
+            found.update(_class_body_names(const))
+    return found
 
 
 # ----------------------------------------------------------------------------- reducers
@@ -111,7 +129,8 @@ def _reduce_forward_ref(ref: Any) -> tuple[Any, ...]:
 
 
 _DISPATCH: dict[type, Any] = {types.CodeType: _reduce_code, typing.TypeVar: _reduce_typevar,
-                              typing.ForwardRef: _reduce_forward_ref}
+                              typing.ForwardRef: _reduce_forward_ref,
+                              types.ModuleType: lambda module: _reduce_module(module)}
 if sys.version_info >= (3, 10):
     _DISPATCH[types.UnionType] = _reduce_union
 
@@ -211,6 +230,19 @@ def _reduce_class(cls: type) -> tuple[Any, ...]:
     return builder, args, (clsdict, slotstate, generated), None, None, agent.src_class_setstate
 
 
+def _reduce_module(module: types.ModuleType) -> Any:
+    """By the name it is imported as: ``_collections_abc`` calls itself ``collections.abc`` from
+    3.10 on, which on 3.9 is another module."""
+    standin = standin_for_pytest_rewrite(module)
+    if standin is not NotImplemented:
+        return standin
+    if sys.modules.get(module.__name__) is not module:
+        for key, value in list(sys.modules.items()):
+            if value is module:
+                return cp.subimport, (key,)
+    return cp._module_reduce(module)
+
+
 def standin_for_pytest_rewrite(obj: Any) -> Any:
     if isinstance(obj, types.ModuleType) and obj.__name__ == "_pytest.assertion.rewrite":
         return agent.pytest_rewrite_standin, ()
@@ -254,8 +286,6 @@ class CapsulePickler(cloudpickle.Pickler):
             return agent.src_partialmethod, (obj.func, obj.args, obj.keywords)
         if kind is functools.cached_property and is_user_code(obj.func):
             return agent.src_cached_property, (obj.func, obj.attrname)
-        if kind is types.ModuleType:
-            return standin_for_pytest_rewrite(obj)
         return NotImplemented
 
     def _dynamic_function_reduce(self, func: types.FunctionType) -> tuple[Any, ...]:
