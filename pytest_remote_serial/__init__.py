@@ -14,10 +14,13 @@ pytest.register_assert_rewrite("pytest_remote_serial.assertions")
 from .assertions import (  # noqa: E402
     assert_portable,
     assert_roundtrip,
+    assert_same_as_host,
     assert_serializable,
     assert_source_recoverable,
 )
+from .drift import Comparison  # noqa: E402
 from .outcomes import (  # noqa: E402
+    BehaviourDrift,
     DeserializationError,
     MissingModuleError,
     RemoteCallError,
@@ -33,8 +36,8 @@ from .outcomes import (  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = [
-    "assert_portable", "assert_roundtrip", "assert_serializable", "assert_source_recoverable",
-    "DeserializationError", "MissingModuleError", "RemoteCallError", "RemoteError",
+    "assert_portable", "assert_roundtrip", "assert_same_as_host", "assert_serializable",
+    "assert_source_recoverable", "BehaviourDrift", "Comparison", "DeserializationError", "MissingModuleError", "RemoteCallError", "RemoteError",
     "RemoteTimeout", "ResultError", "RoundTrip", "SerializationError",
     "SourceIncompatibleError", "TargetCrashed", "TargetUnavailable", "__version__",
 ]

@@ -66,6 +66,25 @@ def assert_roundtrip(func: Callable[..., Any], *args: Any, target: str | None = 
     return rt
 
 
+def assert_same_as_host(func: Callable[..., Any], *args: Any, target: str | None = None,
+                        rtol: float | None = None, atol: float | None = None, **kwargs: Any) -> Any:
+    """The target computes what the host computes (a fresh host process, ``local``); the
+    failure shows where the answers part and both Pythons. Returns the ``Comparison``."""
+    remote = current.remote_for(target)
+    found = remote.compare(func, *args, rtol=rtol, atol=atol, **kwargs)
+    if found.same:
+        return found
+    lines = [found.describe()]
+    if found.target.outcome == OK:
+        lines.append("how to fix: if the new behaviour is right, pin it in the function (e.g. math.fsum, "
+                     "an explicit dtype, str(x.value)); if the difference is known, declare it: "
+                     f"@pytest.mark.remote(expect={{{remote.target.name!r}: 'differs'}}); for floats, "
+                     "pass rtol=/atol=")
+    else:
+        lines.append("the target's outcome is not the host's; remote.roundtrip(...) shows the whole record")
+    raise AssertionError("\n".join(lines))
+
+
 def assert_serializable(obj: Any, serializer: str = "cloudpickle", max_depth: int = 6) -> None:
     """Fail naming every member that keeps ``obj`` from serializing, by its full path."""
     codec = get_codec(serializer)

@@ -8,13 +8,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from . import drift
 from . import outcomes as oc
+from .drift import Comparison
 from .host.backends.base import Running
 from .host.codecs import SERIALIZERS, get_codec
 from .outcomes import RoundTrip
 
 DEFAULT_TIMEOUT = 30.0
-MARKER_KEYS = ("serializer", "targets", "gpu", "timeout", "isolate")
+MARKER_KEYS = ("serializer", "targets", "gpu", "timeout", "isolate", "compare_host")
 
 
 class MarkerError(ValueError):
@@ -30,6 +32,7 @@ class CallOptions:
     gpu: bool = False
     timeout: float = DEFAULT_TIMEOUT
     isolate: bool = True
+    compare_host: bool = False
 
     @classmethod
     def from_marker(cls, marker: Any) -> CallOptions:
@@ -60,7 +63,7 @@ class CallOptions:
             raise MarkerError(f"@pytest.mark.remote(timeout={timeout!r}): give a positive number of seconds, "
                               "e.g. timeout=10")
         kwargs["timeout"] = float(timeout)
-        for key in ("gpu", "isolate"):
+        for key in ("gpu", "isolate", "compare_host"):
             if key in kwargs and not isinstance(kwargs[key], bool):
                 raise MarkerError(f"@pytest.mark.remote({key}={kwargs[key]!r}): give True or False")
         return cls(**kwargs)
@@ -116,6 +119,28 @@ class Remote:
     def roundtrip(self, func: Callable[..., Any], *args: Any, serializer: str | None = None,
                   **kwargs: Any) -> RoundTrip:
         """Serialize, load and call on the target; the record, never a serialization raise."""
+        rt = self._roundtrip(func, args, kwargs, serializer)
+        self._record(rt)
+        return rt
+
+    def compare(self, func: Callable[..., Any], *args: Any, rtol: float | None = None,
+                atol: float | None = None, serializer: str | None = None, **kwargs: Any) -> Comparison:
+        """The call on this target and in a fresh host process (``local``): do they agree?
+
+        ``rtol``/``atol`` loosen float and array comparisons (so they are not passed to ``func``).
+        """
+        from . import current
+        from .host.matrix import LOCAL
+
+        host_remote = self if self.target.name == LOCAL else current.remote_for(LOCAL)
+        target_rt = self._roundtrip(func, args, kwargs, serializer)
+        host_rt = host_remote._roundtrip(func, args, kwargs, serializer)
+        result = drift.compare(target_rt, host_rt, self.target.python, host_remote.target.python, rtol, atol)
+        self._record(target_rt)
+        return result
+
+    def _roundtrip(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                   serializer: str | None) -> RoundTrip:
         chosen = serializer or self._options.serializer
         rungs = ladder(self.target.python) if chosen == "auto" else [get_codec(chosen).name]
         tried: list[str] = []
@@ -125,7 +150,6 @@ class Remote:
             rt = self._once(func, args, kwargs, nxt)
         rt.fallback_from = tried
         rt.test = self._test
-        self._record(rt)
         return rt
 
     def _once(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
@@ -135,8 +159,14 @@ class Remote:
 
     def call(self, func: Callable[..., Any], *args: Any, serializer: str | None = None,
              **kwargs: Any) -> Any:
-        """The result, or the exception DESIGN §4 names for the outcome."""
-        return self.roundtrip(func, *args, serializer=serializer, **kwargs).raise_for_outcome()
+        """The result, or the exception DESIGN §4 names for the outcome; under
+        ``compare_host=True`` also a ``BehaviourDrift`` when the host computes something else."""
+        if not self._options.compare_host:
+            return self.roundtrip(func, *args, serializer=serializer, **kwargs).raise_for_outcome()
+        found = self.compare(func, *args, serializer=serializer, **kwargs)
+        if found.target.outcome == oc.OK and not found.same:
+            raise oc.BehaviourDrift(found.describe(), found)
+        return found.target.raise_for_outcome()
 
     def missing_modules(self, modules: list[str]) -> list[str]:
         """Which of these modules the target cannot import (asked there, never guessed)."""

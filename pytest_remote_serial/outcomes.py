@@ -98,6 +98,14 @@ class RemoteTimeout(RemoteError):
     outcome = TIMEOUT
 
 
+class BehaviourDrift(AssertionError):
+    """The call worked on the target but answered differently from the host (compare_host=True)."""
+
+    def __init__(self, message: str, comparison: Any) -> None:
+        super().__init__(message)
+        self.comparison = comparison
+
+
 class TargetUnavailable(RemoteError):
     """The target could not start: no engine, no GPU, a failed build. ``.reason`` says which."""
 
@@ -135,6 +143,9 @@ class RoundTrip:
     # Device arrays moved (GPU targets): h2d_s/d2h_s copy time, kept out of the phases above,
     # and "converted": arrays that arrived as numpy because the receiver had no device.
     device: dict[str, Any] | None = None
+    # Set when the call was compared with the host (remote.compare, compare_host=True).
+    same_as_host: bool | None = None
+    host_result_repr: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -185,7 +196,8 @@ class RoundTrip:
                    payload_bytes=int(record.get("payload_bytes") or 0),
                    result_bytes=int(record.get("result_bytes") or 0),
                    phases=dict(record.get("phases_s") or {}), test=record.get("test"),
-                   device=record.get("device"))
+                   device=record.get("device"), same_as_host=record.get("same_as_host"),
+                   host_result_repr=record.get("host_result_repr"))
 
     def as_record(self) -> dict[str, Any]:
         """The call entry of the JSON report (DESIGN §5)."""
@@ -196,6 +208,8 @@ class RoundTrip:
             "payload_bytes": self.payload_bytes, "result_bytes": self.result_bytes,
             "phases_s": dict(self.phases),
             "device": self.device,
+            **({"same_as_host": self.same_as_host, "host_result_repr": self.host_result_repr}
+               if self.same_as_host is not None else {}),
         }
 
 
