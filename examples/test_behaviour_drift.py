@@ -12,10 +12,6 @@ import fractions
 import itertools
 from collections import OrderedDict
 
-import pytest
-
-from pytest_remote_serial import assert_same_as_host
-
 
 def float_sum():
     return sum([0.1] * 10)  # 3.12 made sum() of floats compensated: 1.0, not 0.9999999999999999

@@ -37,7 +37,8 @@ from .outcomes import (  # noqa: E402
 __version__ = "0.1.0"
 __all__ = [
     "assert_portable", "assert_roundtrip", "assert_same_as_host", "assert_serializable",
-    "assert_source_recoverable", "BehaviourDrift", "Comparison", "DeserializationError", "MissingModuleError", "RemoteCallError", "RemoteError",
-    "RemoteTimeout", "ResultError", "RoundTrip", "SerializationError",
-    "SourceIncompatibleError", "TargetCrashed", "TargetUnavailable", "__version__",
+    "assert_source_recoverable", "BehaviourDrift", "Comparison", "DeserializationError",
+    "MissingModuleError", "RemoteCallError", "RemoteError", "RemoteTimeout", "ResultError",
+    "RoundTrip", "SerializationError", "SourceIncompatibleError", "TargetCrashed",
+    "TargetUnavailable", "__version__",
 ]
