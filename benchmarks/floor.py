@@ -149,6 +149,17 @@ def ready_floor(env: DockerEnv, image: str) -> float:
             env.remove(container)
 
 
+def ready_floor_many(env: DockerEnv, image: str, count: int) -> float:
+    """Wall time of ``count`` ready floors started at once: what ``count`` targets could cost at
+    best on this engine and these cores (they cannot overlap fully on 2 cores)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(count) as pool:
+        list(pool.map(lambda _: ready_floor(env, image), range(count)))
+    return time.perf_counter() - t0
+
+
 def docker_run_cli(env: DockerEnv, image: str) -> float:
     """Wall time of ``docker run --rm IMAGE python3 -c pass`` (start, run, exit, removal)."""
     cmd = ["docker", "run", "--rm", "--network", "none", "--label", f"{LABEL}={env.run_id}",

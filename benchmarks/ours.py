@@ -70,6 +70,20 @@ def roundtrip_call(running: Running, isolate: bool, phases: list[dict[str, float
     return call
 
 
+def map_call(running: Running, n: int = 1000) -> Callable[[], Any]:
+    """``remote.map``'s path: ``abs`` over ``n`` tiny items, each in a fresh process there."""
+    client = running.client
+    items = [(-i,) for i in range(n)]
+
+    def call() -> Any:
+        return client.map(abs, items, "cloudpickle", 30.0)
+
+    rts = call()
+    if [rt.result for rt in rts] != [i for i in range(n)]:
+        raise RuntimeError(f"map failed: {[rt.outcome for rt in rts if rt.outcome != 'ok'][:3]}")
+    return call
+
+
 def echo_call(running: Running) -> Callable[[], Any]:
     client = running.client
     payload = [b"x"]

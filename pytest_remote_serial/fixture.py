@@ -172,10 +172,32 @@ class Remote:
         """Which of these modules the target cannot import (asked there, never guessed)."""
         return self._running.client.missing_modules(modules)
 
-    def map(self, func: Callable[..., Any], iterable: Iterable[tuple[Any, ...]],
-            serializer: str | None = None) -> list[Any]:
-        """Like ``[func(*a) for a in iterable]``, each call on the target, in order."""
-        return [self.call(func, *args, serializer=serializer) for args in iterable]
+    def map(self, func: Callable[..., Any], iterable: Iterable[tuple[Any, ...]], serializer: str | None = None,
+            roundtrips: bool = False, concurrency: int | None = None) -> list[Any]:
+        """Like ``[func(*a) for a in iterable]`` on the target, in order: the function ships once,
+        and each item runs in a fresh process there, as many at a time as the target has CPUs
+        (``concurrency`` to choose). Raises for the first item that failed, in order; with
+        ``roundtrips=True`` returns every item's ``RoundTrip`` instead."""
+        items = [tuple(args) for args in iterable]
+        chosen = serializer or self._options.serializer
+        if not items:
+            return []
+        if chosen == "json" or not self._options.isolate or self._options.compare_host:
+            # JSON cannot carry a list of argument tuples unchanged; inline calls share state
+            # in order; compare_host compares call by call.
+            rts = [self.roundtrip(func, *args, serializer=chosen) for args in items]
+        else:
+            first = self._roundtrip(func, items[0], {}, chosen)  # auto finds its rung on one item
+            rest = self._running.client.map(func, items[1:], first.serializer, self._options.timeout,
+                                            concurrency)
+            rts = [first, *rest]
+            for rt in rts:
+                rt.fallback_from = list(first.fallback_from)
+                rt.test = self._test
+                self._record(rt)
+        if roundtrips:
+            return rts
+        return [rt.raise_for_outcome() for rt in rts]
 
     def __repr__(self) -> str:
         return f"<remote on {self.target.name}>"

@@ -127,26 +127,90 @@ class AgentClient:
                   "device_arrays": copies.arrays}
         try:
             answer, buffers = self.request(header, payload, timeout)
-        except OutOfStep as exc:
-            rt.outcome = oc.RESULT_ERROR
-            rt.error = {"phase": "result", "type": "out_of_step", "message": f"{exc}; the reply was "
-                        "discarded and the target's agent will be restarted for the next call"}
-            rt.phases = {"dump": t1 - t0, "total": time.perf_counter() - t0}
-            return rt
-        except EOFError as exc:
-            rt.outcome = oc.CRASH
-            rt.error = {"phase": "call", "type": "agent_lost", "message": f"{exc}; the target's "
-                        "agent was lost and will be restarted for the next call"}
-            cause = self.diagnose()
-            if cause:
-                rt.error["message"] = f"{cause}; {rt.error['message']}"
-                rt.error["diagnosis"] = cause
+        except (OutOfStep, EOFError) as exc:
+            self._lost(rt, exc)
             rt.phases = {"dump": t1 - t0, "total": time.perf_counter() - t0}
             return rt
         t2 = time.perf_counter()
-        policy = Policy(trusted=self.config.trusted, owned=owned_modules([func, *args, *kwargs.values()]),
-                        listed=self.config.trusted_modules,
-                        sent=lambda: {m for m, _ in agent.pickle_globals(payload[0])[0]})
+        policy = self._policy([func, *args, *kwargs.values()], payload)
+        self._interpret(rt, answer, buffers, policy, copies)
+        t3 = time.perf_counter()
+        remote = answer.get("phases", {})
+        load, call, dump_result = (float(remote.get(k, 0.0)) for k in ("load", "call", "result"))
+        host_d2h, host_h2d = copies.d2h, copies.h2d  # the host's own, before the target's merge in
+        copies.merge(answer.get("device") or {})
+        remote_copies = copies.h2d - host_h2d + copies.d2h - host_d2h
+        rt.phases = {
+            "dump": t1 - t0 - host_d2h,
+            "send": max(0.0, (t2 - t1) - load - call - dump_result - remote_copies),
+            "load": load,
+            "call": call,
+            "result": dump_result + (t3 - t2) - host_h2d,
+            "total": t3 - t0,
+        }
+        rt.device = copies.as_dict()
+        return rt
+
+    def map(self, func: Callable[..., Any], items: list[tuple[Any, ...]], serializer: str, timeout: float,
+            concurrency: int | None = None) -> list[RoundTrip]:
+        """Every item's round trip, in order: the function and items shipped once, each item
+        called in a fresh process there, ``concurrency`` (default: the target's CPUs) at a time.
+        Phases are the map's own, shared out evenly over its items."""
+        codec = get_codec(serializer)
+        name = function_name(func)
+        n = len(items)
+        rts = [RoundTrip(outcome=oc.OK, target=self.target, function=name, serializer=codec.name)
+               for _ in items]
+        if not items:
+            return rts
+        copies = agent.DeviceCopies()
+        t0 = time.perf_counter()
+        try:
+            payload = codec.dumps((func, tuple(items), {}), copies)
+        except UnknownSerializer:
+            raise
+        except Exception as exc:
+            for rt in rts:
+                rt.outcome = oc.DUMP_ERROR
+                rt.error = _host_error(exc, "dump", f"the host could not serialize {name} with {codec.name}")
+            return rts
+        t1 = time.perf_counter()
+        workers = max(1, concurrency or int(self.hello.get("cpus") or 1))
+        total = timeout * -(-n // workers) + 1.0  # every wave at its longest, and the load
+        header = {"op": "map", "serializer": codec.name, "envelope": envelope(codec), "timeout": timeout,
+                  "map_timeout": total, "isolate": True, "device_arrays": copies.arrays, "concurrency": workers}
+        try:
+            answer, buffers = self.request(header, payload, total)
+        except (OutOfStep, EOFError) as exc:
+            for rt in rts:
+                self._lost(rt, exc)
+            return rts
+        policy = self._policy([func, *(a for item in items for a in item)], payload)
+        answers = answer.get("items")
+        if not isinstance(answers, list) or len(answers) != n:  # the whole map failed to load
+            answers, buffers = [answer] * n, []
+        offset = 0
+        load = float(answer.get("phases", {}).get("load", 0.0))
+        for rt, item in zip(rts, answers):
+            count = int(item.get("nbuf", 0)) if buffers else 0
+            self._interpret(rt, dict(item, envelope=answer.get("envelope")), buffers[offset:offset + count],
+                            policy, copies)
+            offset += count
+            phases = item.get("phases") or {}
+            rt.phases = {"dump": (t1 - t0) / n, "send": 0.0, "load": load / n,
+                         "call": float(phases.get("call", 0.0)), "result": float(phases.get("result", 0.0)),
+                         "total": (time.perf_counter() - t0) / n}
+            rt.payload_bytes = sum(memoryview(b).nbytes for b in payload) // n
+        return rts
+
+    def _policy(self, objects: list[Any], payload: list[Any]) -> Policy:
+        return Policy(trusted=self.config.trusted, owned=owned_modules(objects),
+                      listed=self.config.trusted_modules,
+                      sent=lambda: {m for m, _ in agent.pickle_globals(payload[0])[0]})
+
+    def _interpret(self, rt: RoundTrip, answer: dict[str, Any], buffers: list[bytearray], policy: Policy,
+                   copies: agent.DeviceCopies) -> None:
+        """The outcome, result or exception of one answer, loaded inside the trust boundary."""
         rt.outcome = str(answer.get("outcome")) if answer.get("outcome") in oc.OUTCOMES else oc.RESULT_ERROR
         rt.error = answer.get("error") if isinstance(answer.get("error"), dict) else None
         if rt.outcome != answer.get("outcome"):
@@ -169,22 +233,21 @@ class AgentClient:
                 rt.outcome = oc.RESULT_ERROR
                 rt.error = dict(_result_load_error(exc, answer), remote=rt.error)
         self._name_limits(rt, answer)
-        t3 = time.perf_counter()
-        remote = answer.get("phases", {})
-        load, call, dump_result = (float(remote.get(k, 0.0)) for k in ("load", "call", "result"))
-        host_d2h, host_h2d = copies.d2h, copies.h2d  # the host's own, before the target's merge in
-        copies.merge(answer.get("device") or {})
-        remote_copies = copies.h2d - host_h2d + copies.d2h - host_d2h
-        rt.phases = {
-            "dump": t1 - t0 - host_d2h,
-            "send": max(0.0, (t2 - t1) - load - call - dump_result - remote_copies),
-            "load": load,
-            "call": call,
-            "result": dump_result + (t3 - t2) - host_h2d,
-            "total": t3 - t0,
-        }
-        rt.device = copies.as_dict()
-        return rt
+
+    def _lost(self, rt: RoundTrip, exc: BaseException) -> None:
+        """No answer to use: a reply out of turn, or the agent gone."""
+        if isinstance(exc, OutOfStep):
+            rt.outcome = oc.RESULT_ERROR
+            rt.error = {"phase": "result", "type": "out_of_step", "message": f"{exc}; the reply was "
+                        "discarded and the target's agent will be restarted for the next call"}
+            return
+        rt.outcome = oc.CRASH
+        rt.error = {"phase": "call", "type": "agent_lost", "message": f"{exc}; the target's "
+                    "agent was lost and will be restarted for the next call"}
+        cause = self.diagnose()
+        if cause:
+            rt.error["message"] = f"{cause}; {rt.error['message']}"
+            rt.error["diagnosis"] = cause
 
     def _name_limits(self, rt: RoundTrip, answer: dict[str, Any]) -> None:
         """A SIGKILL from the OOM killer, a fork refused at the pids limit: say which matrix key."""

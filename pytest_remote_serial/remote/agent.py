@@ -1109,37 +1109,29 @@ class CallTimeout(BaseException):
     """Raised by SIGALRM inside a non-isolated call; BaseException so user code rarely eats it."""
 
 
-def run_call(channel: Channel, header: dict, status_fd: int | None = None) -> None:
-    """Read the payload, load, call, and answer on ``channel``."""
-    bufs = channel.recv_buffers(header)
-    _status(status_fd, b"B")
-    _call_copies.reset()
-    response: dict = {"op": "result", "id": header.get("id"), "phases": {}}
-    out: list = []
-    t0 = time.perf_counter()
-    try:
-        loader = LOADERS[header["serializer"]]
-        func, args, kwargs = loader(bufs[0], bufs[1:], header)
-        foreign = foreign_bytecode(header, bufs[0])
-        if foreign:
-            raise ForeignBytecode(foreign)
-    except CallTimeout:
-        raise
-    except BaseException as exc:
-        info = error_info(exc, "load")
-        if isinstance(exc, SyntaxError) and header["serializer"] in ("source", "json"):
-            info["diagnosis"] = "the source does not compile on Python %s: %s (line %s: %s)" % (
-                python_version(), exc.msg, exc.lineno, (exc.text or "").strip())
-            outcome = "syntax_error"
-        else:
-            info["diagnosis"] = str(exc) if isinstance(exc, ForeignBytecode) else diagnose_load(header, exc)
-            outcome = "missing_module" if "module" in info else "load_error"
-        response.update(outcome=outcome, error=info)
-        response["phases"]["load"] = time.perf_counter() - t0
-        _respond(channel, response, out, status_fd)
-        return
+def _load_payload(bufs: list, header: dict) -> tuple:
+    func, args, kwargs = LOADERS[header["serializer"]](bufs[0], bufs[1:], header)
+    foreign = foreign_bytecode(header, bufs[0])
+    if foreign:
+        raise ForeignBytecode(foreign)
+    return func, args, kwargs
+
+
+def _load_failure(exc: BaseException, header: dict, response: dict) -> None:
+    info = error_info(exc, "load")
+    if isinstance(exc, SyntaxError) and header["serializer"] in ("source", "json"):
+        info["diagnosis"] = "the source does not compile on Python %s: %s (line %s: %s)" % (
+            python_version(), exc.msg, exc.lineno, (exc.text or "").strip())
+        outcome = "syntax_error"
+    else:
+        info["diagnosis"] = str(exc) if isinstance(exc, ForeignBytecode) else diagnose_load(header, exc)
+        outcome = "missing_module" if "module" in info else "load_error"
+    response.update(outcome=outcome, error=info)
+
+
+def _call_and_dump(func, args, kwargs, header: dict, response: dict) -> list:
+    """Call; put the outcome in ``response``; the result's (or exception's) buffers."""
     t1 = time.perf_counter()
-    h2d = _call_copies.h2d
     try:
         result = func(*args, **kwargs)
     except CallTimeout:
@@ -1160,10 +1152,124 @@ def run_call(channel: Channel, header: dict, status_fd: int | None = None) -> No
         except BaseException as exc:
             response.update(outcome="result_error", error=error_info(exc, "result"))
             out = []
-    t3 = time.perf_counter()
-    response["phases"].update(load=t1 - t0 - h2d, call=t2 - t1, result=t3 - t2 - _call_copies.d2h)
+    response["phases"].update(call=t2 - t1, result=time.perf_counter() - t2 - _call_copies.d2h)
+    return out
+
+
+def run_call(channel: Channel, header: dict, status_fd: int | None = None) -> None:
+    """Read the payload, load, call, and answer on ``channel``."""
+    bufs = channel.recv_buffers(header)
+    _status(status_fd, b"B")
+    _call_copies.reset()
+    response: dict = {"op": "result", "id": header.get("id"), "phases": {}}
+    t0 = time.perf_counter()
+    try:
+        func, args, kwargs = _load_payload(bufs, header)
+    except CallTimeout:
+        raise
+    except BaseException as exc:
+        _load_failure(exc, header, response)
+        response["phases"]["load"] = time.perf_counter() - t0
+        _respond(channel, response, [], status_fd)
+        return
+    response["phases"]["load"] = time.perf_counter() - t0 - _call_copies.h2d
+    out = _call_and_dump(func, args, kwargs, header, response)
     response["device"] = _call_copies.as_dict()
     _respond(channel, response, out, status_fd)
+
+
+def run_map(channel: Channel, header: dict, status_fd: int | None = None) -> None:
+    """``remote.map``: the function and every item are loaded once, here; each item then runs in
+    a fresh process forked from this one (isolation as for a call: no item sees another's
+    state), up to ``concurrency`` at a time, each under the call timeout. One reply carries
+    every item's answer, in order."""
+    bufs = channel.recv_buffers(header)
+    _status(status_fd, b"B")
+    _call_copies.reset()
+    response: dict = {"op": "result", "id": header.get("id"), "phases": {}}
+    t0 = time.perf_counter()
+    try:
+        func, items, _ = _load_payload(bufs, header)
+    except CallTimeout:
+        raise
+    except BaseException as exc:
+        _load_failure(exc, header, response)
+        response["phases"]["load"] = time.perf_counter() - t0
+        _respond(channel, response, [], status_fd)
+        return
+    response["phases"]["load"] = time.perf_counter() - t0
+    timeout = float(header.get("timeout") or 30)
+    answers = _run_items(func, list(items), header, timeout, max(1, int(header.get("concurrency") or 1)))
+    out = Buffers()
+    kinds: dict = {}
+    records = []
+    for answer, item_out in answers:
+        for i, kind in (answer.pop("buffer_kinds", None) or {}).items():
+            kinds[str(len(out) + int(i))] = kind
+        answer["nbuf"] = len(item_out)
+        out.extend(item_out)
+        records.append(answer)
+    out.kinds = kinds
+    response.update(outcome="ok", items=records)
+    _respond(channel, response, out, status_fd)
+
+
+def _run_items(func, items: list, header: dict, timeout: float, concurrency: int) -> list:
+    answers: list = [None] * len(items)
+    running: dict = {}  # read fd -> (pid, index, deadline)
+    next_item = 0
+    while next_item < len(items) or running:
+        while next_item < len(items) and len(running) < concurrency:
+            rfd, wfd = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                _item_child(func, items[next_item], header, rfd, wfd)
+            os.close(wfd)
+            running[rfd] = (pid, next_item, time.monotonic() + timeout)
+            next_item += 1
+        soonest = min(deadline for _, _, deadline in running.values())
+        ready, _, _ = select.select(list(running), [], [], max(0.0, soonest - time.monotonic()))
+        for rfd in ready or [fd for fd, (_, _, d) in running.items() if d <= time.monotonic()]:
+            pid, index, deadline = running.pop(rfd)
+            answers[index] = _item_answer(rfd, pid, timeout, timed_out=not ready)
+            os.close(rfd)
+    return answers
+
+
+def _item_child(func, args, header: dict, rfd: int, wfd: int) -> None:
+    try:
+        os.close(rfd)
+        _call_copies.reset()
+        response: dict = {"phases": {}}
+        out = _call_and_dump(func, tuple(args), {}, header, response)
+        response["device"] = _call_copies.as_dict()
+        kinds = getattr(out, "kinds", None)
+        if kinds:
+            response["buffer_kinds"] = kinds
+        Channel(wfd, wfd).send(response, out)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        os._exit(0)
+
+
+def _item_answer(rfd: int, pid: int, timeout: float, timed_out: bool) -> tuple:
+    """One item's answer off its pipe, or what its death or its deadline says instead."""
+    if not timed_out:
+        try:
+            answer, out = Channel(rfd, rfd).recv()
+            os.waitpid(pid, 0)
+            return answer, out
+        except EOFError:
+            pass
+    if timed_out:
+        os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    if timed_out:
+        return {"outcome": "timeout", "phases": {}, "error": {
+            "phase": "call", "type": "timeout", "timeout": timeout, "python": python_version(),
+            "message": "item still running after %gs; its process was killed" % timeout}}, []
+    return {"outcome": "crash", "phases": {}, "error": _crash_info(status)}, []
 
 
 def reply_envelope() -> dict:
@@ -1260,7 +1366,7 @@ class Spare:
                 if raw is not None:
                     header = json.loads(raw)
                     _call_limits.update(header.pop("_limits", None) or {})
-                    run_call(channel, header, sw)
+                    (run_map if header.get("op") == "map" else run_call)(channel, header, sw)
             except BaseException:
                 traceback.print_exc()
             finally:
@@ -1620,8 +1726,16 @@ def missing_modules(names: list) -> list:
     return missing
 
 
+def cpus() -> int:
+    """The CPUs this process may run on (a container's cpuset), for remote.map's workers."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def hello() -> dict:
-    return {"op": "hello", "protocol": PROTOCOL, "python": python_version(),
+    return {"op": "hello", "protocol": PROTOCOL, "python": python_version(), "cpus": cpus(),
             "magic": magic_number(), "pid": os.getpid(), "pickle_protocol": pickle.HIGHEST_PROTOCOL}
 
 
@@ -1666,7 +1780,9 @@ def serve(channel: Channel, close_in_child: list | tuple = ()) -> None:
             rid = header.get("id")
             timeout = header.get("timeout")
             timeout = max(0.001, float(30 if timeout is None else timeout))
-            if op == "call" and header.get("isolate", True):
+            if op == "map":  # the items' timeout is each item's; the map has as long as its waves need
+                timeout = max(timeout, float(header.get("map_timeout") or 0))
+            if op in ("call", "map") and header.get("isolate", True):
                 after_call = True
                 retry_until = time.monotonic() + 2.0
                 while spare is None and time.monotonic() < retry_until:
