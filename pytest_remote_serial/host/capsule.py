@@ -83,6 +83,14 @@ def is_user_code(obj: Any) -> bool:
     return name is None or _module_is_user_code(name)
 
 
+def _found_by_name(func: types.FunctionType) -> bool:
+    """Can the host find this very function by its module and qualname (so the way back may name it)?"""
+    try:
+        return agent.lookup_qualname(sys.modules[func.__module__], func.__qualname__) is func
+    except (KeyError, AttributeError):
+        return False
+
+
 def global_names(func: types.FunctionType) -> dict[str, None]:
     """The globals the function's source really reads (global ops, nested code included): not
     attribute names, and not the helpers pytest's assertion rewriting added to its bytecode."""
@@ -297,7 +305,8 @@ class CapsulePickler(cloudpickle.Pickler):
         slotstate["__globals__"] = f_globals
         slotstate["_cloudpickle_submodules"] = cp._find_imported_submodules(
             clean_code(code, func.__globals__), itertools.chain(f_globals.values(), cells))
-        return (cp._make_function, (code, base_globals, None, None, closure), (state, slotstate),
+        named = isinstance(func.__module__, str) and _found_by_name(func)
+        return (cp._make_function, (code, base_globals, None, None, closure), (state, slotstate, named),
                 None, None, agent.src_function_setstate)
 
 

@@ -547,10 +547,13 @@ def src_code(capsule):
 
 
 def src_function_setstate(func, state):
+    """``named``: the host finds this function by module and qualname, so it may go back by name."""
     from cloudpickle import cloudpickle as cp
 
-    cp._function_setstate(func, state)
-    _remember_host_object(func, func.__module__, func.__qualname__)
+    state, slotstate, named = state
+    cp._function_setstate(func, (state, slotstate))
+    if named:
+        _remember_host_object(func, func.__module__, func.__qualname__)
 
 
 def src_class_setstate(cls, state):
