@@ -881,6 +881,20 @@ def test_rewritten_helper_has_no_pytest_globals():
     assert set(global_names(checked_double)) == {"isinstance", "int"}
 
 
+class Nowhere:
+    __module__ = None  # real code does this (cloudpickle's suite does); it must still round trip
+
+    def hello(self):
+        return "it works"
+
+
+def test_objects_whose_module_is_none_come_back(table_remotes):
+    rt = table_remotes["py3.13"].roundtrip(lambda obj: obj.hello(), Nowhere(), serializer="source")
+    assert (rt.outcome, rt.result) == ("ok", "it works"), rt.describe()
+    same = table_remotes["local"].roundtrip(lambda obj: obj, Nowhere(), serializer="source")
+    assert same.outcome == "ok" and type(same.result) is Nowhere, same.describe()
+
+
 def test_no_source_names_the_member_path(table_remotes):
     namespace: dict = {}
     exec("def helper(x):\n    return x\n", namespace)

@@ -962,7 +962,7 @@ def _try_numpy_version() -> str | None:
 def error_info(exc: BaseException, phase: str) -> dict:
     info = {
         "phase": phase,
-        "type": type(exc).__module__ + "." + type(exc).__qualname__,
+        "type": "%s.%s" % (type(exc).__module__, type(exc).__qualname__),
         "message": _safe_str(exc),
         "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
         "python": python_version(),
@@ -1147,7 +1147,7 @@ def _call_and_dump(func, args, kwargs, header: dict, response: dict) -> list:
         t2 = time.perf_counter()
         try:
             response["outcome"] = "ok"
-            response["result_type"] = type(result).__module__ + "." + type(result).__qualname__
+            response["result_type"] = "%s.%s" % (type(result).__module__, type(result).__qualname__)
             if header["serializer"] == "json":
                 out = _dump_json_result(result, response)
             else:
