@@ -94,6 +94,7 @@ def run(opts: argparse.Namespace, env: DockerEnv, session: ours.Session, target:
         Case("call_inline", ours.roundtrip_call(running, False, inline_phases), 100, warmup=50),
         Case("call_isolated", ours.roundtrip_call(running, True, phases), 60, warmup=30),
         Case("call_isolated_paced", ours.roundtrip_call(running, True), 20, warmup=5, pace_s=0.02),
+        Case("call_inline_paced", ours.roundtrip_call(running, False), 20, warmup=5, pace_s=0.02),
         Case("execnet_channel", peer.call, 100, warmup=50),
         Case("execnet_remote_exec", peer.call_remote_exec, 20, warmup=10),
     ]
@@ -166,6 +167,7 @@ LABELS = {
     "call_inline": "roundtrip abs(-1), isolate=False",
     "call_isolated": "roundtrip abs(-1), isolate=True",
     "call_isolated_paced": "  same, 20 ms idle before each call",
+    "call_inline_paced": "  inline, 20 ms idle before each call",
     "execnet_channel": "execnet channel over docker exec -i",
     "execnet_remote_exec": "execnet remote_exec per call",
     "docker_exec": "docker exec python3 -c per call",
@@ -248,6 +250,10 @@ def summarize(out: dict[str, Any], m: Measured) -> dict[str, Any]:
 
     numpy_mbs = 2 * nbytes / big["numpy_isolated"].median / 1e6
     inline = warm["call_inline"].median
+    text.append(f"  like for like, 20 ms idle before each call: isolated {fmt_s(warm['call_isolated_paced'].median)} / "
+                f"inline {fmt_s(warm['call_inline_paced'].median)} = "
+                f"{ratio(warm['call_isolated_paced'].median, warm['call_inline_paced'].median):.2f} (waking "
+                "idle processes is part of both)")
     text.append(f"  remote.map of 1,000 tiny items: {fmt_s(warm['map_1000'].median)}, against 1,000 isolated "
                 f"calls in a loop {fmt_s(1000 * iso)}")
     verdicts = [  # DESIGN §6, in its order; JSON series keys in brackets there

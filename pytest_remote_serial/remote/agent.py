@@ -1286,20 +1286,38 @@ def _respond(channel: Channel, response: dict, out: list, status_fd: int | None)
     if kinds:
         response["buffer_kinds"] = kinds
     pids_before = _call_limits.get("pids_max")
-    if pids_before is not None and (_cgroup_counter("pids_max") or 0) > pids_before:
+    spawned = _forks[0] or threading_started()
+    if spawned and pids_before is not None and (_cgroup_counter("pids_max") or 0) > pids_before:
         response["limit_hit"] = {"pids": _cgroup_limit("pids")}
-    if status_fd is not None:
-        learned = ",".join(_installed_imports()).encode()
-        if learned:
-            os.write(status_fd, b"I" + _LEN.pack(len(learned)) + learned)
+    learned = ",".join(_installed_imports()).encode() if status_fd is not None else b""
     _status(status_fd, b"W")
     channel.send(response, out)
-    _status(status_fd, b"R")
+    if status_fd is not None:  # one write, one wake-up of the parent
+        os.write(status_fd, (b"I" + _LEN.pack(len(learned)) + learned if learned else b"") + b"R")
+
+
+_call_flags: list = []  # in a call process: the spare's shared flags (see Spare)
+_forks = [0]  # processes a call process started: only then is the pids limit worth a look
+
+
+def _count_fork() -> None:
+    _forks[0] += 1
+
+
+def threading_started() -> bool:
+    threading = sys.modules.get("threading")
+    return threading is not None and threading.active_count() > 1
 
 
 def _status(fd: int | None, token: bytes) -> None:
-    if fd is not None:
-        os.write(fd, token)
+    """B (payload read) and W (answer being written) only set a shared byte: waking the
+    parent for them would cost the call two context switches on a small machine."""
+    if fd is None:
+        return
+    if _call_flags and token in (b"B", b"W"):
+        _call_flags[0][b"BW".index(token)] = 1
+        return
+    os.write(fd, token)
 
 
 # --------------------------------------------------------------------------- the parent
@@ -1354,8 +1372,11 @@ class Spare:
     def __init__(self, channel: Channel, close_in_child: list) -> None:
         hr, self.hw = os.pipe()
         self.sr, sw = os.pipe()
+        self.flags = mmap.mmap(-1, 2)  # shared: B and W, read by the parent only if the call dies
         self.pid = os.fork()
         if self.pid == 0:  # child
+            _call_flags[:] = [self.flags]
+            os.register_at_fork(before=_count_fork)
             try:
                 os.close(self.hw)
                 os.close(self.sr)
@@ -1377,34 +1398,36 @@ class Spare:
         os.close(hr)
         os.close(sw)
 
-    def dispatch(self, channel: Channel, header: dict, timeout: float, fork_next) -> tuple:
-        """Hand over the request, fork the next spare while this one works, and wait only
-        until it has answered, died, or run out of time: its exit is reaped later, off the
-        critical path. A descendant that keeps the status pipe open cannot hold this up: the
-        child's own death is what ends the wait.
+    def has(self, reader: _StatusReader, token: str) -> bool:
+        return token in reader.tokens or (token in "BW" and bool(self.flags["BW".index(token)]))
 
-        Returns (the next spare or None, modules the call imported, whether this pid still needs reaping).
+    def dispatch(self, channel: Channel, header: dict, timeout: float, while_waiting=None) -> tuple:
+        """Hand over the request and wait only until the call has answered, died, or run out
+        of time: its exit is reaped later, and the next spare forked after the answer, both off
+        the critical path (forking now would take the CPU the call needs on a small machine).
+        A descendant that keeps the status pipe open cannot hold this up: the child's own death
+        is what ends the wait.
+
+        Returns (modules the call imported, whether this pid still needs reaping).
         """
         raw = json.dumps(dict(header, _limits=_limits_now)).encode()
         os.write(self.hw, _LEN.pack(len(raw)) + raw)
         os.close(self.hw)
-        following = fork_next()
+        if while_waiting is not None:
+            while_waiting()
         reader = _StatusReader(self.sr)
         poller = select.poll()
         poller.register(self.sr, select.POLLIN)
+        # The host sends nothing more until the answer: a hang-up means the host is gone.
+        poller.register(channel.rfd, _HANGUP)
         deadline = time.monotonic() + timeout
-        timed_out = watching_host = False
+        timed_out = False
         pipe_open = True
         status = None
         try:
             while "R" not in reader.tokens and status is None:
-                if "B" in reader.tokens and not watching_host:
-                    # The payload is read: from now on the host sends nothing until the answer,
-                    # so a hang-up on the connection means the host is gone.
-                    poller.register(channel.rfd, _HANGUP)
-                    watching_host = True
                 wait = _DEATH_POLL_S if pipe_open else 0.002
-                if not timed_out and "W" not in reader.tokens:
+                if not timed_out and not self.has(reader, "W"):
                     left = deadline - time.monotonic()
                     if left <= 0:
                         timed_out = True
@@ -1430,10 +1453,10 @@ class Spare:
             _kill_call(self.pid)  # the call and all it started, whatever the outcome
             os.close(self.sr)
         if "R" in reader.tokens:
-            return following, reader.learned, status is None
-        if "W" in reader.tokens:  # died while writing its answer: the stream is unusable
+            return reader.learned, status is None
+        if self.has(reader, "W"):  # died while writing its answer: the stream is unusable
             raise EOFError("call process died mid-response")
-        if "B" not in reader.tokens:
+        if not self.has(reader, "B"):
             raise EOFError("call process died before reading its payload")
         response: dict = {"op": "result", "id": header.get("id"), "phases": {}}
         if timed_out:
@@ -1446,7 +1469,7 @@ class Spare:
         else:
             response.update(outcome="crash", error=_crash_info(status if status is not None else 0))
         channel.send(response)
-        return following, [], False
+        return [], False
 
     def close(self) -> None:
         os.close(self.hw)
@@ -1753,7 +1776,7 @@ def serve(channel: Channel, close_in_child: list | tuple = ()) -> None:
     _site_roots = _find_site_roots()
     _modules_at_start.update(sys.modules)
     _read_limits()
-    spare = None
+    spares: list = []  # forked, rehearsed, waiting for a call; oldest first
     exited: list = []  # call processes, killed or answered; reaped without waiting
     fork_error: list = []
     after_call = False
@@ -1766,15 +1789,29 @@ def serve(channel: Channel, close_in_child: list | tuple = ()) -> None:
             fork_error[:] = [exc]
             return None
 
+    def refill_if_empty():
+        """During a call: only when no spare is left for the next one (a tight loop)."""
+        if not spares:
+            found = fork_next()
+            if found is not None:
+                spares.append(found)
+
     try:
         while True:
             exited = _reap(exited)
-            if after_call:  # off the critical path: the host is busy with the answer
-                exited += _sweep({spare.pid} if spare is not None else set(), exited)
+            # A request already waiting (a tight loop) is served first, by the spare that is
+            # ready; housekeeping and forking wait for an idle moment (DESIGN §6: the fork is
+            # off the critical path).
+            pending = _readable(channel.rfd)
+            if after_call and not pending:
+                exited += _sweep({s.pid for s in spares}, exited)
                 _read_limits()
                 after_call = False
-            if spare is None:
-                spare = fork_next()
+            while len(spares) < (1 if pending else _SPARES):
+                found = fork_next()
+                if found is None:
+                    break
+                spares.append(found)
             try:
                 header = channel.recv_header()
             except ChannelClosed:
@@ -1788,24 +1825,25 @@ def serve(channel: Channel, close_in_child: list | tuple = ()) -> None:
             if op in ("call", "map") and header.get("isolate", True):
                 after_call = True
                 retry_until = time.monotonic() + 2.0
-                while spare is None and time.monotonic() < retry_until:
+                while not spares and time.monotonic() < retry_until:
                     # No process to run it (the pids limit): kill and reap what calls left, retry.
                     exited = _reap(exited + _sweep(set(), exited))
-                    spare = fork_next()
-                    if spare is None:
+                    refill_if_empty()
+                    if not spares:
                         time.sleep(0.01)
-                if spare is None:
+                if not spares:
                     channel.recv_buffers(header)
                     channel.send(_no_process(rid, fork_error[0] if fork_error else None))
                     continue
-                current, spare = spare, None  # handed over: never closed twice if dispatch fails
-                spare, learned, reap = current.dispatch(channel, header, timeout, fork_next)
+                current = spares.pop(0)  # handed over: never closed twice if dispatch fails
+                learned, reap = current.dispatch(channel, header, timeout, refill_if_empty)
                 if reap:
                     exited.append(current.pid)
-                if learned and spare is not None and any(name not in sys.modules for name in learned):
-                    spare.close()  # forked before the parent had these modules
+                if learned and any(name not in sys.modules for name in learned):
+                    for old in spares:  # forked before the parent had these modules
+                        old.close()
+                    del spares[:]
                     _preload(learned)
-                    spare = None
             elif op == "call":
                 after_call = True
                 run_inline(channel, header, timeout)
@@ -1819,13 +1857,20 @@ def serve(channel: Channel, close_in_child: list | tuple = ()) -> None:
                 channel.recv_buffers(header)
                 channel.send({"op": "error", "id": rid, "message": "unknown op %r" % op})
     finally:
-        if spare is not None:
-            spare.close()
+        for left in spares:
+            left.close()
         for pid in _sweep(set(), exited) + exited:
             try:
                 os.waitpid(pid, 0)
             except ChildProcessError:
                 pass
+
+
+_SPARES = 2  # ready call processes kept while idle: a tight loop never waits for a fork
+
+
+def _readable(fd: int) -> bool:
+    return bool(select.select([fd], [], [], 0)[0])
 
 
 def _reap(pids: list) -> list:
