@@ -152,6 +152,12 @@ class RoundTrip:
         return self.outcome == OK
 
     @property
+    def shown(self) -> str:
+        """What the matrices show: the outcome, or ``differs`` for an ok call whose answer was
+        compared with the host's and is not the same."""
+        return "differs" if self.outcome == OK and self.same_as_host is False else self.outcome
+
+    @property
     def module(self) -> str | None:
         return (self.error or {}).get("module")
 
