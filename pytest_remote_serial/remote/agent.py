@@ -1286,14 +1286,15 @@ def _respond(channel: Channel, response: dict, out: list, status_fd: int | None)
     if kinds:
         response["buffer_kinds"] = kinds
     pids_before = _call_limits.get("pids_max")
-    spawned = _forks[0] or threading_started()
+    spawned = bool(_forks[0]) or threading_started()
     if spawned and pids_before is not None and (_cgroup_counter("pids_max") or 0) > pids_before:
         response["limit_hit"] = {"pids": _cgroup_limit("pids")}
     learned = ",".join(_installed_imports()).encode() if status_fd is not None else b""
     _status(status_fd, b"W")
     channel.send(response, out)
-    if status_fd is not None:  # one write, one wake-up of the parent
-        os.write(status_fd, (b"I" + _LEN.pack(len(learned)) + learned if learned else b"") + b"R")
+    if status_fd is not None:  # one write, one wake-up of the parent; F: it started processes or threads
+        os.write(status_fd, (b"I" + _LEN.pack(len(learned)) + learned if learned else b"")
+                 + (b"F" if spawned else b"") + b"R")
 
 
 _call_flags: list = []  # in a call process: the spare's shared flags (see Spare)
@@ -1374,9 +1375,9 @@ class Spare:
         self.sr, sw = os.pipe()
         self.flags = mmap.mmap(-1, 2)  # shared: B and W, read by the parent only if the call dies
         self.pid = os.fork()
-        if self.pid == 0:  # child
+        if self.pid == 0:  # child: counts its own forks (the parent's hook counts them too)
             _call_flags[:] = [self.flags]
-            os.register_at_fork(before=_count_fork)
+            _forks[0] = 0
             try:
                 os.close(self.hw)
                 os.close(self.sr)
@@ -1408,7 +1409,8 @@ class Spare:
         A descendant that keeps the status pipe open cannot hold this up: the child's own death
         is what ends the wait.
 
-        Returns (modules the call imported, whether this pid still needs reaping).
+        Returns (modules the call imported, whether this pid still needs reaping, whether the call
+        started processes or threads or ended abnormally: then the parent sweeps after it).
         """
         raw = json.dumps(dict(header, _limits=_limits_now)).encode()
         os.write(self.hw, _LEN.pack(len(raw)) + raw)
@@ -1453,7 +1455,7 @@ class Spare:
             _kill_call(self.pid)  # the call and all it started, whatever the outcome
             os.close(self.sr)
         if "R" in reader.tokens:
-            return reader.learned, status is None
+            return reader.learned, status is None, "F" in reader.tokens
         if self.has(reader, "W"):  # died while writing its answer: the stream is unusable
             raise EOFError("call process died mid-response")
         if not self.has(reader, "B"):
@@ -1469,7 +1471,7 @@ class Spare:
         else:
             response.update(outcome="crash", error=_crash_info(status if status is not None else 0))
         channel.send(response)
-        return [], False
+        return [], False, True
 
     def close(self) -> None:
         os.close(self.hw)
@@ -1771,7 +1773,7 @@ def serve(channel: Channel, close_in_child: list | tuple = ()) -> None:
     channel.send(hello())
     _warm_imports()
     _become_subreaper()
-    os.register_at_fork(after_in_child=_close_inline_fds)
+    os.register_at_fork(before=_count_fork, after_in_child=_close_inline_fds)
     global _site_roots
     _site_roots = _find_site_roots()
     _modules_at_start.update(sys.modules)
@@ -1823,7 +1825,6 @@ def serve(channel: Channel, close_in_child: list | tuple = ()) -> None:
             if op == "map":  # the items' timeout is each item's; the map has as long as its waves need
                 timeout = max(timeout, float(header.get("map_timeout") or 0))
             if op in ("call", "map") and header.get("isolate", True):
-                after_call = True
                 retry_until = time.monotonic() + 2.0
                 while not spares and time.monotonic() < retry_until:
                     # No process to run it (the pids limit): kill and reap what calls left, retry.
@@ -1836,7 +1837,7 @@ def serve(channel: Channel, close_in_child: list | tuple = ()) -> None:
                     channel.send(_no_process(rid, fork_error[0] if fork_error else None))
                     continue
                 current = spares.pop(0)  # handed over: never closed twice if dispatch fails
-                learned, reap = current.dispatch(channel, header, timeout, refill_if_empty)
+                learned, reap, after_call = current.dispatch(channel, header, timeout, refill_if_empty)
                 if reap:
                     exited.append(current.pid)
                 if learned and any(name not in sys.modules for name in learned):
@@ -1845,8 +1846,9 @@ def serve(channel: Channel, close_in_child: list | tuple = ()) -> None:
                     del spares[:]
                     _preload(learned)
             elif op == "call":
-                after_call = True
+                forks = _forks[0]
                 run_inline(channel, header, timeout)
+                after_call = _forks[0] != forks or threading_started()
             elif op == "echo":
                 channel.send({"op": "echo", "id": rid}, channel.recv_buffers(header))
             elif op == "describe":
