@@ -258,8 +258,11 @@ class DockerBackend:
                                                           "stream": 1})
             sock = getattr(raw, "_sock", raw)
             # ssh:// gives an ssh process's pipes or a paramiko channel, not a plain socket.
-            channel = (DockerStdioChannel(sock) if isinstance(sock, socket.socket) and type(sock) is socket.socket
-                       else DockerStreamChannel(sock))
+            plain = type(sock) is socket.socket
+            if plain and sock.family in (socket.AF_INET, socket.AF_INET6):
+                # Small frames each way: without this, Nagle holds each reply for the peer's ACK.
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            channel = DockerStdioChannel(sock) if plain else DockerStreamChannel(sock)
             container.start()
             return container, AgentClient(channel, target.name)
         except BaseException:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -79,20 +80,40 @@ def paramiko_available() -> bool:
     return importlib.util.find_spec("paramiko") is not None
 
 
-def connect(engine: Engine, timeout: float = CONNECT_TIMEOUT_S) -> Any:
+def use_ssh_cli() -> bool:
+    """As the docker CLI does: the ``ssh`` command (all of ~/.ssh/config, agents, ProxyJump)
+    when installed; paramiko otherwise, or when PYTEST_REMOTE_SERIAL_SSH=paramiko."""
+    if os.environ.get("PYTEST_REMOTE_SERIAL_SSH", "").lower() == "paramiko":
+        return False
+    return shutil.which("ssh") is not None
+
+
+def connect_timeout() -> float:
+    """PYTEST_REMOTE_SERIAL_CONNECT_TIMEOUT (seconds) for a slow link; 30 s by default."""
+    try:
+        return float(os.environ.get("PYTEST_REMOTE_SERIAL_CONNECT_TIMEOUT", CONNECT_TIMEOUT_S))
+    except ValueError:
+        return CONNECT_TIMEOUT_S
+
+
+def connect(engine: Engine, timeout: float | None = None) -> Any:
     """A docker client that answered a ping, within ``timeout``; else a StartFailed naming the
     engine and the fix. ``ssh://`` goes through paramiko when installed, else the ``ssh`` CLI."""
     import docker
 
+    if engine.url.startswith("ssh://") and not paramiko_available():
+        raise StartFailed(f"the engine {engine.name} is reached over ssh://, which docker-py supports only "
+                          "with paramiko installed: pip install 'pytest-remote-serial[ssh]'")
+    timeout = connect_timeout() if timeout is None else timeout
     result: dict[str, Any] = {}
 
     def attempt() -> None:
         try:
             if engine.url == engine_location() and engine.context is None:
-                client = docker.from_env(timeout=30, use_ssh_client=not paramiko_available())
+                client = docker.from_env(timeout=30, use_ssh_client=use_ssh_cli())
             else:
                 client = docker.DockerClient(base_url=engine.url, tls=engine.tls or False, timeout=30,
-                                             use_ssh_client=not paramiko_available())
+                                             use_ssh_client=use_ssh_cli())
             result["client"] = client
             client.ping()
             result["ok"] = True
