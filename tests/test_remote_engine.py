@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -59,6 +60,14 @@ def remote_client(second_engine):
     client = docker.DockerClient(base_url=second_engine.tcp, timeout=60)
     yield client
     client.close()
+
+
+def docker_config(tmp_path: Path, monkeypatch) -> None:
+    """A docker CLI config folder of the test's own (docker-py finds contexts beside config.json)."""
+    folder = tmp_path / "docker-config"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    monkeypatch.setenv("DOCKER_CONFIG", str(folder))
 
 
 def matrix_file(folder: Path, engine_line: str, names=("py3.11",), extra: str = "") -> Path:
@@ -242,7 +251,7 @@ def test_unreachable_ssh_engine_and_unknown_context_are_named(tmp_path, monkeypa
     closed.bind(("127.0.0.1", 0))
     port = closed.getsockname()[1]
     closed.close()  # nothing listens there now
-    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))  # no contexts at all
+    docker_config(tmp_path, monkeypatch)  # no contexts at all
     path = tmp_path / "bad.toml"
     path.write_text(textwrap.dedent(f"""
         [targets.ssh]
@@ -276,3 +285,24 @@ def test_second_engine_teardown_leaves_nothing(docker_client):
     assert engine.running()
     engine.stop()
     assert engine.running() == [] and not engine.root.exists()
+
+
+def test_a_docker_context_names_the_remote_engine(second_engine, tmp_path, monkeypatch):
+    """`context = "name"` reads the docker CLI's own context store (DOCKER_CONFIG here), as
+    `docker context create` wrote it."""
+    cli = shutil.which("docker")
+    if cli is None:
+        pytest.skip("no docker CLI to create a context with")
+    docker_config(tmp_path, monkeypatch)
+    subprocess.run([cli, "context", "create", "sim-remote", "--docker", f"host={second_engine.tcp}"],
+                   check=True, capture_output=True, timeout=30)
+    path = tmp_path / "ctx.toml"
+    path.write_text(f'[targets.ctx]\n{RECIPES["py3.11"]}\ncontext = "sim-remote"\n')
+    ctl = Controller(load_matrix(ROOT, str(path)).select(["ctx"]), print)
+    try:
+        running = ctl.get("ctx")
+        assert Remote(running, CallOptions(timeout=20), False, lambda r: None).call(abs, -5) == 5
+        assert running.extra["engine"] == f"context sim-remote ({second_engine.tcp})"
+        assert running.extra["transport"] == "stdio" and "layer" in running.extra
+    finally:
+        ctl.shutdown()
