@@ -259,8 +259,9 @@ class RemoteSerialPlugin:
                 terminalreporter.write_line(f"{entry['name']}: unavailable: {str(entry['reason']).splitlines()[0]}")
             else:
                 built = f", image built in {entry['build_s']:.0f}s" if entry.get("build_s") else ""
-                terminalreporter.write_line(
-                    f"{entry['name']}: Python {entry['python']}, cold start {entry['cold_start_s']:.2f}s{built}")
+                where = ", ".join(str(entry[k]) for k in ("backend", "engine", "transport") if entry.get(k))
+                terminalreporter.write_line(f"{entry['name']}: Python {entry['python']} ({where}), "
+                                            f"cold start {entry['cold_start_s']:.2f}s{built}")
         for name in ("remote_report", "remote_html"):
             if self.config.getoption(name):
                 terminalreporter.write_line(f"remote-serial: wrote {self.config.getoption(name)}")

@@ -39,11 +39,17 @@ def target_entry(target: Target, state: Running | str | None) -> dict[str, Any]:
         "name": target.name, "python": None, "image": None, "image_id": None, "gpu": target.gpu,
         "available": isinstance(state, Running), "reason": state if isinstance(state, str) else None,
         "cold_start_s": None, "build_s": None, "packages": {},
+        # Where and how it ran (DESIGN §5); known from the matrix even when it could not start.
+        "backend": "local" if target.is_local else "interpreter" if target.is_interpreter else "docker",
+        "engine": target.engine or (f"context {target.context}" if target.context else None),
+        "transport": None, "hardening": None,
     }
     if isinstance(state, Running):
         entry.update(python=state.python, image=state.image, image_id=state.image_id,
                      cold_start_s=round(state.cold_start_s, 6),
                      build_s=None if state.build_s is None else round(state.build_s, 3))
+        entry.update({k: state.extra[k] for k in ("backend", "engine", "transport", "hardening", "interpreter")
+                      if k in state.extra})
         try:
             entry["packages"] = dict(state.client.describe().get("packages", {}))
         except Exception:  # a target lost by now still has its calls in the report

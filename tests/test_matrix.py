@@ -19,7 +19,11 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_default_matrix_has_the_design_targets(tmp_path):
     matrix = load_matrix(tmp_path)
     assert matrix.source == str(BUNDLED)
-    assert list(matrix.targets) == ["local", "py3.9", "py3.11", "py3.13", "py3.14", "cuda-py3.11"]
+    assert list(matrix.targets) == ["local", "py3.9", "py3.10", "py3.11", "py3.12", "py3.13", "py3.14",
+                                    "cuda-py3.11"]
+    for name in ("py3.10", "py3.12"):  # every minor 3.9-3.14: these two as interpreters (no Docker)
+        assert matrix.targets[name].is_interpreter and matrix.targets[name].recipe == name[2:]
+        assert not matrix.targets[name].is_trusted and not matrix.targets[name].is_container
     assert matrix.targets["py3.9"].recipe == {"suite": "bullseye", "packages": ["python3", "python3-numpy"]}
     assert matrix.targets["py3.14"].python == "python3.14"
     cuda = matrix.targets["cuda-py3.11"]
@@ -37,7 +41,7 @@ def test_pyproject_table_wins_over_matrix_folder(tmp_path):
 
 @pytest.mark.parametrize(("text", "expected"), [
     ('[targets.a]\nimage = "x"\npakages = []\n', "target 'a': unknown key 'pakages'"),
-    ('[targets.a]\ngpu = true\n', "target 'a': no recipe; give exactly one of debian, image, dockerfile"),
+    ('[targets.a]\ngpu = true\n', "target 'a': no recipe; give exactly one of debian, image, dockerfile, interpreter"),
     ('[targets.a]\nimage = "x"\ndockerfile = "D"\n', "target 'a': two recipes (image and dockerfile)"),
     ('[targets.a]\ndebian = { sute = "bookworm" }\n', "key 'debian': unknown key 'sute'; did you mean 'suite'?"),
     ('[targets.a]\ndebian = { packages = [] }\n', "key 'debian.suite' is required"),
@@ -45,6 +49,12 @@ def test_pyproject_table_wins_over_matrix_folder(tmp_path):
     ('[targets.local]\nimage = "x"\n', "target 'local' is built in"),
     ('[targets.a]\nimage = "x"\ntransport = "pigeon"\n', "key 'transport' must be one of"),
     ('[targets.a\nimage = "x"\n', "not valid TOML"),
+    ('[targets.a]\nimage = "x"\nengine = "gpu-box"\n', "key 'engine' = 'gpu-box' is not an engine URL"),
+    ('[targets.a]\nimage = "x"\nengine = "ssh://h"\ncontext = "c"\n', "keys 'engine' and 'context' both"),
+    ('[targets.a]\ninterpreter = "3.8"\n', "the agent needs Python 3.9 or newer"),
+    ('[targets.a]\ninterpreter = "python"\n', "neither a path nor a version"),
+    ('[targets.a]\ninterpreter = "3.12"\nmemory = "1g"\n', "key 'memory' applies to container targets only"),
+    ('[targets.a]\ninterpreter = "3.12"\nimage = "x"\n', "two recipes (image and interpreter)"),
     ('title = "no targets"\n', "unknown key 'title'"),
     ('', "no [targets.<name>] tables"),
 ])

@@ -11,14 +11,19 @@ import contextlib
 import threading
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..outcomes import TargetUnavailable
 from .backends.base import Running, StartFailed, remove_dead_runs
+from .backends.engines import Engine, default_engine, engine_for
+from .backends.interpreter import start_interpreter
 from .backends.local import start_local
 from .bundle import ensure_bundle
 from .images import Progress
 from .matrix import Target
+
+if TYPE_CHECKING:
+    from .backends.docker import DockerBackend
 
 
 class Controller:
@@ -33,39 +38,56 @@ class Controller:
                                            thread_name_prefix="prs-start")
         self._futures: dict[str, cf.Future[Running]] = {}
         self._running: dict[str, Running] = {}
-        self._docker: Any = None
-        self._docker_error: str | None = None
+        self._dockers: dict[str, DockerBackend] = {}
+        self._docker_errors: dict[str, str] = {}
         self._docker_lock = threading.Lock()
+        self._engine_locks: dict[str, threading.Lock] = {}
         self._stopping = threading.Event()
         removed = remove_dead_runs()
         if removed:
             progress(f"removed {removed} folder(s) left by dead runs")
 
-    # -- docker engine, connected once and shared by every docker target
-    def docker(self) -> Any:
+    # -- docker engines, each connected once and shared by its targets
+    def docker(self, engine: Engine | None = None) -> DockerBackend:
+        """The backend for ``engine`` (default: DOCKER_HOST or the local engine); engines connect
+        independently, so a slow or dead remote one never holds up the others."""
         from .backends.docker import DockerBackend, connect_engine, reap
 
+        engine = engine or default_engine()
         with self._docker_lock:
-            if self._docker is None and self._docker_error is None:
+            lock = self._engine_locks.setdefault(engine.key, threading.Lock())
+        with lock:
+            if engine.key not in self._dockers and engine.key not in self._docker_errors:
                 try:
-                    client = connect_engine()
+                    client = connect_engine(engine)
                 except StartFailed as exc:
-                    self._docker_error = str(exc)
+                    self._docker_errors[engine.key] = str(exc)
                 else:
                     removed = reap(client)
                     if removed:
-                        self.progress(f"removed {removed} container(s) left by dead runs")
-                    self._docker = DockerBackend(client, self.session, self.progress, self.keep)
-            if self._docker is None:
-                raise StartFailed(self._docker_error or "no Docker engine")
-            return self._docker
+                        self.progress(f"removed {removed} container(s) left by dead runs on {engine.name}")
+                    source = self._local_client if engine.remote else None
+                    self._dockers[engine.key] = DockerBackend(client, self.session, self.progress, self.keep,
+                                                              engine=engine, source=source)
+            if engine.key not in self._dockers:
+                raise StartFailed(self._docker_errors.get(engine.key) or "no Docker engine")
+            return self._dockers[engine.key]
+
+    def _local_client(self) -> Any:
+        """The local engine, from which a remote one gets images already built here."""
+        local = default_engine()
+        if local.remote:
+            raise StartFailed("no local engine")
+        return self.docker(local).client
 
     def _start(self, target: Target) -> Running:
         if self._stopping.is_set():
             raise StartFailed("the run is stopping")
         if target.is_local:
             return start_local(target, self.hidden)
-        return self.docker().start(target)
+        if target.is_interpreter:
+            return start_interpreter(target)
+        return self.docker(engine_for(target)).start(target)
 
     def add(self, target: Target) -> None:
         """A target asked for by name later (``assert_roundtrip(..., target="py3.9")``)."""
@@ -78,7 +100,7 @@ class Controller:
         # the bundle, the docker SDK): a thread importing while pytester restores sys.modules
         # around a test loses modules mid-import (KeyError from importlib).
         ensure_bundle()
-        if any(not self.targets[name].is_local for name in chosen):
+        if any(self.targets[name].is_container for name in chosen):
             with contextlib.suppress(ImportError):  # a missing SDK is reported by the start itself
                 import docker  # noqa: F401
         for name in chosen:
@@ -118,8 +140,9 @@ class Controller:
     def shutdown(self) -> None:
         """Stop everything this session started, even mid-start or after Ctrl-C."""
         self._stopping.set()
-        if self._docker is not None:
-            self._docker.cancelled.set()
+        dockers = list(self._dockers.values())
+        for backend in dockers:
+            backend.cancelled.set()
         for fut in self._futures.values():
             fut.cancel()
         self._pool.shutdown(wait=True)
@@ -131,8 +154,9 @@ class Controller:
         for running in self._running.values():
             with contextlib.suppress(Exception):
                 running.stop()
-        if self._docker is not None and not self.keep:
+        if not self.keep:
             from .backends.docker import reap
 
-            with contextlib.suppress(Exception):
-                reap(self._docker.client, session=self.session)
+            for backend in dockers:
+                with contextlib.suppress(Exception):
+                    reap(backend.client, session=self.session)

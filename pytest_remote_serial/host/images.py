@@ -62,10 +62,13 @@ def build_lock(key: str) -> Iterator[None]:
 
 
 class ImageBuilder:
-    def __init__(self, client: Any, progress: Progress) -> None:
+    def __init__(self, client: Any, progress: Progress, source: Callable[[], Any] | None = None) -> None:
         self.client = client
         self.progress = progress
         self.cancelled = threading.Event()  # set on Ctrl-C: builds stop instead of finishing
+        # For a remote engine: the local engine's client, whose already-built image is copied
+        # over the API (save, then load) instead of being built again.
+        self.source = source
 
     def find(self, target: Target) -> str | None:
         import docker.errors
@@ -88,10 +91,27 @@ class ImageBuilder:
                 return found, None
             start = time.monotonic()
             build = {"debian": self._debian, "dockerfile": self._dockerfile, "image": self._pull}
-            ref = build[str(target.recipe_kind)](target)
+            ref = self._copy(target) or build[str(target.recipe_kind)](target)
             took = time.monotonic() - start
             self.progress(f"{target.name}: image {ref} ready in {took:.0f}s")
             return ref, took
+
+    def _copy(self, target: Target) -> str | None:
+        """The image from the source engine, streamed through both APIs; None if it has none."""
+        if self.source is None:
+            return None
+        ref = str(target.recipe) if target.recipe_kind == "image" else image_tag(target)
+        try:
+            source = self.source()
+            source.images.get(ref)
+        except Exception:  # no local engine, or the image is not there: build as usual
+            return None
+        self.progress(f"{target.name}: copying {ref} from the local engine")
+        try:
+            self.client.api.load_image(source.api.get_image(ref, chunk_size=1 << 20))
+        except Exception as exc:
+            raise BuildFailed(f"copying {ref} to the engine failed: {exc}") from None
+        return ref
 
     def _pull(self, target: Target) -> str:
         import docker.errors

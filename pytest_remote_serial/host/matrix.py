@@ -20,11 +20,17 @@ else:  # pragma: no cover - exercised on 3.9/3.10 hosts only
     import tomli as tomllib
 
 LOCAL = "local"
-RECIPE_KINDS = ("debian", "image", "dockerfile")
+RECIPE_KINDS = ("debian", "image", "dockerfile", "interpreter")
+CONTAINER_KINDS = ("debian", "image", "dockerfile")
 TARGET_KEYS = {
-    *RECIPE_KINDS, "python", "gpu", "paths", "transport", "memory", "pids", "context", "description",
-    "trusted", "trusted_modules",
+    *RECIPE_KINDS, "python", "gpu", "paths", "transport", "memory", "pids", "engine", "context",
+    "description", "trusted", "trusted_modules",
 }
+# What only a container has: an interpreter target names none of these.
+CONTAINER_ONLY = ("python", "memory", "pids", "engine", "context", "transport")
+ENGINE_SCHEMES = ("unix://", "tcp://", "ssh://", "http://", "https://")
+# The agent's own floor (DESIGN §3): an older interpreter cannot even import it.
+MIN_PYTHON = (3, 9)
 DEBIAN_KEYS = {"suite", "packages", "mirror", "components", "wheels"}
 MATRIX_KEYS = {"targets", "paths", "trusted", "trusted_modules"}
 # Below this the agent's interpreter cannot even start (measured: ~20 MiB with the serializers).
@@ -53,10 +59,21 @@ class Target:
     # Results from a trusted target load with the full unpickler (DESIGN §3); None: only local is.
     trusted: bool | None = None
     trusted_modules: tuple[str, ...] = ()
+    engine: str | None = None  # a Docker engine URL (tcp://, ssh://); None: DOCKER_HOST or local
+    context: str | None = None  # a docker context name, read from the docker CLI's config
 
     @property
     def is_local(self) -> bool:
         return self.recipe_kind is None
+
+    @property
+    def is_interpreter(self) -> bool:
+        return self.recipe_kind == "interpreter"
+
+    @property
+    def is_container(self) -> bool:
+        """Runs in Docker: has an image, hardening and an engine."""
+        return self.recipe_kind in CONTAINER_KINDS
 
     @property
     def is_trusted(self) -> bool:
@@ -233,7 +250,9 @@ def _target(name: str, spec: Any, where: str, base: Path, shared_paths: tuple[st
         raise MatrixError(f"{here}: two recipes ({' and '.join(kinds)}); keep exactly one")
     kind = kinds[0]
     recipe = spec[kind]
-    if kind == "debian":
+    if kind == "interpreter":
+        _check_interpreter(recipe, spec, here)
+    elif kind == "debian":
         if not isinstance(recipe, dict):
             raise MatrixError(f"{here}: key 'debian' must be a table like {{ suite = \"bookworm\" }}")
         _check_keys(recipe, DEBIAN_KEYS, f"{here} key 'debian'")
@@ -257,9 +276,17 @@ def _target(name: str, spec: Any, where: str, base: Path, shared_paths: tuple[st
     pids = spec.get("pids", 512)
     if not isinstance(pids, int) or pids <= 0:
         raise MatrixError(f"{here}: key 'pids' must be a positive integer")
-    for key in ("python", "memory", "context"):
+    for key in ("python", "memory", "context", "engine"):
         if key in spec and not isinstance(spec[key], str):
             raise MatrixError(f"{here}: key {key!r} must be a string")
+    engine, context = spec.get("engine"), spec.get("context")
+    if engine is not None and context is not None:
+        raise MatrixError(f"{here}: keys 'engine' and 'context' both name an engine; keep one")
+    if engine is not None and not engine.startswith(ENGINE_SCHEMES):
+        raise MatrixError(f"{here}: key 'engine' = {engine!r} is not an engine URL; use e.g. "
+                          "\"ssh://user@host\" or \"tcp://host:2376\"")
+    if context is not None and not context.strip():
+        raise MatrixError(f"{here}: key 'context' must name a docker context (`docker context ls`)")
     memory = spec.get("memory", "2g")
     size = parse_size(memory)
     if size is None:
@@ -273,5 +300,24 @@ def _target(name: str, spec: Any, where: str, base: Path, shared_paths: tuple[st
         python=spec.get("python", "python3"), gpu=gpu,
         paths=shared_paths + _paths(spec.get("paths", []), here, "paths"),
         transport=transport, memory=memory, pids=pids, root=base,
-        trusted=trusted, trusted_modules=trusted_modules,
+        trusted=trusted, trusted_modules=trusted_modules, engine=engine, context=context,
     )
+
+
+def _check_interpreter(recipe: Any, spec: dict[str, Any], here: str) -> None:
+    """A path to a Python, or a version ("3.12") looked up on this machine when the target starts."""
+    if not isinstance(recipe, str) or not recipe.strip():
+        raise MatrixError(f"{here}: key 'interpreter' must be a path (\"/usr/bin/python3.12\") "
+                          "or a version (\"3.12\")")
+    if "/" not in recipe:
+        parts = recipe.split(".")
+        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+            raise MatrixError(f"{here}: key 'interpreter' = {recipe!r} is neither a path nor a version "
+                              "like \"3.12\"")
+        if tuple(map(int, parts)) < MIN_PYTHON:
+            raise MatrixError(f"{here}: key 'interpreter' = {recipe!r}: the agent needs Python "
+                              f"{'.'.join(map(str, MIN_PYTHON))} or newer")
+    wrong = [k for k in CONTAINER_ONLY if k in spec]
+    if wrong:
+        raise MatrixError(f"{here}: key {wrong[0]!r} applies to container targets only; an interpreter "
+                          "target runs the agent as a process of that Python on this machine")

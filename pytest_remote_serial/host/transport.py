@@ -5,9 +5,11 @@ Both add a deadline to every read, so a wedged target can never hang the test ru
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import struct
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -149,3 +151,77 @@ class DockerStdioChannel(SocketChannel):
                 return None
             got += k
         return bytes(buf)
+
+
+class StreamChannel(SocketChannel):
+    """A byte stream that is not a plain socket: docker-py's SSH connections (an ``ssh``
+    subprocess's pipes, or a paramiko channel). A reader thread keeps what arrives, so every
+    read still has its deadline; a write is bounded by the stream's own timeout."""
+
+    CHUNK = 256 * 1024
+
+    def __init__(self, read_some: Callable[[int], bytes], write: Callable[[bytes], Any],
+                 close: Callable[[], Any]) -> None:
+        Channel.__init__(self, -1, -1)
+        self.deadline = None
+        self._pending = bytearray()
+        self._scratch = bytearray(self.CHUNK)
+        self._write, self._close = write, close
+        self._buf = bytearray()
+        self._eof: str | None = None
+        self._cond = threading.Condition()
+        self._reader = threading.Thread(target=self._pump, args=(read_some,), daemon=True,
+                                        name="prs-stream-reader")
+        self._reader.start()
+
+    def _pump(self, read_some: Callable[[int], bytes]) -> None:
+        why = "the stream ended"
+        try:
+            while True:
+                data = read_some(self.CHUNK)
+                if not data:
+                    break
+                with self._cond:
+                    self._buf += data
+                    self._cond.notify_all()
+        except Exception as exc:  # any failure of the stream ends it, named
+            why = f"the stream broke: {exc}"
+        with self._cond:
+            self._eof = why
+            self._cond.notify_all()
+
+    def _read_into(self, view: memoryview) -> int:
+        with self._cond:
+            while not self._buf and self._eof is None:
+                timeout = None if self.deadline is None else self.deadline - time.monotonic()
+                if timeout is not None and timeout <= 0:
+                    raise AgentLost("the agent did not answer before the deadline")
+                self._cond.wait(timeout)
+            n = min(len(view), len(self._buf))
+            view[:n] = self._buf[:n]
+            del self._buf[:n]
+            return n
+
+    def _writev(self, views: list) -> int:
+        data = b"".join(views)
+        try:
+            self._write(data)
+        except Exception as exc:
+            raise AgentLost(f"connection to the agent broke: {exc}") from None
+        return len(data)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._close()
+        self._reader.join(5)
+
+
+class DockerStreamChannel(DockerStdioChannel, StreamChannel):
+    """Docker's multiplexed attach stream over a :class:`StreamChannel` (``ssh://`` engines)."""
+
+    def __init__(self, sock: Any) -> None:
+        proc = getattr(sock, "proc", None)
+        read = proc.stdout.read1 if proc is not None else sock.recv
+        StreamChannel.__init__(self, read, sock.sendall, sock.close)
+        self._left = 0
+        self.stderr = bytearray()

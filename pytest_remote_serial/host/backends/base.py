@@ -40,7 +40,8 @@ class Running:
         target = self.target
         self.client.config = TargetLimits(
             trusted=target.is_trusted, trusted_modules=target.trusted_modules,
-            memory=None if target.is_local else target.memory, pids=None if target.is_local else target.pids)
+            memory=target.memory if target.is_container else None,
+            pids=target.pids if target.is_container else None)
 
     @property
     def python(self) -> str:

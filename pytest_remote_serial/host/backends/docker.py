@@ -22,35 +22,23 @@ from ..bundle import ensure_bundle
 from ..client import AgentClient
 from ..images import BuildFailed, ImageBuilder, Progress
 from ..matrix import Target
-from ..transport import DockerStdioChannel
+from ..transport import DockerStdioChannel, DockerStreamChannel
 from .base import SOCKET_NAME, Running, StartFailed, private_socket_dir, process_start, wait_and_connect
+from .engines import Engine, connect, default_engine
+from .layer import AGENT_DIR, PATHS_DIR, ensure_layer
 
 PREFIX = "pytest-remote-serial"
 L_SESSION, L_HOST, L_PID, L_PID_START, L_TARGET, L_KEEP = (
     f"{PREFIX}.{k}" for k in ("session", "host", "pid", "pid-start", "target", "keep"))
-AGENT_DIR = "/opt/prs"
 SOCK_DIR = "/run/prs"
 KEEP_IDLE_S = 4 * 3600
+# What every container gets (DESIGN §3 "Hardening"), on a local and a remote engine alike.
+HARDENING = "network none, cap_drop ALL, no-new-privileges, non-root, read-only rootfs + tmpfs /tmp, pids/memory limits"
 
 
-def engine_location() -> str:
-    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-
-
-def connect_engine() -> Any:
+def connect_engine(engine: Engine | None = None) -> Any:
     """The docker client, or a StartFailed that names the engine and what to do."""
-    import docker
-    import docker.errors
-
-    try:
-        client = docker.from_env(timeout=30)
-        client.ping()
-    except Exception as exc:
-        raise StartFailed(
-            f"no Docker engine at {engine_location()} ({type(exc).__name__}: {exc}); start the "
-            "engine or fix DOCKER_HOST (without --remote-matrix, tests run on the local target)"
-        ) from None
-    return client
+    return connect(engine or default_engine())
 
 
 def owner_alive(labels: dict[str, str]) -> bool:
@@ -121,15 +109,19 @@ def _keep_root() -> Path:
 
 
 class DockerBackend:
-    def __init__(self, client: Any, session: str, progress: Progress, keep: bool = False) -> None:
+    def __init__(self, client: Any, session: str, progress: Progress, keep: bool = False,
+                 engine: Engine | None = None, source: Any = None) -> None:
         self.client = client
         self.session = session
         self.keep = keep
-        self.builder = ImageBuilder(client, progress)
+        self.progress = progress
+        self.engine = engine or default_engine()
+        # A remote engine sees none of this machine's folders: no bind mount, stdio only.
+        self.remote = self.engine.remote
+        self.builder = ImageBuilder(client, progress, source=source)
         self.cancelled = threading.Event()
         self.builder.cancelled = self.cancelled
-        local_engine = engine_location().startswith("unix://")
-        self.default_transport = "socket" if local_engine else "stdio"
+        self.default_transport = "stdio" if self.remote else "socket"
 
     def labels(self, target: Target) -> dict[str, str]:
         return {L_SESSION: self.session, L_HOST: socket.gethostname(), L_PID: str(os.getpid()),
@@ -145,25 +137,36 @@ class DockerBackend:
         except BuildFailed as exc:
             raise StartFailed(f"image for {target.name!r} could not be built: {exc}") from None
         transport = self.default_transport if target.transport == "auto" else target.transport
+        if self.remote and transport == "socket":
+            raise StartFailed(f"target {target.name!r}: transport = \"socket\" needs a local engine; "
+                              f"{self.engine.name} is remote (use \"stdio\" or \"auto\")")
+        image_id = self.client.images.get(image).id
+        run_image = ensure_layer(self.client, image, target, self.labels(target), self.progress) \
+            if self.remote else image
         if self.keep and transport == "socket":
             running = self._start_kept(target, image)
         else:
-            running = self._start(target, image, transport)
+            running = self._start(target, run_image, transport)
+        running.image = image
         running.build_s = build_s
-        running.image_id = self.client.images.get(image).id
+        running.image_id = image_id
+        running.extra.update(backend="docker", engine=self.engine.name, hardening=HARDENING)
+        if run_image != image:
+            running.extra["layer"] = run_image
         return running
 
     def _run_kwargs(self, target: Target, image: str, command: list[str]) -> dict[str, Any]:
-        bundle = ensure_bundle()
         uid = os.geteuid()
-        volumes = {str(bundle.folder): {"bind": AGENT_DIR, "mode": "ro"}}
+        # On a remote engine the bundle and paths are in the image's layer (layer.py) instead.
+        volumes = {} if self.remote else {str(ensure_bundle().folder): {"bind": AGENT_DIR, "mode": "ro"}}
         for i, path in enumerate(target.paths):
             host = (target.root / path).resolve()
             if not host.is_dir():
                 raise StartFailed(f"target {target.name!r}: paths entry {path!r} is not a folder "
                                   f"({host})")
-            volumes[str(host)] = {"bind": f"/opt/prs-paths/{i}", "mode": "ro"}
-            command += ["--path", f"/opt/prs-paths/{i}"]
+            if not self.remote:
+                volumes[str(host)] = {"bind": f"{PATHS_DIR}/{i}", "mode": "ro"}
+            command += ["--path", f"{PATHS_DIR}/{i}"]
         # Not auto-removed: an exited container keeps its logs and OOMKilled flag for the
         # message; stop() and the next run's reap() remove it. No swap beyond the memory
         # limit: a call over it is OOM-killed and named, instead of thrashing until a timeout.
@@ -199,13 +202,14 @@ class DockerBackend:
             raise StartFailed(f"the container could not start: {exc.explanation or exc}") from None
 
     def _start(self, target: Target, image: str, transport: str) -> Running:
-        parent, sock_dir = private_socket_dir(world_writable=True)
         start = time.monotonic()
         if transport == "stdio":
             kwargs = self._run_kwargs(target, image, self._agent_command(target, "--stdio"))
             kwargs.update(stdin_open=True)
             container, client = self._start_stdio(target, kwargs)
+            parent = None
         else:
+            parent, sock_dir = private_socket_dir(world_writable=True)
             sock_mode = ["--socket", f"{SOCK_DIR}/{SOCKET_NAME}", "--accept-timeout", "120"]
             kwargs = self._run_kwargs(target, image, self._agent_command(target, *sock_mode))
             kwargs["volumes"][str(sock_dir)] = {"bind": SOCK_DIR, "mode": "rw"}
@@ -226,7 +230,8 @@ class DockerBackend:
         def stop() -> None:
             client.close()
             _remove(container)
-            shutil.rmtree(parent, ignore_errors=True)
+            if parent is not None:
+                shutil.rmtree(parent, ignore_errors=True)
 
         return Running(target=target, client=client, stop=stop, image=image, cold_start_s=cold,
                        extra={"container": container.id, "transport": transport})
@@ -252,8 +257,14 @@ class DockerBackend:
             raw = api.attach_socket(container.id, params={"stdin": 1, "stdout": 1, "stderr": 1,
                                                           "stream": 1})
             sock = getattr(raw, "_sock", raw)
+            # ssh:// gives an ssh process's pipes or a paramiko channel, not a plain socket.
+            plain = type(sock) is socket.socket
+            if plain and sock.family in (socket.AF_INET, socket.AF_INET6):
+                # Small frames each way: without this, Nagle holds each reply for the peer's ACK.
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            channel = DockerStdioChannel(sock) if plain else DockerStreamChannel(sock)
             container.start()
-            return container, AgentClient(DockerStdioChannel(sock), target.name)
+            return container, AgentClient(channel, target.name)
         except BaseException:
             _remove(container)
             raise

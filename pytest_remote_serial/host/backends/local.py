@@ -31,15 +31,23 @@ def _clean_pythonpath(hidden: list[Path]) -> str:
 
 
 def start_local(target: Target, hidden: list[Path]) -> Running:
+    env = dict(os.environ, PYTHONPATH=_clean_pythonpath(hidden), PYTHONDONTWRITEBYTECODE="1")
+    return start_process(target, [sys.executable], env, "local")
+
+
+def start_process(target: Target, python: list[str], env: dict[str, str], what: str) -> Running:
+    """The agent as a child of ``python`` on this machine, listening on a private socket.
+
+    Shared by ``local`` and interpreter targets: the same isolation (a fork per call, its own
+    process group), and nothing of a container's hardening, which the report says."""
     bundle = ensure_bundle()
     parent, sock_dir = private_socket_dir(world_writable=False)
     sock_path = sock_dir / SOCKET_NAME
-    cmd = [sys.executable, str(bundle.agent), "--socket", str(sock_path)]
+    cmd = [*python, str(bundle.agent), "--socket", str(sock_path)]
     for lib in bundle.libs:
         cmd += ["--lib", str(bundle.folder / lib)]
     for path in target.paths:
         cmd += ["--path", str((target.root / path).resolve())]
-    env = dict(os.environ, PYTHONPATH=_clean_pythonpath(hidden), PYTHONDONTWRITEBYTECODE="1")
     start = time.monotonic()
     # A session of its own: a terminal Ctrl-C reaches pytest, which then closes the agent.
     log = parent / "agent.log"
@@ -52,7 +60,7 @@ def start_local(target: Target, hidden: list[Path]) -> Running:
         if proc.poll() is None:
             return None
         err = log.read_text(errors="replace")
-        return f"the local agent exited with {proc.returncode}: {err[-800:]}"
+        return f"the {what} agent exited with {proc.returncode}: {err[-800:]}"
 
     def stop() -> None:
         client.close()
@@ -71,4 +79,7 @@ def start_local(target: Target, hidden: list[Path]) -> Running:
         shutil.rmtree(parent, ignore_errors=True)
         raise
     return Running(target=target, client=client, stop=stop, image=None,
-                   cold_start_s=time.monotonic() - start)
+                   cold_start_s=time.monotonic() - start,
+                   extra={"backend": "interpreter" if target.is_interpreter else "local", "engine": None,
+                          "transport": "socket", "interpreter": python[0],
+                          "hardening": "not applicable: a process on this machine, not a container"})
