@@ -112,7 +112,9 @@ def wait_and_connect(sock_path: Path, target: str, still_starting: Callable[[], 
                      timeout: float = 60.0) -> AgentClient:
     """Poll for the agent's socket; fail fast with the reason if the process died first."""
     deadline = time.monotonic() + timeout
-    next_check = 0.0
+    # Asking the engine is a request the agent's start would wait behind: not before a usual
+    # start has had its time (a container that died at once is still named within 0.3 s).
+    next_check = time.monotonic() + 0.3
     while not sock_path.exists():
         now = time.monotonic()
         if now >= next_check:  # asking the engine is costly: a few times a second is enough
