@@ -13,15 +13,15 @@ from typing import Any
 import pytest
 
 from . import current
-from .compare import CompareError, Threshold, compare, failures, parse_threshold, render
+from .report.compare import CompareError, Threshold, compare, failures, parse_threshold, render
 from .fixture import CallOptions, MarkerError, Remote
 from .host.backends.base import Running
 from .host.controller import Controller
 from .host.matrix import LOCAL, MatrixError, Target, load_matrix, local_target
 from .outcomes import RoundTrip, TargetUnavailable
-from .report import ReportError, build_report, read_json, target_entry, write_json
-from .summary import render_matrix, test_function
-from .workers import WORKER_KEY, WorkerResults, merge_targets
+from .report.record import ReportError, build_report, read_json, target_entry, write_json
+from .report.terminal import render_matrix, test_function
+from .report.workers import WORKER_KEY, WorkerResults, merge_targets
 
 PARAM = "_remote_target"
 KEY = pytest.StashKey["RemoteSerialPlugin"]()
@@ -223,7 +223,7 @@ class RemoteSerialPlugin:
         if self.config.getoption("remote_report"):
             write_json(self.report, self.config.getoption("remote_report"))
         if self.config.getoption("remote_html"):
-            from .report_html import write_html
+            from .report.html import write_html
 
             write_html(self.report, self.config.getoption("remote_html"))
         if self.baseline is not None:

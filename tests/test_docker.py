@@ -22,7 +22,7 @@ from helpers import EXAMPLES, ROOT, label, our_containers
 import pytest_remote_serial as prs
 from pytest_remote_serial.host.controller import Controller
 from pytest_remote_serial.host.matrix import load_matrix
-from pytest_remote_serial.summary import parse_matrix
+from pytest_remote_serial.report.terminal import parse_matrix
 
 pytestmark = pytest.mark.docker
 sys.path.insert(0, str(Path(__file__).parent / "scripts"))

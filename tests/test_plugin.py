@@ -127,7 +127,7 @@ def test_disabled_with_p_no(pytester):
 
 def test_summary_wraps_wide_matrices():
     from pytest_remote_serial.outcomes import RoundTrip
-    from pytest_remote_serial.summary import parse_matrix, render_matrix
+    from pytest_remote_serial.report.terminal import parse_matrix, render_matrix
 
     targets = [f"target-{i}" for i in range(12)]
     records = [RoundTrip(outcome="ok", target=t, function="f", serializer="cloudpickle",
@@ -142,7 +142,7 @@ def test_summary_wraps_wide_matrices():
 
 def test_summary_groups_rows_by_file():
     from pytest_remote_serial.outcomes import RoundTrip
-    from pytest_remote_serial.summary import parse_matrix, render_matrix
+    from pytest_remote_serial.report.terminal import parse_matrix, render_matrix
 
     long = "test_" + "x" * 60
     records = [RoundTrip(outcome=outcome, target=t, function="f", serializer="cloudpickle",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_remote_serial.report_html import COLOURS, render_html, write_html
+from pytest_remote_serial.report.html import COLOURS, render_html, write_html
 
 INSTALL = "apt-get install chromium (Debian; `./dev` and `.ci/run` install it when run as root)"
 EVIL = "<script>alert('pwned')</script>"

@@ -1,7 +1,7 @@
 """The recorded data of a run (DESIGN §5): built once, written as JSON, rendered elsewhere.
 
 Like pytest-benchmark, the data is kept apart from the tables and pages drawn from it:
-``summary`` renders the terminal matrix, ``report_html`` the page, ``compare`` the diff.
+``terminal`` renders the terminal matrix, ``html`` the page, ``compare`` the diff.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from .host.backends.base import Running
-from .host.matrix import Target
+from ..host.backends.base import Running
+from ..host.matrix import Target
 
 VERSION = 1
 

@@ -1,7 +1,7 @@
 """A self-contained HTML page drawn from the JSON report (DESIGN §5).
 
 One file that opens anywhere, offline, as a CI artifact: CSS, JS and the SVG chart are inline,
-nothing is fetched. Like summary.py this only renders; it reads the report dictionary and
+nothing is fetched. Like terminal.py this only renders; it reads the report dictionary and
 never touches Docker or the plugin's state.
 """
 
@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Union
 
-from .summary import test_function
+from .terminal import test_function
 
 __all__ = ["render_html", "write_html"]
 

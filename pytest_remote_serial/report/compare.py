@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from .summary import test_function
+from .terminal import test_function
 
 METRICS = ("roundtrip_p50", "cold_start")
 _THRESHOLD = re.compile(r"^(?P<metric>[a-z_0-9]+):(?P<value>[0-9]*\.?[0-9]+)(?P<pct>%?)$")

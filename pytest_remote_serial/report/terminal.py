@@ -12,7 +12,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable
 
-from .outcomes import RoundTrip
+from ..outcomes import RoundTrip
 
 _PARAM = re.compile(r"\[[^\]]*\]$")
 
