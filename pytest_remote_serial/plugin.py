@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from . import current
-from .report.compare import CompareError, Threshold, compare, failures, parse_threshold, render
 from .fixture import CallOptions, MarkerError, Remote
 from .host.backends.base import Running
 from .host.controller import Controller
 from .host.matrix import LOCAL, MatrixError, Target, load_matrix, local_target
 from .outcomes import RoundTrip, TargetUnavailable
+from .report.compare import CompareError, Threshold, compare, failures, parse_threshold, render
 from .report.record import ReportError, build_report, read_json, target_entry, write_json
 from .report.terminal import render_matrix, test_function
 from .report.workers import WORKER_KEY, WorkerResults, merge_targets
