@@ -111,5 +111,6 @@ def test_html_report_of_a_real_run(pytester):
     result = pytester.runpytest_subprocess("--remote-html=out/report.html", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
     page = (pytester.path / "out" / "report.html").read_text()
-    assert 'class="cell outcome-ok"' in page and 'class="cell outcome-call_error"' in page
+    # test_fails_there passes: its call_error is the text of a green (passed) cell.
+    assert 'class="cell verdict-passed outcome-ok"' in page and 'class="cell verdict-passed outcome-call_error"' in page
     assert 'id="phase-chart"' in page and "test_html_report_of_a_real_run.py::test_add" in page

@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from .terminal import test_function
+from .record import row_of
 
 METRICS = ("roundtrip_p50", "cold_start")
 _THRESHOLD = re.compile(r"^(?P<metric>[a-z_0-9]+):(?P<value>[0-9]*\.?[0-9]+)(?P<pct>%?)$")
@@ -64,7 +64,7 @@ def _p50(report: dict[str, Any]) -> dict[tuple[str, str], float]:
     for call in report.get("calls", []):
         total = (call.get("phases_s") or {}).get("total")
         if call.get("outcome") == "ok" and total is not None:
-            totals[(test_function(call.get("test")), call["target"])].append(float(total))
+            totals[(row_of(call.get("test"), call["target"]), call["target"])].append(float(total))
     return {key: statistics.median(values) for key, values in totals.items()}
 
 

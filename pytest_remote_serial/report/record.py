@@ -10,6 +10,8 @@ import datetime
 import json
 import os
 import platform
+import statistics
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,14 +55,115 @@ def target_entry(target: Target, state: Running | str | None) -> dict[str, Any]:
     return entry
 
 
-def build_report(calls: list[dict[str, Any]], targets: list[dict[str, Any]]) -> dict[str, Any]:
+def build_report(calls: list[dict[str, Any]], targets: list[dict[str, Any]],
+                 tests: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {
         "version": VERSION,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "host": host_info(),
         "targets": targets,
         "calls": calls,
+        "tests": tests or [],
     }
+
+
+# The test's own result, most serious first: a cell two tests share shows the worse one.
+VERDICTS = ("error", "failed", "xpassed", "xfailed", "skipped", "passed")
+DIFFERS = "differs"  # a call compared with the host (issue 15) whose results were not the same
+
+
+def row_of(nodeid: str | None, target: str | None) -> str:
+    """The matrix row of a test id: the id without the target's own parameter, so that
+    ``test_x[a-py3.9]`` and ``test_x[a-py3.11]`` share a row and ``test_x[b-py3.9]`` has its own."""
+    text = nodeid or "?"
+    if not text.endswith("]") or "[" not in text or not target:
+        return text
+    base, _, params = text[:-1].partition("[")
+    if params == target:
+        return base
+    if params.startswith(f"{target}-"):
+        return f"{base}[{params[len(target) + 1:]}]"
+    if params.endswith(f"-{target}"):
+        return f"{base}[{params[:-len(target) - 1]}]"
+    if f"-{target}-" in params:
+        return f"{base}[{params.replace(f'-{target}-', '-', 1)}]"
+    return text
+
+
+def call_outcome(call: dict[str, Any]) -> str:
+    """A call's outcome as the matrices show it: an ok call whose result differed from the
+    host's (``same_as_host`` false) is ``differs``."""
+    outcome = str(call.get("outcome") or "unknown")
+    return DIFFERS if outcome == "ok" and call.get("same_as_host") is False else outcome
+
+
+def test_record(nodeid: str, target: str, verdict: str, outcomes: list[str], duration_s: float,
+                expected: list[str] | None = None, reason: str | None = None) -> dict[str, Any]:
+    """One entry of the report's ``tests``: the test's verdict beside its round trips' outcomes."""
+    return {"nodeid": nodeid, "target": target, "verdict": verdict, "outcomes": list(outcomes),
+            "duration_s": round(duration_s, 6), "expected": list(expected) if expected else None,
+            "reason": reason}
+
+
+@dataclass
+class Cell:
+    """One test id on one target, as every renderer draws it: coloured by ``verdict``
+    (None for an old report without ``tests``), labelled with ``outcomes``."""
+
+    row: str
+    target: str
+    verdict: str | None = None
+    outcomes: list[str] = field(default_factory=list)
+    expected: list[str] = field(default_factory=list)
+    reason: str | None = None
+    calls: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def median_s(self) -> float | None:
+        totals = [float(t) for t in ((c.get("phases_s") or {}).get("total") for c in self.calls)
+                  if isinstance(t, (int, float))]
+        return statistics.median(totals) if totals else None
+
+    @property
+    def label(self) -> str:
+        """The outcome text: every distinct outcome, or a dash when no round trip was made."""
+        return "+".join(self.outcomes) if self.outcomes else "-"
+
+
+def cells(report: dict[str, Any]) -> dict[tuple[str, str], Cell]:
+    """Calls and test verdicts of a report grouped by (row, target), in first-seen order."""
+    out: dict[tuple[str, str], Cell] = {}
+    verdict_of: dict[str, str] = {}
+    for test in report.get("tests") or []:
+        if not isinstance(test, dict) or not isinstance(test.get("nodeid"), str):
+            continue
+        key = (row_of(test["nodeid"], test.get("target")), str(test.get("target")))
+        cell = out.setdefault(key, Cell(*key))
+        verdict = str(test.get("verdict"))
+        verdict_of[test["nodeid"]] = verdict
+        cell.verdict = _worse(cell.verdict, verdict)
+        cell.outcomes = list(dict.fromkeys(cell.outcomes + [str(o) for o in test.get("outcomes") or []]))
+        cell.expected = list(dict.fromkeys(cell.expected + list(test.get("expected") or [])))
+        cell.reason = cell.reason or test.get("reason")
+    for call in report.get("calls") or []:
+        if not isinstance(call, dict):
+            continue
+        key = (row_of(call.get("test"), call.get("target")), str(call.get("target")))
+        if key not in out:  # a helper's call on another target, or an old report without tests
+            out[key] = Cell(*key, verdict=verdict_of.get(str(call.get("test"))))
+        cell = out[key]
+        cell.calls.append(call)
+        outcome = call_outcome(call)
+        if outcome not in cell.outcomes:
+            cell.outcomes.append(outcome)
+    return out
+
+
+def _worse(a: str | None, b: str) -> str:
+    if a is None:
+        return b
+    rank = {v: i for i, v in enumerate(VERDICTS)}
+    return a if rank.get(a, 0) <= rank.get(b, 0) else b
 
 
 def write_json(report: dict[str, Any], path: str | os.PathLike[str]) -> Path:

@@ -1,76 +1,80 @@
-"""The terminal matrix: a row per test function, a column per target.
+"""The terminal matrix: a row per test id, a column per target, each cell the test's verdict
+beside its round trips' outcomes and their median time.
 
-Rendering only; the records come from the plugin, as pytest-benchmark keeps the data it
-records apart from the tables it draws.
+Rendering only: it draws the ``record.cells`` of a report dictionary, as pytest-benchmark keeps
+the data it records apart from the tables it draws.
 """
 
 from __future__ import annotations
 
 import os
-import re
-import statistics
 from collections import defaultdict
-from collections.abc import Iterable
 
-from ..outcomes import RoundTrip
+from .record import Cell
 
-_PARAM = re.compile(r"\[[^\]]*\]$")
+Segment = tuple[str, "str | None"]  # text, and the verdict that colours it (None: plain)
 
-
-def test_function(nodeid: str | None) -> str:
-    return _PARAM.sub("", nodeid or "?")
-
-
-def cell(records: list[RoundTrip]) -> str:
-    """Every distinct outcome of the test's calls there, and their median round trip."""
-    label = "+".join(dict.fromkeys(r.outcome for r in records))
-    ms = statistics.median(r.phases.get("total", 0.0) for r in records) * 1000
-    return f"{label} {ms:.1f}ms" if len(label) <= 14 else label
+# Terminal colours by verdict (pytest's own: green passed, red failed, yellow x-results).
+MARKUP: dict[str, dict[str, bool]] = {
+    "passed": {"green": True}, "failed": {"red": True, "bold": True}, "error": {"red": True, "bold": True},
+    "xfailed": {"yellow": True}, "xpassed": {"yellow": True, "bold": True}, "skipped": {"yellow": True},
+}
+LEGEND = ("cells: verdict (coloured), then the round trips' outcome(s) and median time; "
+          "xfailed = an outcome declared in expect= (a known gap)")
 
 
-def render_matrix(records: Iterable[RoundTrip], targets: list[str],
-                  skipped: dict[tuple[str, str], str] | None = None, width: int = 100) -> list[str]:
-    """Lines of the matrix; columns that do not fit in ``width`` wrap into further blocks."""
-    skipped = skipped or {}
-    grid: dict[str, dict[str, str]] = defaultdict(dict)
-    by_cell: dict[tuple[str, str], list[RoundTrip]] = defaultdict(list)
-    for rec in records:
-        by_cell[(test_function(rec.test), rec.target)].append(rec)
-    for (row, target), recs in by_cell.items():
-        grid[row][target] = cell(recs)
-    for (row, target), text in skipped.items():
-        grid[row].setdefault(target, text)
+def cell_text(cell: Cell) -> str:
+    """``passed ok 0.4ms``, ``xfailed syntax_error``, ``skipped unavailable``, ``failed -``."""
+    text = f"{cell.verdict or '?'} {cell.label}"
+    median = cell.median_s
+    return f"{text} {median * 1000:.1f}ms" if median is not None and len(cell.label) <= 14 else text
+
+
+def render_matrix(cells: dict[tuple[str, str], Cell], targets: list[str], width: int = 100) -> list[list[Segment]]:
+    """Lines of segments; columns that do not fit in ``width`` wrap into further blocks."""
+    grid: dict[str, dict[str, tuple[str, str | None]]] = defaultdict(dict)
+    for (row, target), cell in cells.items():
+        grid[row][target] = (cell_text(cell), cell.verdict)
     if not grid:
         return []
-    columns = [t for t in targets if any(t in cells for cells in grid.values())]
+    columns = [t for t in targets if any(t in row for row in grid.values())]
+    columns += sorted({t for row in grid.values() for t in row} - set(columns))
     prefix = _common_file(list(grid))
-    title = prefix or "function"
+    title = prefix or "test"
     # Rows of several files are grouped under a line naming the file, names indented.
     rows: list[tuple[str | None, str]] = []
     group: str | None = None
     for row in sorted(grid):
         rest = row[len(prefix):]
-        file, sep, name = rest.rpartition("::")
+        file, sep, name = rest.partition("::") if "::" in rest else ("", "", rest)
         if sep and file != group:
             group = file
             rows.append((None, file))
         rows.append((row, "  " + name if sep else rest))
     label_w = min(max([len(title)] + [len(text) for _, text in rows]) + 2, max(24, width // 2))
-    col_w = max([len(c) for c in columns] + [len(v) for r in grid.values() for v in r.values()]) + 2
+    col_w = max([len(c) for c in columns] + [len(v[0]) for r in grid.values() for v in r.values()]) + 2
     per_block = max(1, (width - label_w) // col_w)
-    lines: list[str] = []
+    lines: list[list[Segment]] = []
     for start in range(0, len(columns), per_block):
         block = columns[start:start + per_block]
         if lines:
-            lines.append("")
-        lines.append(_fit(title, label_w) + "".join(c.ljust(col_w) for c in block).rstrip())
+            lines.append([])
+        lines.append([(_fit(title, label_w) + "".join(c.ljust(col_w) for c in block).rstrip(), None)])
         for key, text in rows:
             if key is None:
-                lines.append(text)
+                lines.append([(text, None)])
                 continue
-            lines.append(_fit(text, label_w) + "".join(
-                grid[key].get(c, "-").ljust(col_w) for c in block).rstrip())
+            line: list[Segment] = [(_fit(text, label_w), None)]
+            for i, c in enumerate(block):
+                value, verdict = grid[key].get(c, ("-", None))
+                line.append((value if i == len(block) - 1 else value.ljust(col_w), verdict))
+            lines.append(line)
     return lines
+
+
+def plain(lines: list[list[Segment]]) -> list[str]:
+    """The rendered matrix as text lines (Markdown, tests, tools)."""
+    return ["".join(text for text, _ in line).rstrip() for line in lines]
 
 
 def _fit(text: str, width: int) -> str:
@@ -82,7 +86,7 @@ def _fit(text: str, width: int) -> str:
 
 
 def _common_file(rows: list[str]) -> str:
-    files = {row.rpartition("::")[0] for row in rows}
+    files = {row.partition("::")[0] for row in rows}
     if len(files) == 1 and "::" in rows[0]:
         return files.pop() + "::"
     common = os.path.commonprefix(rows)
