@@ -16,7 +16,7 @@ from . import current
 from .fixture import CallOptions, MarkerError, Remote
 from .host.backends.base import Running
 from .host.controller import Controller
-from .host.matrix import LOCAL, MatrixError, Target, load_matrix, local_target
+from .host.matrix import LOCAL, MatrixError, PathsError, Target, load_matrix, local_target
 from .outcomes import RoundTrip, TargetUnavailable
 from .report.compare import CompareError, Threshold, compare, failures, parse_threshold, render
 from .report.record import ReportError, build_report, call_outcome, cells, read_json, target_entry, write_json
@@ -111,6 +111,8 @@ class RemoteSerialPlugin:
         """Without the matrix, ``local`` still honours the matrix file's shared ``paths``."""
         try:
             return load_matrix(rootdir, self.config.getoption("remote_matrix_file")).targets[LOCAL].paths
+        except PathsError as exc:
+            raise pytest.UsageError(str(exc)) from None
         except MatrixError:
             return ()
 

@@ -41,8 +41,10 @@ def target_entry(target: Target, state: Running | str | None) -> dict[str, Any]:
         "name": target.name, "python": None, "image": None, "image_id": None, "gpu": target.gpu,
         "available": isinstance(state, Running), "reason": state if isinstance(state, str) else None,
         "cold_start_s": None, "build_s": None, "packages": {},
+        "backend": None, "engine": None, "transport": None,
     }
     if isinstance(state, Running):
+        entry.update(_how(target, state))
         entry.update(python=state.python, image=state.image, image_id=state.image_id,
                      cold_start_s=round(state.cold_start_s, 6),
                      build_s=None if state.build_s is None else round(state.build_s, 3))
@@ -53,6 +55,18 @@ def target_entry(target: Target, state: Running | str | None) -> dict[str, Any]:
     elif state is None:
         entry["reason"] = "not started: no test needed it"
     return entry
+
+
+def _how(target: Target, state: Running) -> dict[str, Any]:
+    """Backend, engine and transport as the running target's own record gives them; the
+    defaults are what the local and docker backends do when they say nothing more."""
+    extra = state.extra or {}
+    backend = extra.get("backend") or ("local" if target.is_local else "docker")
+    engine = extra.get("engine")
+    if engine is None and backend == "docker":
+        engine = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"  # docker.engine_location
+    transport = extra.get("transport") or ("socket" if target.is_local else None)
+    return {"backend": backend, "engine": engine, "transport": transport}
 
 
 def build_report(calls: list[dict[str, Any]], targets: list[dict[str, Any]],
