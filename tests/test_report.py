@@ -104,7 +104,8 @@ def test_compare_fail_flags_a_real_slowdown_and_says_why(pytester):
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines([
         "FAIL roundtrip_p50:25%: *test_many[[]0[]] on local: median 0.001 ms -> * ms (+*%; *% of it is local's "
-        "drift, +*% beyond it, 95% interval +*%..+*%, all past 25%; moved * ms >= 1 ms; 8/8 samples)",
+        "drift and +*% the scatter of its other cells; +*% beyond both, 95% interval +*%..+*%, all past 25%; "
+        "moved * ms >= 1 ms; 8/8 samples)",
         "remote-serial: this run fails (exit 1) on the 1 cell(s) above, though its tests may all have passed",
     ])
 

@@ -8,13 +8,15 @@ between identical runs:
 - both reports hold at least ``MIN_SAMPLES`` ok calls for it;
 - after taking out its target's drift (below), its median moved by at least ``MIN_ABS_S``
   (an absolute floor: 25% of 0.2 ms is noise);
-- the bootstrap 95% interval of that change of the median lies wholly past the threshold.
+- the bootstrap 95% interval of that change of the median lies wholly past the threshold,
+  after also dividing out how far the target's *other* cells strayed from its drift.
 
 Calls within one run are not independent: measured here, every cell of py3.13 and py3.14 came
 out 70-200% slower in an identical rerun while py3.9's came out faster, each with a tight
 interval. So a cell is judged against its own target's drift (the median change of that
 target's cells, thin ones included; the whole run's when the target has fewer than
-``MIN_CELLS``): it fails when it got slower than the rest of its target. A shift that every
+``MIN_CELLS``; a shared speed-up is never divided out): it fails when it got slower than the
+rest of its target, by more than those others scatter among themselves. A shift that every
 cell shares cannot be told from the machine's load with one pair of runs (DESIGN §6: only
 ratios measured side by side in one run mean anything); it is printed as the drift, not failed.
 
@@ -144,20 +146,47 @@ def compare(before: dict[str, Any], after: dict[str, Any]) -> list[Change]:
 
 
 def drifts(changes: list[Change]) -> dict[str, float]:
-    """Per target, the factor every cell of it moved by (median of after/before over its cells)."""
+    """Per target, the factor every cell of it moved by: the median of after/before over its cells
+    with enough samples (over all its cells when fewer than ``MIN_CELLS`` have enough)."""
     ratios: dict[str, list[float]] = defaultdict(list)
+    solid: dict[str, list[float]] = defaultdict(list)  # from cells with enough samples
     for c in changes:
         if c.metric == "roundtrip_p50" and c.before > 0 and c.after > 0:
             ratios[c.target].append(c.after / c.before)
+            if c.enough:
+                solid[c.target].append(c.after / c.before)
     every = [r for values in ratios.values() for r in values]
     run = statistics.median(every) if every else 1.0
-    return {t: statistics.median(v) if len(v) >= MIN_CELLS else run for t, v in ratios.items()}
+    out = {}
+    for target, values in ratios.items():
+        best = solid[target] if len(solid[target]) >= MIN_CELLS else values
+        out[target] = statistics.median(best) if len(best) >= MIN_CELLS else run
+    return out
+
+
+def spreads(changes: list[Change], drift: dict[str, float]) -> dict[int, float]:
+    """Per cell, how far the *other* cells of its target strayed from the target's drift
+    (the largest factor, >= 1): a run in which identical cells scatter by 1.5x cannot call a
+    cell 1.3x slower a regression."""
+    by_target: dict[str, list[Change]] = defaultdict(list)
+    for c in changes:
+        if c.metric == "roundtrip_p50" and c.before > 0 and c.after > 0:
+            by_target[c.target].append(c)
+    out: dict[int, float] = {}
+    for target, cells in by_target.items():
+        d = drift.get(target, 1.0)
+        factors = [max(c.after / c.before / d, d * c.before / c.after) for c in cells]
+        for i, c in enumerate(cells):
+            others = factors[:i] + factors[i + 1:]
+            out[id(c)] = max(others) if others else 1.0
+    return out
 
 
 def failures(changes: list[Change], thresholds: list[Threshold]) -> list[Flag]:
     """The cells past a threshold, each with the reason in words."""
     out = []
     drift = drifts(changes)
+    spread = spreads(changes, drift)
     for c in changes:
         for t in thresholds:
             if t.metric != c.metric or not c.enough or not t.past(c.before, c.after):
@@ -166,16 +195,18 @@ def failures(changes: list[Change], thresholds: list[Threshold]) -> list[Flag]:
                 out.append(Flag(c, t, f"went from {c.before:.3f}s to {c.after:.3f}s, more than {t.value:g}"
                                 + ("%" if t.relative else "s")))
                 continue
-            d = drift.get(c.target, 1.0)
-            after = c.after / d
+            d = max(1.0, drift.get(c.target, 1.0))  # a shared speed-up never makes a cell fail
+            noise = spread.get(id(c), 1.0)
+            after = c.after / d / noise
             if after - c.before < MIN_ABS_S or not t.past(c.before, after):
                 continue
-            low, high = c.interval(d)
+            low, high = c.interval(d * noise)
             if not t.past(c.before, c.before + low):
                 continue
             out.append(Flag(c, t, f"median {c.before * 1000:.3f} ms -> {c.after * 1000:.3f} ms "
-                                  f"({_pct(c.percent)}; {_pct((d - 1) * 100)} of it is {c.target}'s drift, "
-                                  f"{_rel(after - c.before, c.before)} beyond it, 95% interval "
+                                  f"({_pct(c.percent)}; {_pct((d - 1) * 100)} of it is {c.target}'s drift and "
+                                  f"{_pct((noise - 1) * 100)} the scatter of its other cells; "
+                                  f"{_rel(after - c.before, c.before)} beyond both, 95% interval "
                                   f"{_rel(low, c.before)}..{_rel(high, c.before)}, all past {t.value:g}"
                                   f"{'%' if t.relative else 's'}; moved {(after - c.before) * 1000:.2f} ms "
                                   f">= {MIN_ABS_S * 1000:g} ms; {len(c.old)}/{len(c.new)} samples)"))
