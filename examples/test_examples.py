@@ -24,13 +24,18 @@ def make_scaler(factor):
 square = lambda x: x * x  # noqa: E731
 
 
-@pytest.mark.remote(serializer="cloudpickle")
+# Known gaps, declared: bytecode of the host's 3.11 does not load on another minor version
+# (refused as a load_error naming both magics). Anything else there fails the run.
+OTHER_MINORS = {"py3.9": "load_error", "py3.13": "load_error", "py3.14": "load_error"}
+
+
+@pytest.mark.remote(serializer="cloudpickle", expect=OTHER_MINORS)
 def test_closure(remote):
     """By value with cloudpickle: code objects do not survive another minor version."""
     assert remote.call(make_scaler(3), 14) == 42
 
 
-@pytest.mark.remote(serializer="cloudpickle")
+@pytest.mark.remote(serializer="cloudpickle", expect=OTHER_MINORS)
 def test_lambda(remote):
     assert remote.call(square, 12) == 144
 
@@ -44,6 +49,8 @@ def test_lambda_auto(remote):
     assert remote.call(square, 12) == 144
 
 
+# A numpy 2 array (the host's) refers to numpy._core, which numpy 1.x (bullseye, bookworm) lacks.
+@pytest.mark.remote(expect={"py3.9": "missing_module", "py3.11": "missing_module"})
 def test_numpy_argument(remote):
     values = np.arange(10, dtype=np.int64)
     assert remote.call(np.sum, values) == 45

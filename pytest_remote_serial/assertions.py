@@ -15,7 +15,7 @@ from . import current
 from .host.capsule import SourceUnavailable, dumps_source, function_source
 from .host.codecs import get_codec
 from .host.members import find_offenders
-from .outcomes import OK, RoundTrip
+from .outcomes import MISSING_MODULE, OK, RoundTrip
 from .remote import agent
 
 __tracebackhide__ = True
@@ -30,6 +30,40 @@ def _name(obj: Any) -> str:
 
 def _root(obj: Any) -> str:
     return "func" if callable(obj) and not isinstance(obj, type) else "obj"
+
+
+def _unwrap(func: Any, limit: int = 10) -> list[Any]:
+    """``func`` and what it wraps: ``functools.partial``/``toolz.curry``-style objects holding
+    ``func``, bound methods, and anything with ``__wrapped__`` (decorators)."""
+    layers = [func]
+    while len(layers) <= limit:
+        inner = getattr(layers[-1], "__wrapped__", None)
+        if inner is None:
+            inner = getattr(layers[-1], "func", None) or getattr(layers[-1], "__func__", None)
+        if inner is None or not callable(inner) or any(inner is seen for seen in layers):
+            break
+        layers.append(inner)
+    return layers
+
+
+def _references(func: Any, serializer: str) -> dict[str, set[str]] | None:
+    """Modules a payload of ``func`` refers to by reference: GLOBAL opcodes, and a wrapped
+    function named as a ``module.qualname`` string (toolz.curry pickles its function so).
+    None when ``func`` does not serialize that way at all."""
+    try:
+        payload = get_codec(serializer).dumps((func, (), {}))[0]
+    except Exception:
+        return None
+    found, strings = agent.pickle_globals(payload)
+    refs: dict[str, set[str]] = {}
+    for module, name in found:
+        refs.setdefault(module, set()).add(f"{module}.{name}")
+    for layer in _unwrap(func):
+        module, qualname = getattr(layer, "__module__", None), getattr(layer, "__qualname__", None)
+        for sep in (".", ":"):  # toolz writes "module:qualname" for a function decorated with @curry
+            if isinstance(module, str) and isinstance(qualname, str) and f"{module}{sep}{qualname}" in strings:
+                refs.setdefault(module, set()).add(f"{module}.{qualname} (by name, as a string)")
+    return refs
 
 
 def _failure(rt: RoundTrip, where: str) -> str:
@@ -58,7 +92,10 @@ def assert_roundtrip(func: Callable[..., Any], *args: Any, target: str | None = 
     rt = remote.roundtrip(func, *args, serializer=serializer, **kwargs)
     where = f"{remote.target.name} (Python {remote.target.python})"
     if rt.outcome != OK:
-        raise AssertionError(_failure(rt, where))
+        message = _failure(rt, where)
+        if rt.outcome == MISSING_MODULE:
+            message += "\n" + _missing_fix(remote, rt, func, args, kwargs)
+        raise AssertionError(message)
     if expected is _UNSET:
         expected = func(*args, **kwargs)
     result = rt.result
@@ -85,6 +122,23 @@ def assert_same_as_host(func: Callable[..., Any], *args: Any, target: str | None
     raise AssertionError("\n".join(lines))
 
 
+def _missing_fix(remote: Any, rt: RoundTrip, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """A fix for a missing module that was tried on the target, not guessed."""
+    module = (rt.error or {}).get("module") or "the module"
+    lines = ["how to fix:"]
+    tried = {rt.serializer, *rt.fallback_from}
+    for candidate in ("cloudpickle-by-value", "source"):
+        if candidate in tried:
+            continue
+        again = remote.roundtrip(func, *args, serializer=candidate, **kwargs)
+        verdict = "works (tried on the target: ok)" if again.outcome == OK else \
+            f"does not help (tried on the target: {again.outcome})"
+        lines.append(f"  serializer={candidate!r} {verdict}")
+    lines.append(f"  or make {module!r} importable there: paths = [\"<folder holding it>\"] in the matrix, or add it "
+                 "to the target's packages/wheels")
+    return "\n".join(lines)
+
+
 def assert_serializable(obj: Any, serializer: str = "cloudpickle", max_depth: int = 6) -> None:
     """Fail naming every member that keeps ``obj`` from serializing, by its full path."""
     codec = get_codec(serializer)
@@ -109,31 +163,46 @@ def assert_serializable(obj: Any, serializer: str = "cloudpickle", max_depth: in
     lines += hints or ["  keep such objects out of what the function uses (create them inside it, or pass "
                        "them as arguments), or give their owner a __reduce__ that leaves them out"]
     if serializer != "source":
-        lines.append("  serializer='source' ships the function as source, with only the data it uses")
+        try:  # only suggested when it works: source carries the same data, so it often fails the same way
+            get_codec("source").dumps((obj, (), {}))
+            lines.append("  serializer='source' ships the function as source, with only the data it uses "
+                         "(checked: it serializes)")
+        except Exception as exc:
+            lines.append(f"  (serializer='source' fails the same way: {type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else ''})")
     raise AssertionError("\n".join(lines))
 
 
 def assert_portable(func: Callable[..., Any], target: str | None = None,
                     serializer: str = "cloudpickle") -> None:
-    """Fail when the payload refers by reference to a module the target cannot import."""
-    payload = get_codec(serializer).dumps((func, (), {}))[0]
-    found, _ = agent.pickle_globals(payload)
-    by_module: dict[str, list[str]] = {}
-    for module, name in found:
-        by_module.setdefault(module, []).append(f"{module}.{name}")
+    """Fail when the payload refers by reference to a module the target cannot import,
+    looking through wrappers (partial, curry, decorators) at the functions they hold."""
+    refs = _references(func, serializer)
+    if refs is None:
+        get_codec(serializer).dumps((func, (), {}))  # raises the real serialization error
+        return
     remote = current.remote_for(target)
-    missing = remote.missing_modules(sorted(by_module))
+    missing = remote.missing_modules(sorted(refs))
     if not missing:
         return
     where = f"{remote.target.name} (Python {remote.target.python})"
     lines = [f"{_name(func)} is not portable to {where}: its {serializer} payload refers by reference "
              f"to {'modules' if len(missing) > 1 else 'a module'} the target cannot import:"]
-    lines += [f"  {module}: {', '.join(sorted(set(by_module[module])))}" for module in missing]
-    lines += ["how to fix:",
-              "  serializer='cloudpickle-by-value' ships that module's functions by value "
-              "(cloudpickle.register_pickle_by_value),",
-              "  serializer='source' ships the source, or install the module in the target "
-              "(paths = [...] in the matrix)"]
+    lines += [f"  {module}: {', '.join(sorted(refs[module]))}" for module in missing]
+    lines.append("how to fix:")
+    for candidate in ("cloudpickle-by-value", "source"):
+        if candidate == serializer:
+            continue
+        other = _references(func, candidate)
+        still = sorted(set(missing) & set(other or {}))
+        if other is not None and not still:
+            lines.append(f"  serializer={candidate!r} (checked: its payload refers to none of them)")
+    by_name = [r for m in missing for r in refs[m] if r.endswith("(by name, as a string)")]
+    if by_name:
+        lines.append(f"  {type(func).__name__} names {by_name[0].split(' ')[0]} by name whatever the serializer: "
+                     "ship the function itself and apply the arguments on the target")
+    lines.append(f"  or make {'them' if len(missing) > 1 else 'it'} importable there: paths = [\"<folder>\"] in the "
+                 "matrix, or the target's packages/wheels")
     raise AssertionError("\n".join(lines))
 
 

@@ -16,7 +16,10 @@ from .host.codecs import SERIALIZERS, get_codec
 from .outcomes import RoundTrip
 
 DEFAULT_TIMEOUT = 30.0
-MARKER_KEYS = ("serializer", "targets", "gpu", "timeout", "isolate", "compare_host")
+MARKER_KEYS = ("serializer", "targets", "gpu", "timeout", "isolate", "expect", "compare_host")
+# What ``expect=`` may name: every outcome a round trip can end in but ``ok``, and ``differs``
+# (a call compared with the host whose result was not the same, DESIGN §2).
+EXPECTABLE = tuple(o for o in oc.OUTCOMES if o not in (oc.OK, oc.UNAVAILABLE)) + ("differs",)
 
 
 class MarkerError(ValueError):
@@ -33,6 +36,11 @@ class CallOptions:
     timeout: float = DEFAULT_TIMEOUT
     isolate: bool = True
     compare_host: bool = False
+    # target name -> the outcomes declared as known there (any one of them makes the test xfail)
+    expect: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def expected_on(self, target: str) -> list[str]:
+        return next((list(outcomes) for name, outcomes in self.expect if name == target), [])
 
     @classmethod
     def from_marker(cls, marker: Any) -> CallOptions:
@@ -66,7 +74,30 @@ class CallOptions:
         for key in ("gpu", "isolate", "compare_host"):
             if key in kwargs and not isinstance(kwargs[key], bool):
                 raise MarkerError(f"@pytest.mark.remote({key}={kwargs[key]!r}): give True or False")
+        if "expect" in kwargs:
+            kwargs["expect"] = _expect(kwargs["expect"])
         return cls(**kwargs)
+
+
+def _expect(value: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``{"py3.9": "syntax_error"}`` or ``{"py3.9": ["syntax_error", "load_error"]}``, checked."""
+    example = "e.g. expect={'py3.9': 'syntax_error'}"
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise MarkerError(f"@pytest.mark.remote(expect={value!r}): give a dict of target name -> outcome, {example}")
+    out = []
+    for target, outcomes in value.items():
+        listed = [outcomes] if isinstance(outcomes, str) else outcomes
+        if not isinstance(listed, (list, tuple)) or not listed or not all(isinstance(o, str) for o in listed):
+            raise MarkerError(f"@pytest.mark.remote(expect={{{target!r}: {outcomes!r}}}): give an outcome name "
+                              f"or a list of them, {example}")
+        bad = [o for o in listed if o not in EXPECTABLE]
+        if bad:
+            why = " ('ok' is what every other target does: leave the target out of expect)" if "ok" in bad else ""
+            raise MarkerError(f"@pytest.mark.remote(expect={{{target!r}: {outcomes!r}}}): {bad[0]!r} is not an "
+                              f"outcome a round trip can be expected to end in{why}; use one of "
+                              f"{', '.join(EXPECTABLE)}")
+        out.append((target, tuple(listed)))
+    return tuple(out)
 
 
 class TargetInfo:

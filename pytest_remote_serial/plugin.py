@@ -13,15 +13,16 @@ from typing import Any
 import pytest
 
 from . import current
-from .compare import CompareError, Threshold, compare, failures, parse_threshold, render
 from .fixture import CallOptions, MarkerError, Remote
 from .host.backends.base import Running
 from .host.controller import Controller
-from .host.matrix import LOCAL, MatrixError, Target, load_matrix, local_target
+from .host.matrix import LOCAL, MatrixError, PathsError, Target, load_matrix, local_target
 from .outcomes import RoundTrip, TargetUnavailable
-from .report import ReportError, build_report, read_json, target_entry, write_json
-from .summary import render_matrix, test_function
-from .workers import WORKER_KEY, WorkerResults, merge_targets
+from .report.compare import CompareError, Threshold, compare, failures, parse_threshold, render
+from .report.record import ReportError, build_report, call_outcome, cells, read_json, target_entry, write_json
+from .report.terminal import LEGEND, MARKUP, render_matrix
+from .report.workers import WORKER_KEY, WorkerResults, merge_targets
+from .verdicts import TestLog, apply_expectation
 
 PARAM = "_remote_target"
 KEY = pytest.StashKey["RemoteSerialPlugin"]()
@@ -42,6 +43,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="keep containers between runs, keyed by a hash of the target recipe")
     group.addoption("--remote-report", metavar="PATH", help="write the JSON report of every round trip")
     group.addoption("--remote-html", metavar="PATH", help="write a self-contained HTML report")
+    group.addoption("--remote-markdown", metavar="PATH",
+                    help="write the matrix as GitHub-flavoured Markdown (e.g. >> $GITHUB_STEP_SUMMARY)")
     group.addoption("--remote-compare", metavar="PATH", help="print the change against an earlier JSON report")
     group.addoption("--remote-compare-fail", metavar="EXPR", action="append", default=[],
                     help="fail the run past a threshold against --remote-compare, e.g. roundtrip_p50:25%% "
@@ -51,8 +54,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "remote(serializer='auto', targets=None, gpu=False, timeout=30, isolate=True): "
-        "how the remote fixture calls functions in this test",
+        "remote(serializer='auto', targets=None, gpu=False, timeout=30, isolate=True, expect=None): "
+        "how the remote fixture calls functions in this test; expect={'py3.9': 'syntax_error'} "
+        "declares a known gap (xfail there, strict XPASS once it works)",
     )
     plugin = RemoteSerialPlugin(config)
     config.stash[KEY] = plugin
@@ -68,7 +72,7 @@ class RemoteSerialPlugin:
         self.matrix_mode = bool(config.getoption("remote_matrix") or self.explicit)
         self.strict = bool(config.getoption("remote_strict"))
         self.records: list[RoundTrip] = []
-        self.unavailable: dict[tuple[str, str], str] = {}
+        self.log = TestLog()
         self.matrix_source = "built-in"
         self.targets = self._select_targets()
         self._controller: Controller | None = None
@@ -107,6 +111,8 @@ class RemoteSerialPlugin:
         """Without the matrix, ``local`` still honours the matrix file's shared ``paths``."""
         try:
             return load_matrix(rootdir, self.config.getoption("remote_matrix_file")).targets[LOCAL].paths
+        except PathsError as exc:
+            raise pytest.UsageError(str(exc)) from None
         except MatrixError:
             return ()
 
@@ -181,10 +187,17 @@ class RemoteSerialPlugin:
             except MarkerError as exc:
                 problems.append(f"{item.nodeid}: {exc}")
                 continue
-            unknown = [n for n in options.targets or () if known is not None and n not in known]
-            if unknown:
-                problems.append(f"{item.nodeid}: @pytest.mark.remote(targets=...) names unknown target(s) "
-                                f"{', '.join(map(repr, unknown))}; known: {', '.join(sorted(known or ()))}")
+            for key, names in (("targets", options.targets or ()), ("expect", [n for n, _ in options.expect])):
+                unknown = [n for n in names if known is not None and n not in known]
+                if unknown:
+                    problems.append(f"{item.nodeid}: @pytest.mark.remote({key}=...) names unknown target(s) "
+                                    f"{', '.join(map(repr, unknown))}; known: {', '.join(sorted(known or ()))}")
+            if not self.matrix_mode and options.targets is not None and LOCAL not in options.targets:
+                # Without --remote-matrix only `local` runs: say so instead of running it there silently.
+                wanted = ",".join(options.targets)
+                item.add_marker(pytest.mark.skip(
+                    reason=f"targets={list(options.targets)} leaves out local, the only target without "
+                           f"--remote-matrix; run it there with --remote-targets={wanted}"))
         if problems:
             self._bad_markers = True
             raise pytest.UsageError("\n".join(dict.fromkeys(problems)))
@@ -197,7 +210,7 @@ class RemoteSerialPlugin:
             return None if not self.matrix_mode else {t.name for t in self.targets}
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        if self._bad_markers:  # pytest still calls this after a usage error: start nothing
+        if self._bad_markers or self.config.option.collectonly:  # --co (and a usage error) start nothing
             return
         needed: list[str] = []
         for item in session.items:
@@ -213,19 +226,24 @@ class RemoteSerialPlugin:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         calls = [r.as_record() for r in self.records]
         targets = self._target_entries()
+        tests = self.log.records()
         workeroutput = getattr(self.config, "workeroutput", None)
         if workeroutput is not None:  # an xdist worker: the controller writes the report
-            workeroutput[WORKER_KEY] = self.workers.pack(calls, targets, self.unavailable)
+            workeroutput[WORKER_KEY] = self.workers.pack(calls, targets, tests)
             return
         calls += self.workers.calls
-        self.unavailable.update(self.workers.unavailable)
-        self.report = build_report(calls, merge_targets(targets + self.workers.targets))
+        tests += self.workers.tests
+        self.report = build_report(calls, merge_targets(targets + self.workers.targets), tests)
         if self.config.getoption("remote_report"):
             write_json(self.report, self.config.getoption("remote_report"))
         if self.config.getoption("remote_html"):
-            from .report_html import write_html
+            from .report.html import write_html
 
             write_html(self.report, self.config.getoption("remote_html"))
+        if self.config.getoption("remote_markdown"):
+            from .report.markdown import write_markdown
+
+            write_markdown(self.report, self.config.getoption("remote_markdown"))
         if self.baseline is not None:
             changes = compare(self.baseline, self.report)
             failed = failures(changes, self.thresholds)
@@ -246,33 +264,53 @@ class RemoteSerialPlugin:
                 if name in status]
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.report is None or (not self.report["calls"] and not self.unavailable):
+        if self.report is None or (not self.report["calls"] and not self.report["tests"]):
             return
         order = [t["name"] for t in self.report["targets"]] or [t.name for t in self.targets]
         terminalreporter.section("remote-serial matrix")
         width = max(getattr(terminalreporter._tw, "fullwidth", 100), 100)
-        records = [RoundTrip.from_record(c) for c in self.report["calls"]]
-        for line in render_matrix(records, order, self.unavailable, width):
-            terminalreporter.write_line(line)
+        for line in render_matrix(cells(self.report), order, width):
+            for text, verdict in line:
+                terminalreporter.write(text, **MARKUP.get(verdict or "", {}))
+            terminalreporter.write("\n")
+        terminalreporter.write_line(LEGEND)
         for entry in self.report["targets"]:
             if not entry["available"]:
                 terminalreporter.write_line(f"{entry['name']}: unavailable: {str(entry['reason']).splitlines()[0]}")
             else:
                 built = f", image built in {entry['build_s']:.0f}s" if entry.get("build_s") else ""
-                where = ", ".join(str(entry[k]) for k in ("backend", "engine", "transport") if entry.get(k))
-                terminalreporter.write_line(f"{entry['name']}: Python {entry['python']} ({where}), "
-                                            f"cold start {entry['cold_start_s']:.2f}s{built}")
-        for name in ("remote_report", "remote_html"):
+                how = ", ".join(f"{k} {entry[k]}" for k in ("backend", "engine", "transport") if entry.get(k))
+                terminalreporter.write_line(
+                    f"{entry['name']}: Python {entry['python']}, cold start {entry['cold_start_s']:.2f}s{built}"
+                    + (f" ({how})" if how else ""))
+        for name in ("remote_report", "remote_html", "remote_markdown"):
             if self.config.getoption(name):
                 terminalreporter.write_line(f"remote-serial: wrote {self.config.getoption(name)}")
         if self.compare_lines:
             terminalreporter.section("remote-serial compare")
-            for line in self.compare_lines:
-                terminalreporter.write_line(line)
+            for text in self.compare_lines:
+                terminalreporter.write_line(text)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         self._nodeid = item.nodeid
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+        """Every phase of a test that touched a target: its verdict, with ``expect=`` applied."""
+        outcome = yield
+        rep = outcome.get_result()  # type: ignore[attr-defined]
+        uses = PARAM in getattr(item, "fixturenames", ())
+        if not uses and not self.log.outcomes(item.nodeid):
+            return
+        callspec = getattr(item, "callspec", None)
+        target = (callspec.params.get(PARAM) if callspec else None) or self.log.target(item.nodeid) or LOCAL
+        try:
+            expected = CallOptions.from_marker(item.get_closest_marker("remote")).expected_on(target)
+        except MarkerError:
+            expected = []
+        apply_expectation(rep, target, expected, self.log.outcomes(item.nodeid))
+        self.log.phase(rep, target, expected)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         current.set_provider(None)
@@ -291,8 +329,8 @@ class RemoteSerialPlugin:
         if options.gpu and not gpu:
             why = f": {local_gpu_problem()}" if target.is_local else " (gpu = false in the matrix)"
             pytest.skip(f"needs a GPU; target {name} has none{why}")
-        running = self._running(name, matrix_row=test_function(request.node.nodeid))
-        return Remote(running, options, gpu, self.records.append, test=request.node.nodeid)
+        running = self._running(name, nodeid=request.node.nodeid)
+        return Remote(running, options, gpu, self._record, test=request.node.nodeid)
 
     def remote_by_name(self, name: str) -> Remote:
         """For the assertion helpers: any target of the matrix, started on first use."""
@@ -304,16 +342,20 @@ class RemoteSerialPlugin:
             except MatrixError as exc:
                 raise pytest.UsageError(str(exc)) from None
             self.controller.add(target)
-        running = self._running(name)
-        return Remote(running, CallOptions(), _has_gpu(target), self.records.append, test=self._nodeid)
+        running = self._running(name, nodeid=self._nodeid)
+        return Remote(running, CallOptions(), _has_gpu(target), self._record, test=self._nodeid)
 
-    def _running(self, name: str, matrix_row: str | None = None) -> Running:
+    def _record(self, rt: RoundTrip) -> None:
+        self.records.append(rt)
+        shown = call_outcome({"outcome": rt.outcome, "same_as_host": getattr(rt, "same_as_host", None)})
+        self.log.outcome(rt.test, shown, rt.target)
+
+    def _running(self, name: str, nodeid: str | None = None) -> Running:
         """The started target; one that cannot start skips the test (fails it under --remote-strict)."""
         try:
             return self.controller.get(name)
         except TargetUnavailable as exc:
-            if matrix_row is not None:
-                self.unavailable[(matrix_row, name)] = "unavailable"
+            self.log.outcome(nodeid, "unavailable", name)
             if self.strict:
                 pytest.fail(f"{exc} (--remote-strict)", pytrace=False)
             pytest.skip(str(exc))

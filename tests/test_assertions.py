@@ -22,6 +22,8 @@ from pytest_remote_serial.host.images import image_tag
 from pytest_remote_serial.host.matrix import load_matrix
 
 sys.path.insert(0, str(EXAMPLES / "scripts"))
+sys.path.insert(0, str(EXAMPLES.parent / "tests" / "scripts"))
+import curried  # noqa: E402
 import encode_tools  # noqa: E402
 import gpu_decorators  # noqa: E402
 
@@ -260,3 +262,76 @@ def test_bare_image_without_cloudpickle_or_numpy_still_round_trips(pytester, doc
                                              "print(u.find_spec('cloudpickle'), u.find_spec('dill'))"],
                                        remove=True, network_disabled=True)
     assert out.decode().strip() == "None None"
+
+
+class ByName:
+    """A toolz.curry-style wrapper: holds ``func`` and pickles it by its dotted name."""
+
+    def __init__(self, func):
+        self.func = func
+
+    def __call__(self, *args):
+        return self.func(*args)
+
+    def __reduce__(self):
+        import pydoc
+
+        return pydoc.locate, (f"{self.func.__module__}.{self.func.__qualname__}",)
+
+
+def test_portable_looks_through_wrappers():
+    from toolz import curry
+
+    def decorated(*args):
+        return encode_tools.encode_query(*args)
+
+    decorated.__wrapped__ = encode_tools.encode_query
+    for wrapped in (functools.partial(encode_tools.encode_query), curry(encode_tools.encode_query),
+                    curried.scale(2), decorated, ByName(encode_tools.encode_query)):
+        with pytest.raises(AssertionError) as info:
+            assert_portable(wrapped)
+        named = "curried: curried.scale" if wrapped is not None and "scale" in repr(wrapped) else \
+            "encode_tools: encode_tools.encode_query"
+        assert named in str(info.value), wrapped
+
+
+def test_portable_fix_is_one_that_works_for_a_curry():
+    with pytest.raises(AssertionError) as info:
+        assert_portable(curried.scale(2))  # a function decorated with toolz.curry, partly applied
+    message = str(info.value)
+    # curry names a decorated function by a string whatever the serializer: by-value would not
+    # help, so it is not offered; shipping the function itself (or installing the module) is.
+    assert "curried: curried.scale (by name, as a string)" in message
+    assert "serializer='cloudpickle-by-value'" not in message
+    assert "names curried.scale by name whatever the serializer" in message
+    assert "paths = [" in message
+    # A partial holding a function by reference: by-value is offered, and does pass.
+    with pytest.raises(AssertionError) as info:
+        assert_portable(functools.partial(encode_tools.encode_query))
+    assert "serializer='cloudpickle-by-value' (checked: its payload refers to none of them)" in str(info.value)
+    assert_portable(functools.partial(encode_tools.encode_query), serializer="cloudpickle-by-value")
+
+
+def test_serializable_hint_for_a_lambda_holding_a_lock_does_not_offer_source():
+    lock = threading.Lock()
+    with pytest.raises(AssertionError) as info:
+        assert_serializable(lambda: lock)
+    message = str(info.value)
+    assert "(_thread.lock): a lock" in message
+    assert "serializer='source' fails the same way" in message
+    assert "ships the function as source" not in message
+    # ... and where source does work, it is offered, checked.
+    with pytest.raises(AssertionError) as info:
+        assert_serializable(make_adder(1), serializer="pickle")
+    assert "serializer='source' ships the function as source" in str(info.value)
+    assert "(checked: it serializes)" in str(info.value)
+
+
+def test_roundtrip_missing_module_failure_gives_a_fix_tried_on_the_target():
+    with pytest.raises(AssertionError) as info:
+        assert_roundtrip(encode_tools.encode_query, "Hello", serializer="cloudpickle")
+    message = str(info.value)
+    assert "outcome 'missing_module'" in message
+    assert "how to fix:" in message
+    assert "serializer='cloudpickle-by-value' works (tried on the target: ok)" in message
+    assert "or make 'encode_tools' importable there: paths = [" in message

@@ -22,7 +22,7 @@ from helpers import EXAMPLES, ROOT, label, our_containers
 import pytest_remote_serial as prs
 from pytest_remote_serial.host.controller import Controller
 from pytest_remote_serial.host.matrix import load_matrix
-from pytest_remote_serial.summary import parse_matrix
+from pytest_remote_serial.report.terminal import parse_matrix
 
 pytestmark = pytest.mark.docker
 sys.path.insert(0, str(Path(__file__).parent / "scripts"))
@@ -201,22 +201,25 @@ def test_examples_matrix_end_to_end(pytester, docker_client):
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(path.read_text())
     result = pytester.runpytest_subprocess("--remote-matrix", "-p", "no:cacheprovider", "-v")
-    assert result.ret == pytest.ExitCode.TESTS_FAILED  # the incompatibilities are the finding
-    result.stdout.fnmatch_lines(["*test_closure[[]py3.9[]] FAILED*", "*test_closure[[]py3.11[]] PASSED*",
+    # The incompatibilities are the finding, declared with expect=: nothing unexpected, so the run passes.
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-3000:]
+    result.stdout.fnmatch_lines(["*test_closure[[]py3.9[]] XFAIL*", "*test_closure[[]py3.11[]] PASSED*",
                                  "*test_function_that_raises[[]py3.13[]] PASSED*"])
     lines = result.stdout.lines
     start = lines.index(next(line for line in lines if "remote-serial matrix" in line)) + 1
-    end = next(i for i in range(start, len(lines)) if lines[i].startswith(("local:", "py3")))
+    end = next(i for i in range(start, len(lines)) if lines[i].startswith(("cells:", "local:", "py3")))
     matrix = parse_matrix(lines[start:end])
     closure = matrix["test_examples.py::test_closure"]
     assert {"py3.9", "py3.11", "py3.13", "py3.14"} <= set(closure)
-    assert closure["py3.11"].startswith("ok")
-    assert closure["py3.9"].startswith("load_error")
-    assert closure["py3.13"].startswith("load_error")
-    assert matrix["test_examples.py::test_function_that_raises"]["py3.9"].startswith("call_error")
+    assert closure["py3.11"].startswith("passed ok")
+    assert closure["py3.9"].startswith("xfailed load_error")  # declared: a known gap
+    assert closure["py3.13"].startswith("xfailed load_error")
+    assert matrix["test_examples.py::test_numpy_argument"]["py3.9"].startswith("xfailed missing_module")
+    # The test expects the exception: a call_error outcome, a passed verdict.
+    assert matrix["test_examples.py::test_function_that_raises"]["py3.9"].startswith("passed call_error")
     for target in ("py3.9", "py3.11", "py3.13", "py3.14"):
-        assert matrix["test_examples.py::test_closure_auto"][target].startswith("ok"), target
-        assert matrix["test_examples.py::test_script_module_function"][target].startswith("ok"), target
+        assert matrix["test_examples.py::test_closure_auto"][target].startswith("passed ok"), target
+        assert matrix["test_examples.py::test_script_module_function"][target].startswith("passed ok"), target
     # The seed scenarios (issue 4) hold on every target.
     failed = [line for line in lines if "test_seed_" in line and ("FAILED" in line or "ERROR" in line)]
     assert not failed, failed

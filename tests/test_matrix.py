@@ -102,3 +102,75 @@ def test_manylinux_platforms_cover_the_images_glibc():
     assert "manylinux_2_37_x86_64" not in tags
     with pytest.raises(BuildFailed, match="glibc"):
         manylinux_platforms("", "x86_64")
+
+
+def test_extends_default_inherits_the_bundled_targets_and_merges_overrides(tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "pyproject.toml").write_text("""
+[tool.pytest_remote_serial]
+extends = "default"
+memory = "1g"
+
+[tool.pytest_remote_serial.targets."py3.9"]
+paths = ["src"]
+pids = 64
+packages = ["python3-toolz"]
+
+[tool.pytest_remote_serial.targets."cuda-py3.11"]
+wheels = ["fastrlock"]
+
+[tool.pytest_remote_serial.targets.mine]
+image = "python:3.12-slim"
+""")
+    matrix = load_matrix(tmp_path)
+    bundled = load_matrix(tmp_path / "nowhere")
+    assert list(matrix.targets) == [*bundled.targets, "mine"]
+    py39 = matrix.targets["py3.9"]
+    assert py39.recipe == {"suite": "bullseye", "packages": ["python3", "python3-numpy", "python3-toolz"]}
+    assert (py39.paths, py39.pids, py39.memory) == (("src",), 64, "1g")
+    # An untouched target keeps its recipe, so its image is found by the same hash: no rebuild.
+    assert matrix.targets["py3.11"].recipe_hash() == bundled.targets["py3.11"].recipe_hash()
+    assert matrix.targets["py3.11"].memory == "1g"  # the top-level default
+    assert matrix.targets["cuda-py3.11"].recipe["wheels"][-1] == "fastrlock"
+    assert matrix.targets["cuda-py3.11"].gpu
+    assert matrix.targets["mine"].recipe == "python:3.12-slim"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('extends = "default"\n[targets."py3.9"]\npackages = "toolz"\n', "key 'packages' must be a list"),
+    ('extends = "mine"\n', "only \"default\" (the bundled targets) can be extended"),
+    ('extends = "default"\n[targets."py3.9"]\nsuite = "x"\n', "unknown key 'suite'"),
+    ('[targets."py3.9"]\npaths = ["src"]\n', "no recipe; give exactly one of debian, image, dockerfile; to change "
+                                            "only some keys of the bundled 'py3.9', put extends = \"default\""),
+    ('[targets.a]\nimage = "x"\npackages = ["toolz"]\n', "key 'packages' at the target's level adds to an "
+                                                        "inherited recipe"),
+    ('[targets.a]\nimage = "x"\npaths = ["srcc"]\n', "target 'a': paths entry 'srcc' does not exist"),
+    ('paths = ["targets.toml"]\n[targets.a]\nimage = "x"\n', "paths entry 'targets.toml' is a file, not a folder"),
+])
+def test_extends_and_paths_errors(tmp_path, text, expected):
+    write(tmp_path, text)
+    with pytest.raises(MatrixError) as info:
+        load_matrix(tmp_path)
+    assert expected in str(info.value)
+
+
+@pytest.mark.parametrize("args", [[], ["--remote-matrix"]])
+def test_a_bad_paths_entry_is_a_usage_error_naming_it(pytester, args):
+    """Not an unavailable target whose skipped tests make a green run."""
+    pytester.makepyprojecttoml('[tool.pytest_remote_serial]\nextends = "default"\npaths = ["scr"]\n')
+    pytester.makepyfile("def test_x(remote): pass")
+    result = pytester.runpytest_subprocess(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*pyproject.toml [[]tool.pytest_remote_serial[]]: paths entry 'scr' does not exist*"])
+
+
+def test_debootstrap_chooses_its_own_mirror_unless_the_recipe_names_one(tmp_path, monkeypatch):
+    from pytest_remote_serial.host.images import debootstrap_command
+
+    monkeypatch.delenv("PYTEST_REMOTE_SERIAL_MIRROR", raising=False)
+    plain = debootstrap_command("debootstrap", {"suite": "bookworm"}, ["python3"], tmp_path / "r", tmp_path)
+    assert plain[-2:] == ["bookworm", str(tmp_path / "r")]  # no mirror argument: debootstrap's default
+    assert not any("://" in part for part in plain)
+    named = debootstrap_command("debootstrap", {"suite": "bookworm", "mirror": "http://mirror.example/debian"},
+                                ["python3"], tmp_path / "r", tmp_path)
+    assert named[-1] == "http://mirror.example/debian"

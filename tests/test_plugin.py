@@ -31,6 +31,11 @@ def test_marker_is_registered_and_validated(pytester):
     ("targets='a'", "targets='a'): give a list of target names, e.g. targets=['a']"),
     ("targets=['nope']", "names unknown target(s) 'nope'; known: a, b, local"),
     ("serializer='pickel'", "serializer='pickel'): use one of auto, pickle"),
+    ("expect='syntax_error'", "expect='syntax_error'): give a dict of target name -> outcome"),
+    ("expect={'a': 'ok'}", "'ok' is not an outcome a round trip can be expected to end in ('ok' is what every"),
+    ("expect={'a': 'sintax_error'}", "'sintax_error' is not an outcome * use one of dump_error, load_error"),
+    ("expect={'a': []}", "give an outcome name or a list of them"),
+    ("expect={'nope': 'crash'}", "remote(expect=...) names unknown target(s) 'nope'; known: a, b, local"),
 ])
 @pytest.mark.parametrize("matrix", [False, True])
 def test_bad_marker_arguments_are_usage_errors_naming_the_test(pytester, argument, says, matrix):
@@ -125,35 +130,58 @@ def test_disabled_with_p_no(pytester):
     result.stdout.fnmatch_lines(["*fixture 'remote' not found*"])
 
 
+def _report(calls: list[tuple[str, str, str]], verdict: str = "passed") -> dict:
+    """A report of (nodeid, target, outcome) calls, each test with ``verdict``."""
+    return {"calls": [{"test": t, "target": target, "outcome": o, "phases_s": {"total": 0.002}}
+                      for t, target, o in calls],
+            "tests": [{"nodeid": t, "target": target, "verdict": verdict, "outcomes": [o], "duration_s": 0.1}
+                      for t, target, o in calls]}
+
+
 def test_summary_wraps_wide_matrices():
-    from pytest_remote_serial.outcomes import RoundTrip
-    from pytest_remote_serial.summary import parse_matrix, render_matrix
+    from pytest_remote_serial.report.record import cells
+    from pytest_remote_serial.report.terminal import parse_matrix, plain, render_matrix
 
     targets = [f"target-{i}" for i in range(12)]
-    records = [RoundTrip(outcome="ok", target=t, function="f", serializer="cloudpickle",
-                         phases={"total": 0.002}, test=f"tests/test_a.py::test_{n}[{t}]")
-               for t in targets for n in ("one", "two")]
-    lines = render_matrix(records, targets, width=100)
+    report = _report([(f"tests/test_a.py::test_{n}[{t}]", t, "ok") for t in targets for n in ("one", "two")])
+    lines = plain(render_matrix(cells(report), targets, width=100))
     assert max(len(line) for line in lines) <= 100
     assert "" in lines  # wrapped into blocks
     parsed = parse_matrix(lines)
-    assert parsed["test_one"] == {t: "ok 2.0ms" for t in targets}
+    assert parsed["test_one"] == {t: "passed ok 2.0ms" for t in targets}
 
 
-def test_summary_groups_rows_by_file():
-    from pytest_remote_serial.outcomes import RoundTrip
-    from pytest_remote_serial.summary import parse_matrix, render_matrix
+def test_summary_groups_rows_by_file_and_keeps_parameters():
+    from pytest_remote_serial.report.record import cells
+    from pytest_remote_serial.report.terminal import parse_matrix, plain, render_matrix
 
     long = "test_" + "x" * 60
-    records = [RoundTrip(outcome=outcome, target=t, function="f", serializer="cloudpickle",
-                         phases={"total": 0.001}, test=f"suite/{file}::{name}[{t}]")
-               for t, outcome in (("a", "ok"), ("b", "crash"))
-               for file, name in (("test_one.py", "test_x"), ("test_two.py", "test_x"), ("test_two.py", long))]
-    lines = render_matrix(records, ["a", "b"], width=100)
+    report = _report([(f"suite/{file}::{name}[{t}]", t, outcome)
+                      for t, outcome in (("a", "ok"), ("b", "crash"))
+                      for file, name in (("test_one.py", "test_x"), ("test_two.py", "test_x"),
+                                         ("test_two.py", long))]
+                     + [(f"suite/test_two.py::test_p[{p}-{t}]", t, "ok") for t in ("a", "b") for p in (1, 2)])
+    report["tests"][-1]["verdict"] = "failed"
+    lines = plain(render_matrix(cells(report), ["a", "b"], width=100))
     assert lines[0].startswith("suite/") and lines[1] == "test_one.py" and lines[2].startswith("  test_x ")
     assert any(line.startswith("  …") and "xxx " in line for line in lines)  # the end of a long name stays
     parsed = parse_matrix(lines)
-    assert parsed["test_one.py::test_x"] == parsed["test_two.py::test_x"] == {"a": "ok 1.0ms", "b": "crash 1.0ms"}
+    assert parsed["test_one.py::test_x"] == parsed["test_two.py::test_x"] == {
+        "a": "passed ok 2.0ms", "b": "passed crash 2.0ms"}
+    # One row per test id: the target's own parameter goes, the others stay.
+    assert parsed["test_two.py::test_p[1]"] == {"a": "passed ok 2.0ms", "b": "passed ok 2.0ms"}
+    assert parsed["test_two.py::test_p[2]"] == {"a": "passed ok 2.0ms", "b": "failed ok 2.0ms"}
+
+
+def test_row_of_drops_only_the_targets_parameter():
+    from pytest_remote_serial.report.record import row_of
+
+    assert row_of("t.py::test_x[py3.9]", "py3.9") == "t.py::test_x"
+    assert row_of("t.py::test_x[1-py3.9]", "py3.9") == "t.py::test_x[1]"
+    assert row_of("t.py::test_x[py3.9-1]", "py3.9") == "t.py::test_x[1]"
+    assert row_of("t.py::test_x[a-cuda-py3.11-b]", "cuda-py3.11") == "t.py::test_x[a-b]"
+    assert row_of("t.py::test_x[1]", "local") == "t.py::test_x[1]"
+    assert row_of("t.py::test_x", "local") == "t.py::test_x"
 
 
 @pytest.mark.parametrize("calls", ["[1]", '[{"target": 3}]', '[{"target": "a", "outcome": "ok", "phases_s": 5}]'])

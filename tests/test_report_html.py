@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_remote_serial.report_html import COLOURS, render_html, write_html
+from pytest_remote_serial.report.html import COLOURS, VERDICT_COLOURS, render_html, write_html
 
 INSTALL = "apt-get install chromium (Debian; `./dev` and `.ci/run` install it when run as root)"
 EVIL = "<script>alert('pwned')</script>"
@@ -80,10 +80,21 @@ def make_report() -> dict:
          "available": False, "reason": "no GPU: nvidia runtime missing", "cold_start_s": None, "build_s": None,
          "packages": {}},
     ]
+    verdicts = {  # the test's own result, which the outcome alone does not tell
+        (t_add, "py3.9"): "passed", (t_add, "py3.12"): "passed", (t_add, "py3.13"): "passed",
+        (t_lambda, "py3.9"): "passed",  # it expected the exception: call_error, yet green
+        (t_lambda, "py3.12"): "failed", (t_lambda, "py3.13"): "xfailed",  # declared in expect=
+        (t_numpy, "py3.9"): "failed", (t_numpy, "py3.12"): "error", (t_numpy, "py3.13"): "failed",
+        (t_crash, "py3.9"): "xfailed", (t_crash, "py3.12"): "failed", (t_crash, "py3.13"): "xpassed",
+    }
+    tests = [{"nodeid": f"{test}[{target}]", "target": target, "verdict": verdict,
+              "outcomes": list(dict.fromkeys(c["outcome"] for c in calls if c["test"] == f"{test}[{target}]")),
+              "duration_s": 0.01, "expected": ["syntax_error"] if (test, target) == (t_lambda, "py3.13") else None,
+              "reason": None} for (test, target), verdict in verdicts.items()]
     return {"version": 1, "created": "2024-05-01T12:00:00Z",
             "host": {"python": "3.11.7", "platform": "Linux-6.1-x86_64",
                      "packages": {"cloudpickle": "3.1.2", "dill": "0.4.1"}},
-            "targets": targets, "calls": calls}
+            "targets": targets, "calls": calls, "tests": tests}
 
 
 class Elements(HTMLParser):
@@ -106,41 +117,64 @@ def page() -> str:
     return render_html(make_report())
 
 
-def test_grid_has_a_cell_per_function_and_target_coloured_by_outcome(page: str) -> None:
+def test_grid_has_a_cell_per_test_and_target_coloured_by_verdict_labelled_by_outcome(page: str) -> None:
     doc = Elements(page)
     assert len(doc.find("table")) >= 1 and any(a.get("id") == "grid" for a in doc.find("table"))
-    cells = {(a["data-test"], a["data-target"]): a["class"] for a in doc.find("td", "cell")}
-    # Rows drop the [param]; columns keep the report's order, the unavailable one greyed in every row.
+    cells = {(a["data-test"], a["data-target"]): (a["data-verdict"], a["data-outcomes"], a["class"])
+             for a in doc.find("td", "cell")}
+    # Rows drop the target's [param]; columns keep the report's order, the unavailable one greyed in every row.
     assert len(cells) == 4 * 4
-    assert cells[("tests/test_x.py::test_add", "py3.9")] == "cell outcome-ok"
-    assert cells[("tests/test_x.py::test_lambda", "py3.9")] == "cell outcome-call_error"
-    assert cells[("tests/test_x.py::test_lambda", "py3.12")] == "cell outcome-load_error"
-    assert cells[("tests/test_x.py::test_lambda", "py3.13")] == "cell outcome-syntax_error"
-    assert cells[("tests/test_y.py::test_numpy", "py3.9")] == "cell outcome-missing_module"
-    assert cells[("tests/test_y.py::test_numpy", "py3.12")] == "cell outcome-dump_error"
-    assert cells[("tests/test_y.py::test_numpy", "py3.13")] == "cell outcome-result_error"
-    assert cells[("tests/test_y.py::test_segfault", "py3.9")] == "cell outcome-crash"
-    assert cells[("tests/test_y.py::test_segfault", "py3.12")] == "cell outcome-timeout"
-    assert {v for (_, t), v in cells.items() if t == "cuda12"} == {"cell outcome-unavailable"}
+    assert cells[("tests/test_x.py::test_add", "py3.9")] == ("passed", "ok", "cell verdict-passed outcome-ok")
+    # A test that expects the exception passes: green, with call_error as its text.
+    assert cells[("tests/test_x.py::test_lambda", "py3.9")][:2] == ("passed", "call_error")
+    assert cells[("tests/test_x.py::test_lambda", "py3.12")][:2] == ("failed", "load_error")
+    assert cells[("tests/test_x.py::test_lambda", "py3.13")][:2] == ("xfailed", "syntax_error")
+    assert cells[("tests/test_y.py::test_numpy", "py3.9")][:2] == ("failed", "missing_module")
+    assert cells[("tests/test_y.py::test_numpy", "py3.12")][:2] == ("error", "dump_error")
+    assert cells[("tests/test_y.py::test_segfault", "py3.9")][:2] == ("xfailed", "crash")
+    assert cells[("tests/test_y.py::test_segfault", "py3.13")][:2] == ("xpassed", "ok")
+    assert {v[1] for (_, t), v in cells.items() if t == "cuda12"} == {"unavailable"}
     heads = re.findall(r"<th scope=\"col\"[^>]*>([^<]+)", page)
-    assert heads == ["test function", "py3.9", "py3.12", "py3.13", "cuda12"]
+    assert heads == ["test", "py3.9", "py3.12", "py3.13", "cuda12"]
 
 
-def test_cell_shows_outcome_and_median_total_in_ms(page: str) -> None:
-    cell = re.search(r'<td class="cell outcome-ok" data-test="tests/test_x.py::test_add" data-target="py3.9".*?</td>',
-                     page)
+def test_cell_shows_verdict_outcome_and_median_total_in_ms(page: str) -> None:
+    cell = re.search(r'<td class="cell verdict-passed outcome-ok" data-test="tests/test_x.py::test_add" '
+                     r'data-target="py3.9".*?</td>', page)
     assert cell is not None
-    assert ">ok<" in cell.group(0)
+    assert '<span class="verdict">passed</span><span class="outcome">ok</span>' in cell.group(0)
     assert "2.00 ms · 3 calls" in cell.group(0)  # median of 1, 2 and 10 ms
+    xfail = re.search(r'<td class="cell verdict-xfailed[^"]*" data-test="tests/test_x.py::test_lambda" '
+                      r'data-target="py3.13".*?</td>', page)
+    assert xfail is not None and "syntax_error (expected)" in xfail.group(0)
 
 
-def test_mixed_cell_takes_the_colour_of_its_worst_outcome() -> None:
+def test_parametrized_tests_keep_one_row_per_test_id() -> None:
+    report = make_report()
+    for param in ("a", "b"):
+        for target in ("py3.9", "py3.12"):
+            nodeid = f"tests/test_p.py::test_param[{param}-{target}]"
+            report["calls"].append(_call(nodeid, target))
+            report["tests"].append({"nodeid": nodeid, "target": target, "verdict": "passed" if param == "a"
+                                    else "failed", "outcomes": ["ok"], "duration_s": 0.1})
+    doc = Elements(render_html(report))
+    rows = {(a["data-test"], a["data-target"]): a["data-verdict"] for a in doc.find("td", "cell")
+            if "test_param" in a["data-test"]}
+    assert rows == {("tests/test_p.py::test_param[a]", "py3.9"): "passed",
+                    ("tests/test_p.py::test_param[a]", "py3.12"): "passed",
+                    ("tests/test_p.py::test_param[b]", "py3.9"): "failed",
+                    ("tests/test_p.py::test_param[b]", "py3.12"): "failed",
+                    ("tests/test_p.py::test_param[a]", "cuda12"): "unknown",
+                    ("tests/test_p.py::test_param[b]", "cuda12"): "unknown"}
+
+
+def test_mixed_cell_lists_every_outcome() -> None:
     report = make_report()
     report["calls"].append(_call("tests/test_x.py::test_add[py3.9]", "py3.9", "crash",
                                  error={"type": "TargetCrashed", "message": "exit 139", "exit_code": 139}))
     doc = Elements(render_html(report))
     cell = [a for a in doc.find("td", "cell") if a["data-test"].endswith("test_add") and a["data-target"] == "py3.9"]
-    assert cell[0]["class"] == "cell outcome-crash"
+    assert cell[0]["class"] == "cell verdict-passed outcome-crash"
     assert cell[0]["data-outcomes"] == "ok crash"
 
 
@@ -203,7 +237,10 @@ def test_header_and_summary(page: str) -> None:
     assert "3.11.7" in page and "Linux-6.1-x86_64" in page and "cloudpickle&nbsp;3.1.2" in page
     assert "2024-05-01T12:00:00Z" in page
     doc = Elements(page)
-    chips = {a["data-outcome"] for a in doc.find("li", "chip")}
+    chips = {a["data-outcome"] for a in doc.find("li", "chip") if "data-outcome" in a}
+    verdicts = {a["data-verdict"] for a in doc.find("li", "chip") if "data-verdict" in a}
+    assert verdicts == {"passed", "failed", "error", "xfailed", "xpassed"}
+    assert re.search(r'data-verdict="passed"><b>4</b>', page)
     assert chips == {"ok", "call_error", "load_error", "syntax_error", "missing_module", "dump_error",
                      "result_error", "crash", "timeout"}
     assert re.search(r'data-outcome="ok"><b>6</b>', page)
@@ -336,16 +373,23 @@ def test_page_renders_in_headless_chromium(pytestconfig: pytest.Config, tmp_path
     assert len(doc.find("td", "selected")) == 1
     panel = dom[dom.index('<aside id="panel"'):]
     panel = panel[: panel.index("</aside>")]
-    assert 'data-target="py3.9"' in panel and "ValueError: &lt;script&gt;" in panel
+    # The first failing verdict is shown: test_lambda on py3.12 (its load_error), not the passing call_error.
+    assert 'data-target="py3.12"' in panel and "code() argument 13 must be str" in panel
     assert len(doc.find("script")) == 2  # the traceback's <script> stayed text
 
     data = png.read_bytes()
     assert len(data) > 20_000, len(data)
     width, height, rows = _png_pixels(data)
     assert (width, height) == (1400, 1000)
-    # The colours drawn are the report's: green ok cells, the red of a crash, the grey of unavailable.
-    for colour in (COLOURS["ok"][0], COLOURS["crash"][0], COLOURS["unavailable"][0]):
-        assert _has_colour(rows, colour) > 1000, colour
+    # The colours drawn are the verdicts': green passed, red failed, the xfailed slate, the orange
+    # xpassed and the grey of an unavailable target; the outcomes are the cells' text.
+    for colour in (VERDICT_COLOURS["passed"][0], VERDICT_COLOURS["failed"][0], VERDICT_COLOURS["xfailed"][0],
+                   VERDICT_COLOURS["xpassed"][0], COLOURS["unavailable"][0]):
+        assert _has_colour(rows, colour) > 500, colour
+    for text in ('<span class="verdict">failed</span><span class="outcome">load_error</span>',
+                 '<span class="verdict">xfailed</span><span class="outcome">syntax_error (expected)</span>',
+                 '<span class="verdict">passed</span><span class="outcome">call_error</span>'):
+        assert text in dom, text
     artifacts = os.environ.get("PRS_ARTIFACTS")
     if artifacts:
         Path(artifacts).mkdir(parents=True, exist_ok=True)

@@ -78,6 +78,8 @@ def _cloudpickle_by_value(obj: Any, copies: agent.DeviceCopies | None = None) ->
     import cloudpickle
 
     func = obj[0]
+    while getattr(func, "__module__", None) in (None, "functools") and callable(getattr(func, "func", None)):
+        func = func.func  # a functools.partial: by value is about the function it holds
     module = sys.modules.get(getattr(func, "__module__", None) or "")
     if module is None or module.__name__ in ("__main__", "builtins"):
         return _cloudpickle(obj, copies)

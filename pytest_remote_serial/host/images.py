@@ -30,7 +30,6 @@ from .paths import cache_dir
 # Bump when the way images are built changes, so old images are rebuilt.
 BUILDER_VERSION = "1"
 LABEL = "pytest-remote-serial.recipe"
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
 # Trimmed from the root filesystem: nothing a target's Python needs.
 SLIM = ("usr/share/doc", "usr/share/man", "usr/share/info", "var/cache/apt/archives",
         "var/lib/apt/lists", "var/cache/debconf/templates.dat-old")
@@ -59,6 +58,17 @@ def build_lock(key: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def debootstrap_command(debootstrap: str, recipe: dict[str, Any], packages: list[str], rootfs: Path,
+                        debs: Path) -> list[str]:
+    """debootstrap chooses its own mirror unless the recipe's ``mirror`` (or
+    ``$PYTEST_REMOTE_SERIAL_MIRROR``) names one: no URL is written into this code."""
+    cmd = [debootstrap, "--variant=minbase", f"--include={','.join(packages)}", f"--cache-dir={debs}"]
+    if recipe.get("components"):
+        cmd.append(f"--components={','.join(recipe['components'])}")
+    mirror = recipe.get("mirror") or os.environ.get("PYTEST_REMOTE_SERIAL_MIRROR")
+    return cmd + [recipe["suite"], str(rootfs), *([mirror] if mirror else [])]
 
 
 class ImageBuilder:
@@ -161,17 +171,14 @@ class ImageBuilder:
         wheels = list(recipe.get("wheels", []))
         if wheels and "python3-pip" not in packages:
             packages.append("python3-pip")  # installs the downloaded wheels inside, offline
-        mirror = recipe.get("mirror") or os.environ.get("PYTEST_REMOTE_SERIAL_MIRROR", DEFAULT_MIRROR)
         debs = cache_dir() / "debs" / suite
         debs.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f"rootfs-{target.name}-", dir=_build_dir()))
         rootfs = work / "rootfs"
-        cmd = [debootstrap, "--variant=minbase", f"--include={','.join(packages)}",
-               f"--cache-dir={debs}"]
-        if recipe.get("components"):
-            cmd.append(f"--components={','.join(recipe['components'])}")
-        cmd += [suite, str(rootfs), mirror]
-        self.progress(f"{target.name}: debootstrap {suite} ({', '.join(packages)}) from {mirror}")
+        cmd = debootstrap_command(debootstrap, recipe, packages, rootfs, debs)
+        mirror = recipe.get("mirror") or os.environ.get("PYTEST_REMOTE_SERIAL_MIRROR")
+        where = f"from {mirror}" if mirror else "from debootstrap's default mirror"
+        self.progress(f"{target.name}: debootstrap {suite} ({', '.join(packages)}) {where}")
         try:
             self._run_logged(target.name, cmd, "debootstrap")
             if wheels:

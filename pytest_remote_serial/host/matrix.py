@@ -32,7 +32,9 @@ ENGINE_SCHEMES = ("unix://", "tcp://", "ssh://", "http://", "https://")
 # The agent's own floor (DESIGN §3): an older interpreter cannot even import it.
 MIN_PYTHON = (3, 9)
 DEBIAN_KEYS = {"suite", "packages", "mirror", "components", "wheels"}
-MATRIX_KEYS = {"targets", "paths", "trusted", "trusted_modules"}
+MATRIX_KEYS = {"targets", "paths", "trusted", "trusted_modules", "extends", "memory", "pids", "context"}
+# What a target table that only overrides an inherited (``extends``) target may hold.
+OVERRIDE_KEYS = TARGET_KEYS - set(RECIPE_KINDS) | {"packages", "wheels"}
 # Below this the agent's interpreter cannot even start (measured: ~20 MiB with the serializers).
 MIN_MEMORY = 32 << 20
 TRANSPORTS = ("auto", "socket", "stdio")
@@ -41,6 +43,10 @@ BUNDLED = Path(__file__).resolve().parent.parent / "targets.toml"
 
 class MatrixError(ValueError):
     """A matrix file that cannot be used; the message names file, target and key."""
+
+
+class PathsError(MatrixError):
+    """A ``paths`` entry that is no folder: a usage error even when only ``local`` runs."""
 
 
 @dataclass(frozen=True)
@@ -177,7 +183,9 @@ def load_matrix(rootdir: Path, explicit: str | None = None) -> Matrix:
         raise MatrixError(f"{where}: expected a table")
     _check_keys(data, MATRIX_KEYS, where)
     base = path.parent if path != BUNDLED else rootdir
+    data = extend(data, where)
     shared_paths = _paths(data.get("paths", []), where, "paths")
+    check_paths(shared_paths, base, where)
     shared = _trust(data, where, None, ())
     raw_targets = data.get("targets")
     if not isinstance(raw_targets, dict) or not raw_targets:
@@ -186,8 +194,66 @@ def load_matrix(rootdir: Path, explicit: str | None = None) -> Matrix:
     for name, spec in raw_targets.items():
         if name == LOCAL:
             raise MatrixError(f"{where}: target 'local' is built in and cannot be redefined")
+        defaults = {k: data[k] for k in ("memory", "pids", "context") if k in data}
+        if isinstance(spec, dict):
+            spec = {**defaults, **spec}
         targets[name] = _target(name, spec, where, base, shared_paths, shared)
+        check_paths(targets[name].paths[len(shared_paths):], base, f"{where}: target {name!r}")
     return Matrix(where, targets)
+
+
+def extend(data: dict[str, Any], where: str) -> dict[str, Any]:
+    """``extends = "default"``: the bundled targets, each table of this file either a whole
+    new recipe (replacing or adding a target) or overrides merged onto the inherited one."""
+    if "extends" not in data:
+        return data
+    if data["extends"] != "default":
+        raise MatrixError(f"{where}: extends = {data['extends']!r}; only \"default\" (the bundled targets) "
+                          "can be extended")
+    inherited = {name: dict(spec) for name, spec in _parse(BUNDLED)["targets"].items()}
+    own = data.get("targets", {})
+    if not isinstance(own, dict):
+        raise MatrixError(f"{where}: key 'targets' must hold [targets.<name>] tables")
+    for name, spec in own.items():
+        if not isinstance(spec, dict) or name not in inherited or any(k in spec for k in RECIPE_KINDS):
+            inherited[name] = spec  # a target of its own (checked as any other)
+            continue
+        inherited[name] = _override(inherited[name], spec, f"{where}: target {name!r}")
+    return {**{k: v for k, v in data.items() if k != "extends"}, "targets": inherited}
+
+
+def _override(base: dict[str, Any], spec: dict[str, Any], here: str) -> dict[str, Any]:
+    """One bundled target with this file's overrides; ``packages``/``wheels`` add to its recipe."""
+    _check_keys(spec, OVERRIDE_KEYS, f"{here} (overrides of the bundled target)")
+    merged = {**base, **{k: v for k, v in spec.items() if k not in ("packages", "wheels")}}
+    for key in ("packages", "wheels"):
+        if key not in spec:
+            continue
+        extra = spec[key]
+        if not isinstance(extra, list) or not all(isinstance(x, str) and x.strip() for x in extra):
+            raise MatrixError(f"{here}: key {key!r} must be a list of names added to the inherited recipe")
+        if "debian" not in merged:
+            raise MatrixError(f"{here}: key {key!r} adds to a debian recipe; this target has none")
+        recipe = dict(merged["debian"])
+        default = ["python3"] if key == "packages" else []
+        recipe[key] = list(dict.fromkeys([*recipe.get(key, default), *extra]))
+        merged["debian"] = recipe
+    return merged
+
+
+def check_paths(paths: tuple[str, ...], base: Path, where: str) -> None:
+    """A ``paths`` entry that is not a folder is a usage error now, not an unavailable target
+    later (whose skipped tests would make a green run)."""
+    for entry in paths:
+        folder = Path(entry) if Path(entry).is_absolute() else base / entry
+        if not folder.is_dir():
+            why = "is a file, not a folder" if folder.exists() else "does not exist"
+            raise PathsError(f"{where}: paths entry {entry!r} {why} ({folder}); give a folder relative to "
+                              f"{base} (e.g. \"src\") or an absolute path")
+
+
+def _bundled_names() -> set[str]:
+    return set(_parse(BUNDLED).get("targets", {}))
 
 
 def _parse(path: Path) -> dict[str, Any]:
@@ -242,10 +308,17 @@ def _target(name: str, spec: Any, where: str, base: Path, shared_paths: tuple[st
     here = f"{where}: target {name!r}"
     if not isinstance(spec, dict):
         raise MatrixError(f"{here}: expected a table, got {type(spec).__name__}")
+    for key in ("packages", "wheels"):
+        if key in spec:
+            raise MatrixError(f"{here}: key {key!r} at the target's level adds to an inherited recipe "
+                              f"(extends = \"default\" at the top); in a recipe of its own write "
+                              f"debian = {{ suite = ..., {key} = [...] }}")
     _check_keys(spec, TARGET_KEYS, here)
     kinds = [k for k in RECIPE_KINDS if k in spec]
     if not kinds:
-        raise MatrixError(f"{here}: no recipe; give exactly one of {', '.join(RECIPE_KINDS)}")
+        hint = (f"; to change only some keys of the bundled {name!r}, put extends = \"default\" at the top"
+                if name in _bundled_names() else "")
+        raise MatrixError(f"{here}: no recipe; give exactly one of {', '.join(RECIPE_KINDS)}{hint}")
     if len(kinds) > 1:
         raise MatrixError(f"{here}: two recipes ({' and '.join(kinds)}); keep exactly one")
     kind = kinds[0]

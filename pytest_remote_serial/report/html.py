@@ -1,7 +1,7 @@
 """A self-contained HTML page drawn from the JSON report (DESIGN §5).
 
 One file that opens anywhere, offline, as a CI artifact: CSS, JS and the SVG chart are inline,
-nothing is fetched. Like summary.py this only renders; it reads the report dictionary and
+nothing is fetched. Like terminal.py this only renders; it reads the report dictionary and
 never touches Docker or the plugin's state.
 """
 
@@ -18,7 +18,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Union
 
-from .summary import test_function
+from .record import Cell, call_outcome
+from .record import cells as report_cells
 
 __all__ = ["render_html", "write_html"]
 
@@ -43,6 +44,15 @@ COLOURS = {
     "result_error": ("#f0dccd", "#8a5433"),
     "unavailable": ("#e6e6e6", "#7a7a7a"),
 }
+# (background, accent) per verdict: what the cell is coloured by; the outcome is its text.
+VERDICT_COLOURS = {
+    "passed": ("#d3f0db", "#2e8b47"),
+    "failed": ("#f9c9c9", "#c62828"),
+    "error": ("#f5c4d4", "#a3123f"),
+    "xfailed": ("#e3e8f0", "#5a6b85"),
+    "xpassed": ("#ffe2bf", "#d9780a"),
+    "skipped": ("#ececec", "#8a8a8a"),
+}
 PHASE_COLOURS = {"dump": "#4e79a7", "send": "#f28e2b", "load": "#e15759", "call": "#76b7b2",
                  "result": "#59a14f"}
 
@@ -54,13 +64,13 @@ def render_html(report: dict[str, Any]) -> str:
     host = report.get("host") or {}
     calls = [c for c in report.get("calls") or [] if isinstance(c, dict)]
     targets = _targets(report.get("targets") or [], calls)
-    cells = _cells(calls, targets)
+    cells = _cells(report, targets)
     parts = [
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n",
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n",
         "<title>pytest-remote-serial report</title>\n<style>", _css(), "</style>\n</head>\n<body>\n",
         _header(host, report.get("created")),
-        _summary(calls, targets),
+        _summary(calls, targets, report.get("tests") or []),
         "<main class=\"layout\">\n<section class=\"grid-wrap\">\n<h2>Matrix</h2>\n",
         _grid(cells, targets),
         "</section>\n<aside id=\"panel\" aria-live=\"polite\">"
@@ -102,34 +112,30 @@ def _available(target: dict[str, Any]) -> bool:
     return target.get("available", True) is not False
 
 
-class _Cell:
-    """The calls of one test function on one target, with what the page shows for them."""
-
-    def __init__(self, index: int, row: str, target: dict[str, Any], calls: list[dict[str, Any]]) -> None:
-        self.id = f"d-{index}"
-        self.row = row
-        self.target = target
-        self.calls = calls
-        outcomes = list(dict.fromkeys(str(c.get("outcome") or "unknown") for c in calls)) or ["unavailable"]
-        self.outcomes = outcomes
-        self.outcome = min(outcomes, key=lambda o: SEVERITY.index(o) if o in SEVERITY else -1)
-        totals = [t for t in (_phase(c, "total") for c in calls) if t is not None]
-        self.median_s = statistics.median(totals) if totals else None
+def _worst(outcomes: list[str]) -> str:
+    return min(outcomes, key=lambda o: SEVERITY.index(o) if o in SEVERITY else -1) if outcomes else "unavailable"
 
 
-def _cells(calls: list[dict[str, Any]], targets: list[dict[str, Any]]) -> dict[tuple[str, str], _Cell]:
-    """Calls grouped by (row, target); an unavailable target gets a grey cell in every row."""
-    grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for call in calls:
-        grouped.setdefault((test_function(call.get("test")), str(call.get("target"))), []).append(call)
-    rows = sorted({row for row, _ in grouped})
-    cells: dict[tuple[str, str], _Cell] = {}
+def _cells(report: dict[str, Any], targets: list[dict[str, Any]]) -> dict[tuple[str, str], Cell]:
+    """The report's cells in row order, targets in the report's order; an unavailable target
+    gets a grey cell in every row that has none."""
+    found = report_cells(report)
+    rows = sorted({row for row, _ in found})
+    names = [t["name"] for t in targets] + sorted({t for _, t in found} - {t["name"] for t in targets})
+    out: dict[tuple[str, str], Cell] = {}
+    down = {t["name"] for t in targets if not _available(t)}
     for row in rows:
-        for target in targets:
-            key = (row, target["name"])
-            if key in grouped or not _available(target):
-                cells[key] = _Cell(len(cells), row, target, grouped.get(key, []))
-    return cells
+        for name in names:
+            cell = found.get((row, name))
+            if cell is None and name in down:
+                cell = Cell(row, name, outcomes=["unavailable"])
+            if cell is not None:
+                out[(row, name)] = cell
+    return out
+
+
+def _cell_id(index: int) -> str:
+    return f"d-{index}"
 
 
 def _phase(call: dict[str, Any], name: str) -> float | None:
@@ -215,10 +221,14 @@ def _header(host: dict[str, Any], created: Any) -> str:
     return f"<header>\n<h1>pytest-remote-serial report</h1>\n<dl class=\"meta\">{meta}</dl>\n</header>\n"
 
 
-def _summary(calls: list[dict[str, Any]], targets: list[dict[str, Any]]) -> str:
-    counts = Counter(str(c.get("outcome") or "unknown") for c in calls)
-    order = sorted(counts, key=lambda o: (SEVERITY[::-1].index(o) if o in SEVERITY else 99, o))
+def _summary(calls: list[dict[str, Any]], targets: list[dict[str, Any]], tests: list[Any]) -> str:
+    verdicts = Counter(str(t.get("verdict")) for t in tests if isinstance(t, dict))
     chips = "".join(
+        f"<li class=\"chip verdict-{_css_name(v)}\" data-verdict=\"{_e(v)}\"><b>{verdicts[v]}</b> {_e(v)}</li>"
+        for v in VERDICT_COLOURS if verdicts.get(v))
+    counts = Counter(call_outcome(c) for c in calls)
+    order = sorted(counts, key=lambda o: (SEVERITY[::-1].index(o) if o in SEVERITY else 99, o))
+    chips += "".join(
         f"<li class=\"chip outcome-{_css_name(o)}\" data-outcome=\"{_e(o)}\">"
         f"<b>{counts[o]}</b> {_e(o)}</li>" for o in order)
     down = [t for t in targets if not _available(t)]
@@ -226,59 +236,72 @@ def _summary(calls: list[dict[str, Any]], targets: list[dict[str, Any]]) -> str:
     if down:
         names = ", ".join(f"<b>{_e(t['name'])}</b> ({_e(t.get('reason') or 'no reason given')})" for t in down)
         note = f"<p class=\"down\">Unavailable targets: {names}</p>"
-    return (f"<section id=\"summary\">\n<h2>Summary</h2>\n<p>{len(calls)} calls on {len(targets)} targets.</p>"
+    return (f"<section id=\"summary\">\n<h2>Summary</h2>\n<p>{len(tests)} tests, {len(calls)} calls on {len(targets)} "
+            "targets. Cells are coloured by the test's verdict; the text is its round trips' outcome(s).</p>"
             f"<ul class=\"chips\">{chips}</ul>{note}\n</section>\n")
 
 
-def _grid(cells: dict[tuple[str, str], _Cell], targets: list[dict[str, Any]]) -> str:
+def _grid(cells: dict[tuple[str, str], Cell], targets: list[dict[str, Any]]) -> str:
     rows = sorted({row for row, _ in cells})
     if not rows:
         return "<p class=\"empty\">No calls were recorded.</p>\n"
     head = "".join(
         f"<th scope=\"col\" class=\"{'' if _available(t) else 'down'}\">{_e(t['name'])}"
         f"<small>{_e(t.get('python') or '')}</small></th>" for t in targets)
-    out = [f"<table id=\"grid\">\n<thead><tr><th scope=\"col\">test function</th>{head}</tr></thead>\n<tbody>\n"]
+    extra = sorted({t for _, t in cells} - {t["name"] for t in targets})
+    head += "".join(f"<th scope=\"col\">{_e(name)}</th>" for name in extra)
+    columns = [t["name"] for t in targets] + extra
+    ids = {key: _cell_id(i) for i, key in enumerate(cells)}
+    out = [f"<table id=\"grid\">\n<thead><tr><th scope=\"col\">test</th>{head}</tr></thead>\n<tbody>\n"]
     for row in rows:
         file, sep, name = row.rpartition("::")
         label = f"<span class=\"file\">{_e(file)}::</span><span class=\"fn\">{_e(name)}</span>" if sep else _e(row)
         out.append(f"<tr><th scope=\"row\" title=\"{_e(row)}\">{label}</th>")
-        for target in targets:
-            cell = cells.get((row, target["name"]))
-            out.append(_grid_cell(cell) if cell else "<td class=\"nocell\">–</td>")
+        for name in columns:
+            cell = cells.get((row, name))
+            out.append(_grid_cell(cell, ids[(row, name)]) if cell else "<td class=\"nocell\">–</td>")
         out.append("</tr>\n")
     out.append("</tbody>\n</table>\n")
     return "".join(out)
 
 
-def _grid_cell(cell: _Cell) -> str:
-    label = "+".join(cell.outcomes)
+def _grid_cell(cell: Cell, cell_id: str) -> str:
+    label = cell.label
     n = len(cell.calls)
-    timing = _ms(cell.median_s) if cell.median_s is not None else ""
+    median = cell.median_s
+    timing = _ms(median) if median is not None else ""
     count = f" · {n} calls" if n > 1 else ""
-    title = f"{cell.row} on {cell.target['name']}: {label}"
-    if cell.median_s is not None:
+    verdict = cell.verdict or "unknown"
+    expected = " (expected)" if cell.verdict == "xfailed" and cell.expected else ""
+    title = f"{cell.row} on {cell.target}: {verdict}, outcome {label}{expected}"
+    if median is not None:
         title += f", median {timing} over {n} call{'s' if n != 1 else ''}"
-    elif not cell.calls:
-        title += f" ({cell.target.get('reason') or 'target unavailable'})"
-    return (f"<td class=\"cell outcome-{_css_name(cell.outcome)}\" data-test=\"{_e(cell.row)}\" "
-            f"data-target=\"{_e(cell.target['name'])}\" data-outcomes=\"{_e(' '.join(cell.outcomes))}\" "
-            f"data-details=\"{cell.id}\" tabindex=\"0\" title=\"{_e(title)}\">"
-            f"<a href=\"#{cell.id}\"><span class=\"outcome\">{_e(label)}</span>"
+    if cell.reason:
+        title += f" ({cell.reason})"
+    return (f"<td class=\"cell verdict-{_css_name(verdict)} outcome-{_css_name(_worst(cell.outcomes))}\" "
+            f"data-test=\"{_e(cell.row)}\" data-target=\"{_e(cell.target)}\" data-verdict=\"{_e(verdict)}\" "
+            f"data-outcomes=\"{_e(' '.join(cell.outcomes))}\" data-details=\"{cell_id}\" tabindex=\"0\" "
+            f"title=\"{_e(title)}\"><a href=\"#{cell_id}\">"
+            + (f"<span class=\"verdict\">{_e(verdict)}</span>" if cell.verdict else "")
+            + f"<span class=\"outcome\">{_e(label)}{_e(expected)}</span>"
             f"<span class=\"ms\">{_e(timing)}{count}</span></a></td>")
 
 
-def _details(cells: dict[tuple[str, str], _Cell]) -> str:
+def _details(cells: dict[tuple[str, str], Cell]) -> str:
     """Every cell's calls in a <details>: the no-JS view, and what the side panel copies."""
     out = ["<section id=\"calls\">\n<h2>Calls by cell</h2>\n"]
-    for cell in cells.values():  # built row by row, targets in the report's order
-        out.append(f"<details id=\"{cell.id}\" class=\"cell-details outcome-{_css_name(cell.outcome)}\" "
-                   f"data-test=\"{_e(cell.row)}\" data-target=\"{_e(cell.target['name'])}\">"
-                   f"<summary><span class=\"dot\"></span>{_e(cell.row)} <b>@ {_e(cell.target['name'])}</b>"
-                   f" — {_e('+'.join(cell.outcomes))}</summary>\n<div class=\"body\">"
-                   f"<h3>{_e(cell.row)} <span>@ {_e(cell.target['name'])}</span></h3>")
-        if not cell.calls:
-            reason = cell.target.get("reason") or "the target could not start"
-            out.append(f"<p class=\"down\">Target unavailable: {_e(reason)}</p>")
+    for index, cell in enumerate(cells.values()):  # built row by row, targets in the report's order
+        verdict = cell.verdict or "unknown"
+        out.append(f"<details id=\"{_cell_id(index)}\" class=\"cell-details verdict-{_css_name(verdict)}\" "
+                   f"data-test=\"{_e(cell.row)}\" data-target=\"{_e(cell.target)}\">"
+                   f"<summary><span class=\"dot\"></span>{_e(cell.row)} <b>@ {_e(cell.target)}</b>"
+                   f" — {_e(verdict)}: {_e(cell.label)}</summary>\n<div class=\"body\">"
+                   f"<h3>{_e(cell.row)} <span>@ {_e(cell.target)}</span></h3>"
+                   f"<p class=\"verdict-line\">test <b>{_e(verdict)}</b>; round trips: {_e(cell.label)}"
+                   + (f"; declared expect: {_e(' or '.join(cell.expected))}" if cell.expected else "")
+                   + (f"<br><span class=\"reason\">{_e(cell.reason)}</span>" if cell.reason else "") + "</p>")
+        if not cell.calls and "unavailable" in cell.outcomes:
+            out.append("<p class=\"down\">Target unavailable</p>")
         for number, call in enumerate(cell.calls, 1):
             out.append(_call(number, call))
         out.append("</div></details>\n")
@@ -287,7 +310,7 @@ def _details(cells: dict[tuple[str, str], _Cell]) -> str:
 
 
 def _call(number: int, call: dict[str, Any]) -> str:
-    outcome = str(call.get("outcome") or "unknown")
+    outcome = call_outcome(call)
     fallback = call.get("fallback_from") or []
     rows = [("serializer", _e(call.get("serializer") or "?")),
             ("fallback from", _e(", ".join(map(str, fallback))) if fallback else "—"),
@@ -407,7 +430,8 @@ def _tick(value: float, step: float) -> str:
 
 def _targets_table(calls: list[dict[str, Any]], targets: list[dict[str, Any]]) -> str:
     build = any(t.get("build_s") is not None for t in targets)
-    head = ("<tr><th>target</th><th>Python</th><th>image</th><th>status</th><th>cold start</th>"
+    head = ("<tr><th>target</th><th>Python</th><th>image</th><th>backend · engine · transport</th>"
+            "<th>status</th><th>cold start</th>"
             + ("<th>build</th>" if build else "") + "<th>ok calls</th><th>median round trip</th>"
             "<th>packages</th></tr>")
     out = [f"<table id=\"targets\">\n<caption>Targets</caption>\n<thead>{head}</thead>\n<tbody>\n"]
@@ -421,7 +445,8 @@ def _targets_table(calls: list[dict[str, Any]], targets: list[dict[str, Any]]) -
         status = ("available" + (" · GPU" if t.get("gpu") else "") if _available(t)
                   else f"<span class=\"down\">unavailable: {_e(t.get('reason') or '?')}</span>")
         out.append(f"<tr data-target=\"{_e(t['name'])}\"><th>{_e(t['name'])}</th><td>{_e(t.get('python') or '—')}"
-                   f"</td><td>{image}</td><td>{status}</td><td class=\"num\">{_seconds(t.get('cold_start_s'))}</td>"
+                   f"</td><td>{image}</td><td class=\"how\">{_how(t)}</td><td>{status}</td>"
+                   f"<td class=\"num\">{_seconds(t.get('cold_start_s'))}</td>"
                    + (f"<td class=\"num\">{_seconds(t.get('build_s'))}</td>" if build else "")
                    + f"<td class=\"num\">{len(ok)}/{len(mine)}</td><td class=\"num\">{_ms(total)}</td>"
                    f"<td class=\"pkgs\">{_packages(t.get('packages'))}</td></tr>\n")
@@ -429,10 +454,18 @@ def _targets_table(calls: list[dict[str, Any]], targets: list[dict[str, Any]]) -
     return "".join(out)
 
 
+def _how(target: dict[str, Any]) -> str:
+    """How the target was reached, as far as the report's target record says."""
+    parts = [str(target[k]) for k in ("backend", "engine", "transport") if target.get(k)]
+    return _e(" · ".join(parts)) if parts else "—"
+
+
 def _css() -> str:
     outcome_rules = "".join(
         f".outcome-{o}{{--bg:{bg};--fg:{fg}}}" for o, (bg, fg) in COLOURS.items())
-    return _CSS + outcome_rules
+    verdict_rules = "".join(  # after the outcome rules: a cell is coloured by its verdict
+        f".verdict-{v}{{--bg:{bg};--fg:{fg}}}" for v, (bg, fg) in VERDICT_COLOURS.items())
+    return _CSS + outcome_rules + verdict_rules
 
 
 _CSS = """
@@ -462,7 +495,10 @@ code,pre{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 .cell{background:var(--bg);border-left:4px solid var(--fg);border-radius:4px;padding:0;min-width:112px;
  cursor:pointer;vertical-align:top}
 .cell a{display:block;padding:5px 8px;color:inherit;text-decoration:none}
-.cell .outcome{display:block;font-weight:600;color:var(--fg);filter:brightness(.75)}
+.cell .verdict{display:block;font-weight:700;color:var(--fg);filter:brightness(.7);text-transform:uppercase;
+ font-size:11px;letter-spacing:.04em}
+.cell .outcome{display:block;font-weight:600;color:#1f2328}
+.verdict-line{margin:0 0 8px}.verdict-line .reason{color:#57606a}
 .cell .ms{display:block;font-size:12px;color:#3d444d}
 .cell:hover,.cell:focus{outline:2px solid var(--fg);outline-offset:1px}
 .cell.selected{outline:3px solid #1f2328;outline-offset:1px}
@@ -526,7 +562,8 @@ _JS = """
       var cell = ev.target.closest('.cell');
       if (cell && (ev.key === 'Enter' || ev.key === ' ')) { ev.preventDefault(); show(cell); }
     });
-    var first = grid.querySelector('.cell:not(.outcome-ok):not(.outcome-unavailable)') ||
+    var first = grid.querySelector('.cell.verdict-failed, .cell.verdict-error, .cell.verdict-xpassed') ||
+                grid.querySelector('.cell:not(.outcome-ok):not(.outcome-unavailable)') ||
                 grid.querySelector('.cell');
     if (first) { show(first); }
   }

@@ -17,14 +17,11 @@ class WorkerResults:
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
         self.targets: list[dict[str, Any]] = []
-        self.unavailable: dict[tuple[str, str], str] = {}
+        self.tests: list[dict[str, Any]] = []
 
     @staticmethod
-    def pack(calls: list[dict[str, Any]], targets: list[dict[str, Any]],
-             unavailable: dict[tuple[str, str], str]) -> str:
-        return json.dumps({"calls": calls, "targets": targets,
-                           "unavailable": [[row, target, text] for (row, target), text in unavailable.items()]},
-                          default=str)
+    def pack(calls: list[dict[str, Any]], targets: list[dict[str, Any]], tests: list[dict[str, Any]]) -> str:
+        return json.dumps({"calls": calls, "targets": targets, "tests": tests}, default=str)
 
     def add(self, packed: str | None) -> None:
         if not packed:
@@ -32,7 +29,7 @@ class WorkerResults:
         data = json.loads(packed)
         self.calls += data["calls"]
         self.targets += data["targets"]
-        self.unavailable.update({(row, target): text for row, target, text in data["unavailable"]})
+        self.tests += data.get("tests", [])
 
 
 def merge_targets(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
