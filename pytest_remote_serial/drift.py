@@ -16,7 +16,6 @@ from typing import Any
 
 from .outcomes import CALL_ERROR, OK, RoundTrip
 
-DIFFERS = "differs"  # what the matrices show for an ok call whose answer is not the host's
 _REPR_MAX = 300
 
 

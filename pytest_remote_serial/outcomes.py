@@ -19,6 +19,9 @@ RESULT_ERROR = "result_error"
 CRASH = "crash"
 TIMEOUT = "timeout"
 UNAVAILABLE = "unavailable"
+# Not an outcome of the round trip: what the matrices show for an ok call whose answer was
+# compared with the host's and is not the same (remote.compare, compare_host=True).
+DIFFERS = "differs"
 
 OUTCOMES = (
     OK, DUMP_ERROR, LOAD_ERROR, MISSING_MODULE, SYNTAX_ERROR,
@@ -155,7 +158,7 @@ class RoundTrip:
     def shown(self) -> str:
         """What the matrices show: the outcome, or ``differs`` for an ok call whose answer was
         compared with the host's and is not the same."""
-        return "differs" if self.outcome == OK and self.same_as_host is False else self.outcome
+        return DIFFERS if self.outcome == OK and self.same_as_host is False else self.outcome
 
     @property
     def module(self) -> str | None:

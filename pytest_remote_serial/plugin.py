@@ -19,7 +19,7 @@ from .host.controller import Controller
 from .host.matrix import LOCAL, MatrixError, PathsError, Target, load_matrix, local_target
 from .outcomes import RoundTrip, TargetUnavailable
 from .report.compare import CompareError, Threshold, compare, failures, parse_threshold, render
-from .report.record import ReportError, build_report, call_outcome, cells, read_json, target_entry, write_json
+from .report.record import ReportError, build_report, cells, read_json, target_entry, write_json
 from .report.terminal import LEGEND, MARKUP, render_matrix
 from .report.workers import WORKER_KEY, WorkerResults, merge_targets
 from .verdicts import TestLog, apply_expectation
@@ -347,8 +347,7 @@ class RemoteSerialPlugin:
 
     def _record(self, rt: RoundTrip) -> None:
         self.records.append(rt)
-        shown = call_outcome({"outcome": rt.outcome, "same_as_host": getattr(rt, "same_as_host", None)})
-        self.log.outcome(rt.test, shown, rt.target)
+        self.log.outcome(rt.test, rt.shown, rt.target)
 
     def _running(self, name: str, nodeid: str | None = None) -> Running:
         """The started target; one that cannot start skips the test (fails it under --remote-strict)."""

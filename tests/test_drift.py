@@ -124,3 +124,23 @@ def test_compare_host_marker_fails_on_drift_and_reports_it(pytester):
 
 def test_behaviour_drift_is_an_assertion_error():
     assert issubclass(BehaviourDrift, AssertionError)
+
+
+@pytest.mark.docker
+def test_a_declared_drift_is_xfailed_and_shown_as_differs(pytester):
+    pytester.makepyfile("""
+        import pytest
+
+        def float_sum():
+            return sum([0.1] * 10)
+
+        @pytest.mark.remote(compare_host=True, expect={"py3.13": "differs"})
+        def test_sum(remote):
+            remote.call(float_sum)
+    """)
+    result = pytester.runpytest_subprocess("--remote-targets=py3.9,py3.13", "--remote-report=r.json",
+                                           "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, xfailed=1)
+    result.stdout.fnmatch_lines(["*test_sum*passed ok*xfailed differs*"])
+    tests = {t["target"]: t for t in json.loads((pytester.path / "r.json").read_text())["tests"]}
+    assert (tests["py3.13"]["verdict"], tests["py3.13"]["outcomes"]) == ("xfailed", ["differs"])

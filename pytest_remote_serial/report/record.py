@@ -17,6 +17,7 @@ from typing import Any
 
 from ..host.backends.base import Running
 from ..host.matrix import Target
+from ..outcomes import DIFFERS
 
 VERSION = 1
 
@@ -89,7 +90,6 @@ def build_report(calls: list[dict[str, Any]], targets: list[dict[str, Any]],
 
 # The test's own result, most serious first: a cell two tests share shows the worse one.
 VERDICTS = ("error", "failed", "xpassed", "xfailed", "skipped", "passed")
-DIFFERS = "differs"  # a call compared with the host (issue 15) whose results were not the same
 
 
 def row_of(nodeid: str | None, target: str | None) -> str:
