@@ -71,7 +71,9 @@ def docker_config(tmp_path: Path, monkeypatch) -> None:
 
 
 def matrix_file(folder: Path, engine_line: str, names=("py3.11",), extra: str = "") -> Path:
-    body = extra + "".join(f'\n[targets."{n}"]\n{RECIPES[n]}\n{engine_line}\n' for n in names)
+    # extends: the examples declare expectations for every default target, so all must be known.
+    body = 'extends = "default"\n' + extra + "".join(f'\n[targets."{n}"]\n{RECIPES[n]}\n{engine_line}\n'
+                                                    for n in names)
     path = folder / "remote-targets.toml"
     path.write_text(body)
     return path
@@ -181,13 +183,15 @@ def test_seed_examples_on_the_tcp_engine_match_the_local_engine(second_engine, r
     proc, report = run_examples(tmp_path, matrix_file(tmp_path, f'engine = "{second_engine.tcp}"',
                                                        ("py3.9", "py3.11")), "py3.9,py3.11")
     local_proc, local = local_engine_examples
-    assert proc.returncode == local_proc.returncode == 1, proc.stdout[-3000:]  # 1: the findings
+    assert proc.returncode == local_proc.returncode == 0, proc.stdout[-3000:]  # known gaps are xfailed
     assert cells(report) == cells(local) and len(cells(report)) > 30
     assert sum(o == "ok" for outcomes in cells(report).values() for o in outcomes) > 20
-    for entry in report["targets"]:
+    ran = [entry for entry in report["targets"] if entry["name"] in ("py3.9", "py3.11")]
+    assert len(ran) == 2
+    for entry in ran:
         assert entry["available"]
         assert (entry["backend"], entry["engine"], entry["transport"]) == ("docker", second_engine.tcp, "stdio")
-    assert f"py3.11: Python 3.11.2 (docker, {second_engine.tcp}, stdio)" in proc.stdout
+    assert f"(backend docker, engine {second_engine.tcp}, transport stdio)" in proc.stdout
 
 
 def test_one_matrix_mixes_engines_and_a_dead_engine_holds_up_no_other(second_engine, tmp_path, monkeypatch):
@@ -241,7 +245,7 @@ def test_seed_examples_over_ssh(second_engine, ssh_home, remote_client, tmp_path
     proc, report = run_examples(tmp_path, matrix_file(tmp_path, f'engine = "{engine}"'), "py3.11", env)
     local = {key: value for key, value in cells(local_engine_examples[1]).items() if key[1] == "py3.11"}
     assert cells(report) == local, proc.stdout[-3000:]
-    (entry,) = report["targets"]
+    (entry,) = [entry for entry in report["targets"] if entry["name"] == "py3.11"]
     assert (entry["backend"], entry["engine"], entry["transport"]) == ("docker", engine, "stdio")
     assert not remote_client.containers.list(all=True, filters={"label": "pytest-remote-serial.session"})
 

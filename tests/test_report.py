@@ -98,9 +98,12 @@ def test_compare_fail_flags_a_real_slowdown_and_says_why(pytester):
     # One test was a microsecond in the baseline: now it is slower by far more than 1 ms, while the
     # other tests of its target moved as the machine did.
     base = _baseline(pytester, total=1e-6, only="test_many[0]")
+    # And really slower now, by far more than any machine's scatter: 30 ms a call.
+    pytester.makepyfile(MANY.replace("return a + b", "import time\n        time.sleep(0.03 if b == 0 else 0)\n"
+                                                     "        return a + b"))
     result = pytester.runpytest_subprocess(f"--remote-compare={base}", "--remote-compare-fail=roundtrip_p50:25%",
                                            "-p", "no:cacheprovider")
-    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines([
         "FAIL roundtrip_p50:25%: *test_many[[]0[]] on local: median 0.001 ms -> * ms (+*%; *% of it is local's "

@@ -194,8 +194,9 @@ def load_matrix(rootdir: Path, explicit: str | None = None) -> Matrix:
     for name, spec in raw_targets.items():
         if name == LOCAL:
             raise MatrixError(f"{where}: target 'local' is built in and cannot be redefined")
-        defaults = {k: data[k] for k in ("memory", "pids", "context") if k in data}
         if isinstance(spec, dict):
+            # Top-level memory, pids and context are container keys: an interpreter target has none.
+            defaults = {} if "interpreter" in spec else {k: data[k] for k in ("memory", "pids", "context") if k in data}
             spec = {**defaults, **spec}
         targets[name] = _target(name, spec, where, base, shared_paths, shared)
         check_paths(targets[name].paths[len(shared_paths):], base, f"{where}: target {name!r}")
