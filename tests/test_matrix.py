@@ -140,8 +140,9 @@ image = "python:3.12-slim"
     ('extends = "default"\n[targets."py3.9"]\npackages = "toolz"\n', "key 'packages' must be a list"),
     ('extends = "mine"\n', "only \"default\" (the bundled targets) can be extended"),
     ('extends = "default"\n[targets."py3.9"]\nsuite = "x"\n', "unknown key 'suite'"),
-    ('[targets."py3.9"]\npaths = ["src"]\n', "no recipe; give exactly one of debian, image, dockerfile, interpreter; to change "
-                                            "only some keys of the bundled 'py3.9', put extends = \"default\""),
+    ('[targets."py3.9"]\npaths = ["src"]\n', "no recipe; give exactly one of debian, image, dockerfile, "
+                                            "interpreter; to change only some keys of the bundled 'py3.9', put "
+                                            "extends = \"default\""),
     ('[targets.a]\nimage = "x"\npackages = ["toolz"]\n', "key 'packages' at the target's level adds to an "
                                                         "inherited recipe"),
     ('[targets.a]\nimage = "x"\npaths = ["srcc"]\n', "target 'a': paths entry 'srcc' does not exist"),
