@@ -19,7 +19,13 @@ from helpers import ROOT, label, our_containers
 
 import pytest_remote_serial as prs
 from pytest_remote_serial.fixture import CallOptions, Remote
-from pytest_remote_serial.host.backends.base import AGENT_FILE, OWNER_FILE, process_stamp, remove_dead_runs
+from pytest_remote_serial.host.backends.base import (
+    AGENT_FILE,
+    LEGACY_AGE_S,
+    OWNER_FILE,
+    process_stamp,
+    remove_dead_runs,
+)
 from pytest_remote_serial.host.client import RemoteLimitWarning
 from pytest_remote_serial.host.controller import Controller
 from pytest_remote_serial.host.images import BuildFailed, ImageBuilder, image_tag
@@ -279,10 +285,15 @@ def test_dead_runs_folders_go_live_runs_folders_stay(tmp_path):
         live = tmp_path / "prs-live"
         live.mkdir()
         (live / OWNER_FILE).write_text(process_stamp(os.getpid()))
-        foreign = tmp_path / "prs-older"  # written by another version: no owner, left alone
+        foreign = tmp_path / "prs-older"  # written by another version: no owner, left alone a while
         foreign.mkdir()
-        assert remove_dead_runs(tmp_path) == 1
-        assert not gone.exists() and live.exists() and foreign.exists()
+        stale = tmp_path / "prs-stale"  # ... and removed once untouched for longer than any run idles
+        (stale / "sock").mkdir(parents=True)
+        old = time.time() - LEGACY_AGE_S - 60
+        for path in (stale / "sock", stale):
+            os.utime(path, (old, old))
+        assert remove_dead_runs(tmp_path) == 2
+        assert not gone.exists() and not stale.exists() and live.exists() and foreign.exists()
         assert agent.wait(5) == -signal.SIGKILL  # the dead run's local agent is reaped
     finally:
         if agent.poll() is None:
@@ -324,3 +335,19 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+def test_keep_folders_of_containers_gone_are_pruned(tmp_path, monkeypatch):
+    import tempfile
+
+    from pytest_remote_serial.host.backends.docker import _prune_keep_folders
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    root = tmp_path / f"prs-keep-{os.geteuid()}"
+    for name in ("inuse", "gone", "fresh"):
+        (root / name).mkdir(parents=True)
+    old = time.time() - 120
+    for name in ("inuse", "gone"):
+        os.utime(root / name, (old, old))
+    _prune_keep_folders({"inuse"})
+    assert sorted(p.name for p in root.iterdir()) == ["fresh", "inuse"]  # fresh: a parallel run's, maybe

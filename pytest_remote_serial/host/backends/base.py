@@ -83,6 +83,13 @@ def private_socket_dir(world_writable: bool) -> tuple[Path, Path]:
     return parent, sock_dir
 
 
+LEGACY_AGE_S = 6 * 3600
+
+
+def _newest_mtime(folder: Path) -> float:
+    return max([folder.stat().st_mtime] + [p.lstat().st_mtime for p in folder.rglob("*")])
+
+
 def remove_dead_runs(root: Path | None = None) -> int:
     """Folders (and local agents) left by runs that died without cleaning up (kill -9, a
     crashed xdist worker). A folder whose owner still runs is never touched: it may be a
@@ -95,7 +102,13 @@ def remove_dead_runs(root: Path | None = None) -> int:
                 continue
             owner = (folder / OWNER_FILE).read_text()
         except OSError:
-            continue  # not ours, or not one this version wrote
+            # Not ours, or written by a version before owner files: such a folder is removed
+            # once nothing has touched it for a long while (no run lives that long idle).
+            with contextlib.suppress(OSError):
+                if folder.stat().st_uid == os.geteuid() and time.time() - _newest_mtime(folder) > LEGACY_AGE_S:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    removed += 1
+            continue
         if stamp_alive(owner):
             continue
         with contextlib.suppress(OSError):

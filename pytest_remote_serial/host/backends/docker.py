@@ -54,9 +54,12 @@ def owner_alive(labels: dict[str, str]) -> bool:
 def reap(client: Any, session: str | None = None) -> int:
     """Remove this session's containers (session given) or those of dead sessions."""
     removed = 0
+    kept: set[str] = set()
     # The low-level list: no per-container inspect that could race with auto-removal.
     for summary in client.api.containers(all=True, filters={"label": L_SESSION}):
         labels = summary.get("Labels") or {}
+        if labels.get(L_KEEP):
+            kept.add(labels[L_KEEP])
         if session is not None:
             if labels.get(L_SESSION) != session:
                 continue
@@ -64,7 +67,22 @@ def reap(client: Any, session: str | None = None) -> int:
             continue
         if _remove_id(client, summary["Id"]):
             removed += 1
+    if session is None:
+        _prune_keep_folders(kept)
     return removed
+
+
+def _prune_keep_folders(in_use: set[str]) -> None:
+    """--remote-keep's socket folders whose container is gone (idle, it removed itself)."""
+    root = Path(tempfile.gettempdir()) / f"prs-keep-{os.geteuid()}"
+    if not root.is_dir() or root.stat().st_uid != os.geteuid():
+        return
+    for folder in root.iterdir():
+        # A minute's grace: a parallel run may have made its folder and not yet its container.
+        if folder.name not in in_use and time.time() - folder.stat().st_mtime > 60:
+            shutil.rmtree(folder, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        root.rmdir()  # only if empty
 
 
 def _remove(container: Any) -> bool:
