@@ -1159,23 +1159,33 @@ def _call_and_dump(func, args, kwargs, header: dict, response: dict) -> list:
     return out
 
 
-def run_call(channel: Channel, header: dict, status_fd: int | None = None) -> None:
-    """Read the payload, load, call, and answer on ``channel``."""
+def _receive_and_load(channel: Channel, header: dict, status_fd: int | None) -> tuple:
+    """Read the payload and load it: ``(response, (func, args, kwargs))``, or ``(None, None)``
+    when the load failed and that was answered already."""
     bufs = channel.recv_buffers(header)
     _status(status_fd, b"B")
     _call_copies.reset()
     response: dict = {"op": "result", "id": header.get("id"), "phases": {}}
     t0 = time.perf_counter()
     try:
-        func, args, kwargs = _load_payload(bufs, header)
+        loaded = _load_payload(bufs, header)
     except CallTimeout:
         raise
     except BaseException as exc:
         _load_failure(exc, header, response)
         response["phases"]["load"] = time.perf_counter() - t0
         _respond(channel, response, [], status_fd)
-        return
+        return None, None
     response["phases"]["load"] = time.perf_counter() - t0 - _call_copies.h2d
+    return response, loaded
+
+
+def run_call(channel: Channel, header: dict, status_fd: int | None = None) -> None:
+    """Read the payload, load, call, and answer on ``channel``."""
+    response, loaded = _receive_and_load(channel, header, status_fd)
+    if response is None:
+        return
+    func, args, kwargs = loaded
     out = _call_and_dump(func, args, kwargs, header, response)
     response["device"] = _call_copies.as_dict()
     _respond(channel, response, out, status_fd)
@@ -1186,21 +1196,10 @@ def run_map(channel: Channel, header: dict, status_fd: int | None = None) -> Non
     a fresh process forked from this one (isolation as for a call: no item sees another's
     state), up to ``concurrency`` at a time, each under the call timeout. One reply carries
     every item's answer, in order."""
-    bufs = channel.recv_buffers(header)
-    _status(status_fd, b"B")
-    _call_copies.reset()
-    response: dict = {"op": "result", "id": header.get("id"), "phases": {}}
-    t0 = time.perf_counter()
-    try:
-        func, items, _ = _load_payload(bufs, header)
-    except CallTimeout:
-        raise
-    except BaseException as exc:
-        _load_failure(exc, header, response)
-        response["phases"]["load"] = time.perf_counter() - t0
-        _respond(channel, response, [], status_fd)
+    response, loaded = _receive_and_load(channel, header, status_fd)
+    if response is None:
         return
-    response["phases"]["load"] = time.perf_counter() - t0
+    func, items, _ = loaded
     timeout = float(header.get("timeout") or 30)
     answers = _run_items(func, list(items), header, timeout, max(1, int(header.get("concurrency") or 1)))
     out = Buffers()
