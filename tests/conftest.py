@@ -28,14 +28,13 @@ TABLE_TARGETS = ["local", "py3.9", "py3.11", "py3.13", "py3.14"]
 def table_remotes(docker_client):
     """A ``Remote`` per target of a cross-version table module; module-scoped so that no agent
     outlives its table (other tests assert that a run leaves no container behind)."""
-    from helpers import ROOT
+    from helpers import ROOT, remote_on
 
-    from pytest_remote_serial.fixture import CallOptions, Remote
     from pytest_remote_serial.host.controller import Controller
     from pytest_remote_serial.host.matrix import load_matrix
 
     ctl = Controller(load_matrix(ROOT).select(TABLE_TARGETS), print)
     ctl.start_all()
     records: list = []
-    yield {t: Remote(ctl.get(t), CallOptions(timeout=20), False, records.append) for t in TABLE_TARGETS}
+    yield {t: remote_on(ctl, t, 20.0, records.append) for t in TABLE_TARGETS}
     ctl.shutdown()

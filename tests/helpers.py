@@ -15,3 +15,10 @@ def our_containers(client) -> list[dict]:
 
 def label(container: dict, key: str) -> str | None:
     return (container.get("Labels") or {}).get(f"pytest-remote-serial.{key}")
+
+
+def remote_on(ctl, name: str, timeout: float = 30.0, record=None):
+    """A ``Remote`` on a started Controller's target, as the fixture makes one, outside pytest's."""
+    from pytest_remote_serial.fixture import CallOptions, Remote
+
+    return Remote(ctl.get(name), CallOptions(timeout=timeout), False, record or (lambda rt: None))

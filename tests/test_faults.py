@@ -15,10 +15,9 @@ import warnings
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, label, our_containers
+from helpers import ROOT, label, our_containers, remote_on
 
 import pytest_remote_serial as prs
-from pytest_remote_serial.fixture import CallOptions, Remote
 from pytest_remote_serial.host.backends.base import (
     AGENT_FILE,
     LEGACY_AGE_S,
@@ -54,7 +53,7 @@ def small(docker_client, tmp_path):
 
 
 def remote(ctl, name, timeout=30.0):
-    return Remote(ctl.get(name), CallOptions(timeout=timeout), False, lambda rt: None)
+    return remote_on(ctl, name, timeout)
 
 
 def add(a, b):

@@ -13,7 +13,7 @@ import struct
 import time
 
 import pytest
-from helpers import ROOT
+from helpers import ROOT, remote_on
 
 from pytest_remote_serial.fixture import CallOptions, Remote
 from pytest_remote_serial.host.controller import Controller
@@ -31,8 +31,8 @@ def ctl(docker_client):
     controller.shutdown()
 
 
-def remote(ctl, target, timeout=20.0):
-    return Remote(ctl.get(target), CallOptions(timeout=timeout), False, lambda rt: None)
+def remote(ctl, name, timeout=20.0):
+    return remote_on(ctl, name, timeout)
 
 
 def add(a, b):

@@ -74,7 +74,10 @@ class Channel:
         return os.writev(self.wfd, views)
 
     def read_exact(self, n: int, at_boundary: bool = False) -> bytearray:
-        buf = receive_buffer(n)
+        return self._read_full(receive_buffer(n), at_boundary)
+
+    def _read_full(self, buf, at_boundary: bool = False):
+        n = len(buf)
         view = memoryview(buf)
         got = 0
         while got < n:
@@ -140,15 +143,7 @@ class Channel:
         return data
 
     def read_bytearray(self, n: int) -> bytearray:
-        buf = bytearray(n)
-        view = memoryview(buf)
-        got = 0
-        while got < n:
-            k = self._read_into(view[got:])
-            if k == 0:
-                raise EOFError("connection closed mid-message (%d of %d bytes)" % (got, n))
-            got += k
-        return buf
+        return self._read_full(bytearray(n))
 
     def recv(self) -> tuple:
         header = self.recv_header()
