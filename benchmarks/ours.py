@@ -124,7 +124,8 @@ def big_array(mib: int) -> Any:
     return numpy.arange(mib * (1 << 20) // 8, dtype=numpy.float64)
 
 
-def numpy_roundtrip(running: Running, array: Any, isolate: bool) -> Callable[[], Any]:
+def numpy_roundtrip(running: Running, array: Any, isolate: bool, phases: list[dict[str, float]] | None = None,
+                    ) -> Callable[[], Any]:
     """``negate_f64`` on the array, sent as a PickleBuffer (see workloads.negate_f64 for why)."""
     import numpy
 
@@ -135,6 +136,8 @@ def numpy_roundtrip(running: Running, array: Any, isolate: bool) -> Callable[[],
                               "cloudpickle-by-value", 120.0, isolate)
         if rt.outcome != "ok":
             raise RuntimeError(f"64 MiB round trip failed: {rt.outcome} {rt.error}")
+        if phases is not None:
+            phases.append(rt.phases)
         return rt
 
     rt = call()

@@ -85,11 +85,13 @@ def run(opts: argparse.Namespace, env: DockerEnv, session: ours.Session, target:
     ctl.start_all()
     running = ctl.get(target.name)
     out["agent_python"] = running.python
+    out["agent_cpus"] = int(running.client.hello.get("cpus") or 1)
     peer = peers.ExecnetPeer(env, image)
     phases: list[dict[str, float]] = []
     inline_phases: list[dict[str, float]] = []
     cases = [
         Case("raw_echo", raw.echo_small, 200, warmup=100),
+        Case("raw_echo_paced", raw.echo_small, 20, warmup=5, pace_s=0.02),
         Case("agent_echo", ours.echo_call(running), 200, warmup=100),
         Case("call_inline", ours.roundtrip_call(running, False, inline_phases), 100, warmup=50),
         Case("call_isolated", ours.roundtrip_call(running, True, phases), 60, warmup=30),
@@ -113,14 +115,16 @@ def run(opts: argparse.Namespace, env: DockerEnv, session: ours.Session, target:
     assert raw.echo_big(view) == view
     raw_fresh = floor.RawEcho(env, image, fresh=True)
     plain_outcome = ours.plain_ndarray_outcome(running)
+    numpy_phases: list[dict[str, float]] = []
     big_cases = [
         Case("raw_echo_64", functools.partial(raw.echo_big, view), 2, warmup=1),
         Case("raw_echo_64_fresh", functools.partial(raw_fresh.echo_big, view), 2, warmup=1),
         Case("agent_echo_64", ours.echo_big(running, array), 2, warmup=1),
-        Case("numpy_isolated", ours.numpy_roundtrip(running, array, True), 2, warmup=1),
+        Case("numpy_isolated", ours.numpy_roundtrip(running, array, True, numpy_phases), 2, warmup=1),
         Case("numpy_inline", ours.numpy_roundtrip(running, array, False), 2, warmup=1),
     ]
     big = interleaved(big_cases, max(k, 3), log)
+    big_phases = ours.median_phases(numpy_phases[2:])  # past the checking call and the warm-up
     raw_fresh.close()
 
     # ---------------------------------------------------------------- per-call containers
@@ -157,12 +161,13 @@ def run(opts: argparse.Namespace, env: DockerEnv, session: ours.Session, target:
         log(f"cold starts: repeat {i + 1}/{opts.repeats} done")
 
     anatomy = ours.cold_start_anatomy(session, target)
-    return summarize(out, Measured(warm, iso_phases, probe, faults, big, nbytes, plain_outcome, slow, cold,
-                                   four_colds, anatomy))
+    return summarize(out, Measured(warm, iso_phases, probe, faults, big, big_phases, nbytes, plain_outcome, slow,
+                                   cold, four_colds, anatomy))
 
 
 LABELS = {
     "raw_echo": "raw Unix-socket echo (floor)",
+    "raw_echo_paced": "  same, 20 ms idle before each echo",
     "agent_echo": "client.echo through the agent",
     "call_inline": "roundtrip abs(-1), isolate=False",
     "call_isolated": "roundtrip abs(-1), isolate=True",
@@ -197,6 +202,7 @@ class Measured:
     probe: dict[str, float]
     faults: dict[str, float]
     big: dict[str, Series]
+    big_phases: dict[str, float]
     nbytes: int
     plain_outcome: str
     slow: dict[str, Series]
@@ -206,7 +212,7 @@ class Measured:
 
 
 def summarize(out: dict[str, Any], m: Measured) -> dict[str, Any]:
-    warm, iso_phases, probe, faults, big = m.warm, m.iso_phases, m.probe, m.faults, m.big
+    warm, iso_phases, probe, faults, big, big_phases = m.warm, m.iso_phases, m.probe, m.faults, m.big, m.big_phases
     nbytes, plain_outcome, slow, cold, four_colds = m.nbytes, m.plain_outcome, m.slow, m.cold, m.four_colds
     floor_s = warm["raw_echo"].median
     text = [f"\npytest-remote-serial benchmarks: target {out['target']} (Python {out['agent_python']}), "
@@ -256,6 +262,24 @@ def summarize(out: dict[str, Any], m: Measured) -> dict[str, Any]:
                 "idle processes is part of both)")
     text.append(f"  remote.map of 1,000 tiny items: {fmt_s(warm['map_1000'].median)}, against 1,000 isolated "
                 f"calls in a loop {fmt_s(1000 * iso)}")
+    text.append("\nBounds this machine sets (why a ratio can stay out of reach):")
+    paced_floor = warm["raw_echo_paced"].median
+    text.append(f"  waking idle processes: the raw echo with 20 ms idle before each costs {fmt_s(paced_floor)}, "
+                f"{ratio(paced_floor, floor_s):.1f}× the tight echo; so a paced call pays "
+                f"{fmt_s(paced_floor - floor_s)} the tight inline call does not, i.e. paced isolated / inline ≥ "
+                f"{ratio(inline + paced_floor - floor_s, inline):.2f} before any work of ours")
+    per_fork = probe["fork_exit_wait"] / max(1, out.get("agent_cpus", 2))
+    text.append(f"  a fresh process per call: fork+exit+waitpid {fmt_s(probe['fork_exit_wait'])} in the agent; "
+                f"shared over {out.get('agent_cpus', 2)} CPUs that is ≥ {fmt_s(per_fork)} per call or item, "
+                f"= {ratio(per_fork, warm['execnet_channel'].median):.2f}× execnet's channel and "
+                f"{ratio(1000 * per_fork, 1000 * iso):.2f}× 1,000 isolated calls, before any work of ours")
+    call_s = big_phases.get("call", float("nan"))
+    echo_64 = big["agent_echo_64"].median
+    bound_s = echo_64 + call_s
+    text.append(f"  {nbytes // MIB} MiB numpy: the function's own call phase (numpy.negative, memory-bound) "
+                f"takes {fmt_s(call_s)}; with the agent's echo of the same bytes ({fmt_s(echo_64)}) "
+                f"the round trip cannot beat {2 * nbytes / bound_s / 1e6:,.0f} MB/s = "
+                f"{ratio(2 * nbytes / bound_s / 1e6, raw_mbs):.2f}× raw")
     verdicts = [  # DESIGN §6, in its order; JSON series keys in brackets there
         Verdict("isolated call, spare ready (20 ms idle before) / inline call",
                 ratio(warm["call_isolated_paced"].median, inline), 1.5, True),
@@ -281,7 +305,7 @@ def summarize(out: dict[str, Any], m: Measured) -> dict[str, Any]:
     out["series"] = {name: s.as_json() for group in (warm, slow, big, cold) for name, s in group.items()}
     out["bulk_bytes"] = nbytes
     out["throughput_mbs"] = {name: 2 * nbytes / s.median / 1e6 for name, s in big.items()}
-    out["phases_s"] = iso_phases
+    out["phases_s"] = dict(iso_phases, numpy_isolated=big_phases)
     out["fork_probe_s"] = probe
     out["isolated_child_faults"] = faults
     out["four_cold_start_s"] = four_colds

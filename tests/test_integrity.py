@@ -6,10 +6,8 @@ innocent call must still get its own answer, from the same agent.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import struct
 import time
 
 import pytest
@@ -18,6 +16,7 @@ from helpers import ROOT, remote_on
 from pytest_remote_serial.fixture import CallOptions, Remote
 from pytest_remote_serial.host.controller import Controller
 from pytest_remote_serial.host.matrix import load_matrix
+from pytest_remote_serial.remote.agent import encode_frame
 
 pytestmark = pytest.mark.docker
 TARGETS = ["py3.9", "py3.11", "py3.13"]
@@ -44,8 +43,7 @@ def agent_pid(ctl, target):
 
 
 def _frame(header: dict) -> bytes:
-    raw = json.dumps(dict(header, buffers=[])).encode()
-    return struct.pack("!I", len(raw)) + raw
+    return encode_frame(header, [])
 
 
 def forge_from_a_leftover(how, frame):
@@ -90,18 +88,15 @@ def test_a_process_left_by_one_call_never_answers_the_next(ctl, target, how):
     assert ctl.get(target).client is client  # the same agent: nothing was out of step
 
 
-def write_a_forged_reply(next_id):
+def write_a_forged_reply(frame):
     """Answer on the agent's connection from inside the call, with another request's id."""
-    import json
     import os
-    import struct
     import time
 
-    raw = json.dumps({"op": "result", "id": next_id, "outcome": "ok", "phases": {}, "buffers": []}).encode()
     for name in os.listdir("/proc/self/fd"):
         try:
             if os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
-                os.write(int(name), struct.pack("!I", len(raw)) + raw)
+                os.write(int(name), frame)
         except OSError:
             pass
     time.sleep(30)
@@ -112,7 +107,8 @@ def test_a_reply_with_the_wrong_id_is_never_a_result_and_the_stream_is_reset(ctl
     r = remote(ctl, target, timeout=10)
     before = ctl.get(target).client
     start = time.monotonic()
-    rt = r.roundtrip(write_a_forged_reply, 999, serializer="source")
+    rt = r.roundtrip(write_a_forged_reply, _frame({"op": "result", "id": 999, "outcome": "ok", "phases": {}}),
+                     serializer="source")
     assert time.monotonic() - start < 5
     assert rt.outcome == "result_error" and rt.error["type"] == "out_of_step", rt.describe()
     assert "not request" in rt.error["message"] and "restarted" in rt.error["message"]

@@ -64,6 +64,7 @@ class AgentClient:
         self.hello = channel.recv_header()
         self.channel.deadline = None
         self._description: dict[str, Any] | None = None
+        self._call_headers: dict[tuple[Any, ...], dict[str, Any]] = {}
 
     def request(self, header: dict[str, Any], buffers: list[Any] = (),  # type: ignore[assignment]
                 timeout: float = 30.0) -> tuple[dict[str, Any], list[bytearray]]:
@@ -75,6 +76,7 @@ class AgentClient:
             kinds = getattr(buffers, "kinds", None)
             if kinds:
                 header["buffer_kinds"] = kinds
+                header.pop("_rest", None)  # encoded without them
             self.channel.deadline = time.monotonic() + timeout + GRACE_S
             try:
                 self.channel.send(header, buffers)
@@ -122,9 +124,7 @@ class AgentClient:
             return rt
         t1 = time.perf_counter()
         rt.payload_bytes = sum(memoryview(b).nbytes for b in payload)
-        header = {"op": "call", "serializer": codec.name,
-                  "envelope": envelope(codec), "timeout": timeout, "isolate": isolate,
-                  "device_arrays": copies.arrays}
+        header = self._call_header(codec, timeout, isolate, copies.arrays)
         try:
             answer, buffers = self.request(header, payload, timeout)
         except (OutOfStep, EOFError) as exc:
@@ -150,6 +150,17 @@ class AgentClient:
         }
         rt.device = copies.as_dict()
         return rt
+
+    def _call_header(self, codec: Any, timeout: float, isolate: bool, arrays: int) -> dict[str, Any]:
+        """A call's header is the same every time: encoded once (``_rest``, see agent.encode_frame)."""
+        key = (codec.name, timeout, isolate, arrays, agent.numpy_version())
+        header = self._call_headers.get(key)
+        if header is None:
+            header = {"op": "call", "serializer": codec.name, "envelope": envelope(codec), "timeout": timeout,
+                      "isolate": isolate, "device_arrays": arrays}
+            header["_rest"] = agent.encode_frame(header, [])[agent.FRAME_SIZE:]
+            self._call_headers[key] = header
+        return header
 
     def map(self, func: Callable[..., Any], items: list[tuple[Any, ...]], serializer: str, timeout: float,
             concurrency: int | None = None) -> list[RoundTrip]:

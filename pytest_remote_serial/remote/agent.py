@@ -4,9 +4,10 @@ Like execnet's ``gateway_base``, this file is self-contained and stdlib-only so 
 copied into any image with a Python >= 3.9 and nothing else installed (seed 004). The
 host imports the same module for the wire format, so the two sides cannot drift apart.
 
-Wire format: a message is ``!I`` header length, a JSON header, then the raw buffers whose
-lengths the header lists under ``"buffers"``. Pickle protocol-5 out-of-band buffers
-travel as their own buffers, never copied through a Python ``bytes``.
+Wire format: a message is a binary prefix (op code, request id, length of the rest of the
+header, number of buffers, each buffer's length), the rest of the header as JSON (often
+empty), then the raw buffers. Pickle protocol-5 out-of-band buffers travel as their own
+buffers, never copied through a Python ``bytes``.
 
 Process model: the agent's long-lived parent reads only request headers. For an isolated
 call it hands the header to a child forked *before* the request arrived, and that child
@@ -31,12 +32,25 @@ import sys
 import time
 import traceback
 
-PROTOCOL = 1
+try:  # the C module under signal.py: its getsignal skips the enum conversion (~4 µs a call)
+    import _signal
+except ImportError:  # pragma: no cover - not CPython
+    _signal = signal
+
+PROTOCOL = 2
 PICKLE_PROTOCOL = 5
 # Buffers below this size are cheaper to keep inside the pickle stream.
 OOB_THRESHOLD = 1 << 16
 _LEN = struct.Struct("!I")
 _MAX_HEADER = 64 << 20
+# The frame prefix: op code, request id + 1 (0: none), JSON rest length, buffer count.
+_FRAME = struct.Struct("!BQII")
+FRAME_SIZE = _FRAME.size
+OPS = ("", "hello", "call", "result", "echo", "map", "describe", "find_modules", "error")
+_OP_CODE = {name: i for i, name in enumerate(OPS) if name}
+_BINARY_KEYS = frozenset(("op", "id", "buffers"))
+_MAX_BUFFERS = 1 << 20
+_json_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
 # Buffers from this size are received into huge-page mappings (see receive_buffer).
 BULK_THRESHOLD = 4 << 20
 
@@ -59,12 +73,41 @@ class ChannelClosed(EOFError):
     """The peer went away between messages (a normal end of session)."""
 
 
+_SIZES: dict = {}
+
+
+def _sizes(n: int) -> struct.Struct:
+    found = _SIZES.get(n)
+    if found is None:
+        found = _SIZES[n] = struct.Struct("!%dQ" % n)
+        if len(_SIZES) > 64:
+            _SIZES.clear()
+    return found
+
+
+def encode_frame(header: dict, sizes: list) -> bytes:
+    """A frame's prefix and header. ``"_rest"`` in the header is the rest already encoded
+    (the host keeps one per kind of call: the same request header every time)."""
+    code = _OP_CODE.get(str(header.get("op")), 0)
+    rest = header.get("_rest")
+    if rest is None:
+        fields = {k: v for k, v in header.items() if k not in _BINARY_KEYS or (k == "op" and not code)}
+        rest = _json_encode(fields).encode() if fields else b""
+    rid = header.get("id")
+    return (_FRAME.pack(code, 0 if rid is None else rid + 1, len(rest), len(sizes))
+            + (_sizes(len(sizes)).pack(*sizes) if sizes else b"") + rest)
+
+
 class Channel:
-    """Framed messages over a pair of file descriptors (a socket, or stdio pipes)."""
+    """Framed messages over a pair of file descriptors (a socket, or stdio pipes).
+
+    The agent reads exactly one message's bytes and no more: an isolated call's process
+    reads its payload straight off the connection the parent read the header from."""
 
     def __init__(self, rfd: int, wfd: int) -> None:
         self.rfd = rfd
         self.wfd = wfd
+        self._decoded: dict = {}  # header JSON seen before -> its dict (see recv_header)
 
     # Subclasses on the host override these two for deadlines and docker's stream mux.
     def _read_into(self, view: memoryview) -> int:
@@ -103,15 +146,32 @@ class Channel:
 
     def send(self, header: dict, buffers: list | tuple = ()) -> None:
         views = [memoryview(b).cast("B") for b in buffers]
-        header = dict(header, buffers=[v.nbytes for v in views])
-        raw = json.dumps(header, separators=(",", ":"), default=str).encode()
-        self.write_all([_LEN.pack(len(raw)) + raw] + views)
+        self.write_all([encode_frame(header, [v.nbytes for v in views])] + views)
 
-    def recv_header(self) -> dict:
-        (n,) = _LEN.unpack(self.read_exact(_LEN.size, at_boundary=True))
-        if n > _MAX_HEADER:
-            raise EOFError("corrupt stream: header of %d bytes" % n)
-        return json.loads(bytes(self.read_exact(n)))
+    def recv_header(self, cache: bool = False) -> dict:
+        """The next header as a dict with ``op``, ``id`` and ``buffers``. With ``cache`` (the
+        agent reading the host's requests, which repeat), JSON seen before is not decoded again."""
+        code, rid, n, nbuf = _FRAME.unpack(self.read_exact(_FRAME.size, at_boundary=True))
+        if n > _MAX_HEADER or nbuf >= _MAX_BUFFERS or code >= len(OPS):
+            raise EOFError("corrupt stream: header of %d bytes, %d buffers, op %d" % (n, nbuf, code))
+        both = self.read_exact(8 * nbuf + n) if nbuf or n else b""
+        sizes = list(_sizes(nbuf).unpack_from(both)) if nbuf else []
+        raw = bytes(both[8 * nbuf:])
+        header = self._decoded.get(raw) if cache else None
+        if header is None:
+            header = json.loads(raw) if raw else {}
+            if not isinstance(header, dict):
+                raise EOFError("corrupt stream: the header is not an object")
+            if cache:
+                if len(self._decoded) > 64:
+                    self._decoded.clear()
+                self._decoded[raw] = header
+        header = dict(header)
+        if code:
+            header["op"] = OPS[code]
+        header["id"] = rid - 1 if rid else None
+        header["buffers"] = sizes
+        return header
 
     def recv_buffers(self, header: dict) -> list:
         kinds = header.get("buffer_kinds") or {}
@@ -1380,6 +1440,7 @@ class Spare:
                 os.setsid()
                 _close_in_forks([channel.rfd, channel.wfd, sw, hr])
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
+                signal.signal(signal.SIGALRM, signal.SIG_DFL)  # the parent's is for its own calls
                 _rehearse()
                 raw = _read_pipe_message(hr)
                 if raw is not None:
@@ -1684,14 +1745,24 @@ def _read_pipe_message(fd: int) -> bytes | None:
     return body
 
 
+_inline_deadline: list = [None]  # while a non-isolated call runs: when it times out
+
+
 def _on_alarm(signum, frame):
-    raise CallTimeout()
+    """The timer of a non-isolated call. It stays armed after the call (disarming would cost
+    a system call per call): fired between calls, or before the running call's deadline
+    (armed by an earlier one), it does nothing."""
+    deadline = _inline_deadline[0]
+    if deadline is not None and time.monotonic() >= deadline:
+        raise CallTimeout()
 
 
 def run_inline(channel: Channel, header: dict, timeout: float) -> None:
     """A non-isolated call: runs in the long-lived process, so state persists between calls.
     What it forks loses the connection at once, and is killed after the call."""
-    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    if _signal.getsignal(signal.SIGALRM) is not _on_alarm:  # first call, or the last one replaced it
+        signal.signal(signal.SIGALRM, _on_alarm)
+    _inline_deadline[0] = time.monotonic() + timeout
     signal.setitimer(signal.ITIMER_REAL, timeout)
     _inline_fds[:] = [channel.rfd, channel.wfd]
     _call_limits.clear()
@@ -1705,9 +1776,8 @@ def run_inline(channel: Channel, header: dict, timeout: float) -> None:
                       "message": "call still running after %gs; it was interrupted" % timeout},
         })
     finally:
+        _inline_deadline[0] = None
         del _inline_fds[:]
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def describe() -> dict:
@@ -1798,18 +1868,19 @@ def serve(channel: Channel, close_in_child: list | tuple = ()) -> None:
             # A request already waiting (a tight loop) is served first, by the spare that is
             # ready; housekeeping and forking wait for an idle moment (DESIGN §6: the fork is
             # off the critical path).
-            pending = _readable(channel.rfd)
-            if after_call and not pending:
-                exited += _sweep({s.pid for s in spares}, exited)
-                _read_limits()
-                after_call = False
-            while len(spares) < (1 if pending else _SPARES):
-                found = fork_next()
-                if found is None:
-                    break
-                spares.append(found)
+            if after_call or len(spares) < _SPARES:  # else nothing to do: no need to look
+                pending = _readable(channel.rfd)
+                if after_call and not pending:
+                    exited += _sweep({s.pid for s in spares}, exited)
+                    _read_limits()
+                    after_call = False
+                while len(spares) < (1 if pending else _SPARES):
+                    found = fork_next()
+                    if found is None:
+                        break
+                    spares.append(found)
             try:
-                header = channel.recv_header()
+                header = channel.recv_header(cache=True)
             except ChannelClosed:
                 return
             op = header.get("op")
