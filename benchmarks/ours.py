@@ -103,6 +103,26 @@ def fork_probe(running: Running, n: int = 200) -> dict[str, float]:
     return dict(rt.result)
 
 
+def container_cpu(api: Any, running: Running) -> Callable[[], float]:
+    """The CPU seconds the running agent's container has used so far (its cgroup, via the engine)."""
+    cid = running.extra["container"]
+
+    def read() -> float:
+        return float(api.stats(cid, stream=False, one_shot=True)["cpu_stats"]["cpu_usage"]["total_usage"]) / 1e9
+
+    return read
+
+
+def cpu_per_call(read_cpu: Callable[[], float], fn: Callable[[], Any], n: int) -> float:
+    """Container CPU per call of ``fn``, over ``n`` calls in a row: what a call costs the target's
+    CPUs, wherever it was spent (the parent, the call's process, the kernel's fork and exit)."""
+    fn()
+    before = read_cpu()
+    for _ in range(n):
+        fn()
+    return (read_cpu() - before) / n
+
+
 def child_faults(running: Running, n: int = 30) -> dict[str, float]:
     """Median page faults an isolated child has taken by the time the function runs."""
     minor, major = [], []

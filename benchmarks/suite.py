@@ -104,6 +104,11 @@ def run(opts: argparse.Namespace, env: DockerEnv, session: ours.Session, target:
     warm.update(interleaved([Case("map_1000", ours.map_call(running), 1, warmup=1)], max(3, k // 3), log))
     del phases[:30], inline_phases[:50]  # the warm-ups'
     iso_phases = {"isolated": ours.median_phases(phases), "inline": ours.median_phases(inline_phases)}
+    read_cpu = ours.container_cpu(env.client.api, running)
+    cpu_per = {"call_inline": ours.cpu_per_call(read_cpu, ours.roundtrip_call(running, False), 300),
+               "call_isolated": ours.cpu_per_call(read_cpu, ours.roundtrip_call(running, True), 300),
+               "map_item": ours.cpu_per_call(read_cpu, ours.map_call(running), 2) / 1000}
+    out["container_cpu_per_call_s"] = cpu_per
     probe = ours.fork_probe(running)
     faults = ours.child_faults(running)
 
@@ -268,11 +273,17 @@ def summarize(out: dict[str, Any], m: Measured) -> dict[str, Any]:
                 f"{ratio(paced_floor, floor_s):.1f}× the tight echo; so a paced call pays "
                 f"{fmt_s(paced_floor - floor_s)} the tight inline call does not, i.e. paced isolated / inline ≥ "
                 f"{ratio(inline + paced_floor - floor_s, inline):.2f} before any work of ours")
-    per_fork = probe["fork_exit_wait"] / max(1, out.get("agent_cpus", 2))
-    text.append(f"  a fresh process per call: fork+exit+waitpid {fmt_s(probe['fork_exit_wait'])} in the agent; "
-                f"shared over {out.get('agent_cpus', 2)} CPUs that is ≥ {fmt_s(per_fork)} per call or item, "
-                f"= {ratio(per_fork, warm['execnet_channel'].median):.2f}× execnet's channel and "
-                f"{ratio(1000 * per_fork, 1000 * iso):.2f}× 1,000 isolated calls, before any work of ours")
+    cpus = max(1, out["agent_cpus"])
+    cpu_per = out["container_cpu_per_call_s"]
+    text.append(f"  a fresh process per call: fork+exit+waitpid alone takes {fmt_s(probe['fork_exit_wait'])} in the "
+                f"agent; all told an isolated call costs the container {fmt_s(cpu_per['call_isolated'])} of CPU "
+                f"(an inline one {fmt_s(cpu_per['call_inline'])}), most of it the kernel's fork, copy-on-write "
+                f"and exit. Over its {cpus} CPUs a tight loop cannot beat {fmt_s(cpu_per['call_isolated'] / cpus)} "
+                f"per call = {ratio(cpu_per['call_isolated'] / cpus, warm['execnet_channel'].median):.2f}× "
+                f"execnet's channel")
+    text.append(f"  remote.map: each item's process costs {fmt_s(cpu_per['map_item'])} of CPU, so 1,000 items "
+                f"over {cpus} CPUs take ≥ {fmt_s(1000 * cpu_per['map_item'] / cpus)} = "
+                f"{ratio(1000 * cpu_per['map_item'] / cpus, 1000 * iso):.2f}× 1,000 isolated calls")
     call_s = big_phases.get("call", float("nan"))
     echo_64 = big["agent_echo_64"].median
     bound_s = echo_64 + call_s

@@ -317,3 +317,74 @@ def test_a_function_typed_at_the_real_repl_ships_by_source(tmp_path):
 
     typed_fn, twice_fn = agent._load_source(capsule, [], {})
     assert (typed_fn(3), typed_fn(3, b=5), twice_fn(21)) == (7, 16, 42)
+
+
+# ----------------------------------------------------------------- the timer of non-isolated calls
+# The agent keeps its SIGALRM handler installed and its timer armed between calls (no system
+# calls to undo per call): these pin down that a call still times out at its own deadline.
+
+
+def _inline(remote, timeout):
+    from pytest_remote_serial.fixture import CallOptions, Remote
+
+    return Remote(remote._running, CallOptions(isolate=False, timeout=timeout), False, lambda rt: None)
+
+
+def _spin():
+    while True:
+        pass
+
+
+def _agent_pid():
+    import os
+
+    return os.getpid()
+
+
+def test_a_non_isolated_call_times_out_at_its_own_deadline_after_a_longer_one(remote):
+    pid = _inline(remote, 30).call(_agent_pid)
+    start = time.monotonic()
+    with pytest.raises(prs.RemoteTimeout, match="still running after 0.5s; it was interrupted"):
+        _inline(remote, 0.5).call(_spin)
+    assert time.monotonic() - start < 5
+    assert _inline(remote, 30).call(_agent_pid) == pid  # the same process: interrupted, not killed
+
+
+def test_a_non_isolated_call_that_replaced_the_alarm_handler_does_not_disarm_the_next(remote):
+    def take_sigalrm():
+        import signal
+
+        signal.signal(signal.SIGALRM, lambda *a: None)
+        return "taken"
+
+    assert _inline(remote, 30).call(take_sigalrm) == "taken"
+    with pytest.raises(prs.RemoteTimeout):
+        _inline(remote, 0.5).call(_spin)
+
+
+def test_a_timer_firing_between_non_isolated_calls_harms_nothing(remote):
+    pid = _inline(remote, 0.2).call(_agent_pid)
+    time.sleep(0.6)  # its timer, still armed, fires while the agent waits for the next request
+    assert _inline(remote, 30).call(_agent_pid) == pid
+    assert _inline(remote, 30).call(make_adder(1), 1) == 2
+
+
+def test_isolated_calls_get_sigalrm_as_a_fresh_interpreter_does(remote):
+    def alarm_disposition():
+        import signal
+
+        return signal.getsignal(signal.SIGALRM) is signal.SIG_DFL
+
+    def alarm_ends_the_process():
+        import signal
+
+        signal.alarm(1)
+        import time
+
+        time.sleep(5)
+        return "survived"
+
+    _inline(remote, 30).call(_agent_pid)  # the parent now holds its own SIGALRM handler
+    assert remote.call(alarm_disposition) is True
+    rt = remote.roundtrip(alarm_ends_the_process)
+    assert rt.outcome == "crash" and rt.error["signal"] == 14 and "SIGALRM" in rt.error["message"]

@@ -87,6 +87,12 @@ def add(a, b):
     return a + b
 
 
+def add_up(a, b):
+    """A tuple, not a bare int: the agent pickles scalars with ``pickle.dumps`` itself, so
+    only a container goes through the (swapped) ``pickle.Pickler`` class."""
+    return (a + b,)
+
+
 def loads(data: bytes, **policy):
     return load_reply([data], Policy(**policy))
 
@@ -238,7 +244,7 @@ pickle.Pickler = Pickler
 
 
 def test_an_image_whose_site_packages_swap_the_pickler_runs_nothing(docker_client, pytester):
-    """An innocent call that returns the right value, from an image that rewrote pickle."""
+    """An innocent call that returns the right value, from an image that rewrote pickle.Pickler."""
     base = image_tag(load_matrix(ROOT).targets["py3.11"])
     pytester.makefile("", **{"matrix/evil/Dockerfile": textwrap.dedent(f"""
         FROM {base}
@@ -252,11 +258,11 @@ def test_an_image_whose_site_packages_swap_the_pickler_runs_nothing(docker_clien
     ctl = Controller(load_matrix(pytester.path).select(["evil"]), print)
     try:
         remote = Remote(ctl.get("evil"), CallOptions(timeout=20), False, lambda rt: None)
-        rt = remote.roundtrip(add, 1, 2, serializer="cloudpickle-by-value")
+        rt = remote.roundtrip(add_up, 1, 2, serializer="cloudpickle-by-value")
         assert not os.path.exists(IMAGE_MARKER), "the host ran the image's command"
         assert rt.outcome == "result_error" and "posix.system" in rt.error["message"], rt.describe()
         with pytest.raises(prs.ResultError, match="trusted = true"):
-            remote.call(add, 1, 2)
+            remote.call(add_up, 1, 2)
     finally:
         ctl.shutdown()
         if os.path.exists(IMAGE_MARKER):

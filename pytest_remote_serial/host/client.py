@@ -216,9 +216,10 @@ class AgentClient:
         return rts
 
     def _policy(self, objects: list[Any], payload: list[Any]) -> Policy:
-        return Policy(trusted=self.config.trusted, owned=owned_modules(objects),
-                      listed=self.config.trusted_modules,
-                      sent=lambda: {m for m, _ in agent.pickle_globals(payload[0])[0]})
+        # The call's own modules and those the payload named: worked out only if the reply names
+        # a global that is not a plain data type (most results never ask).
+        return Policy(trusted=self.config.trusted, listed=self.config.trusted_modules,
+                      sent=lambda: owned_modules(objects) | {m for m, _ in agent.pickle_globals(payload[0])[0]})
 
     def _interpret(self, rt: RoundTrip, answer: dict[str, Any], buffers: list[bytearray], policy: Policy,
                    copies: agent.DeviceCopies) -> None:

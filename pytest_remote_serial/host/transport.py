@@ -26,7 +26,8 @@ class SocketChannel(Channel):
 
     The socket stays blocking and every operation first tries ``MSG_DONTWAIT``; only when
     that would block does it ``poll`` with what is left of the deadline. A per-operation
-    ``settimeout`` would cost two ``fcntl`` calls and a ``poll`` on every read.
+    ``settimeout`` would cost two ``fcntl`` calls and a ``poll`` on every read. The first read
+    after a request polls first: the answer cannot be there yet.
     """
 
     CHUNK = 256 * 1024
@@ -38,6 +39,8 @@ class SocketChannel(Channel):
         self.deadline: float | None = None
         self._pending = bytearray()  # read past the last frame's end
         self._scratch = bytearray(self.CHUNK)
+        self._pollers: dict[int, Any] = {}
+        self._answer_due = False  # a request went out and nothing of its answer was read yet
 
     def _remaining_ms(self) -> int:
         if self.deadline is None:
@@ -46,6 +49,14 @@ class SocketChannel(Channel):
         if left <= 0:
             raise AgentLost("the agent did not answer before the deadline")
         return max(1, int(left * 1000))
+
+    def _wait(self, event: int) -> None:
+        poller = self._pollers.get(event)
+        if poller is None:
+            poller = self._pollers[event] = select.poll()
+            poller.register(self.sock, event)
+        if not poller.poll(self._remaining_ms()):
+            raise AgentLost("the agent did not answer before the deadline")
 
     def _guarded(self, op: Callable[[Any, int], int], arg: Any, event: int) -> int:
         """One socket operation under the deadline; every failure becomes AgentLost."""
@@ -56,12 +67,16 @@ class SocketChannel(Channel):
                 pass
             except OSError as exc:
                 raise AgentLost(f"connection to the agent broke: {exc}") from None
-            poller = select.poll()
-            poller.register(self.sock, event)
-            if not poller.poll(self._remaining_ms()):
-                raise AgentLost("the agent did not answer before the deadline")
+            self._wait(event)
+
+    def send(self, header: dict[str, Any], buffers: Any = ()) -> None:
+        super().send(header, buffers)
+        self._answer_due = True
 
     def _read_into(self, view: memoryview) -> int:
+        if self._answer_due:
+            self._answer_due = False
+            self._wait(select.POLLIN)
         return self._guarded(lambda v, flags: self.sock.recv_into(v, 0, flags), view, select.POLLIN)
 
     def _writev(self, views: list) -> int:

@@ -18,19 +18,21 @@ exits. A crash or a timeout kills only the child; the parent answers for it.
 from __future__ import annotations
 
 import gc
-import importlib.util
 import json
 import mmap
 import os
 import pickle
-import platform
 import select
 import signal
 import socket
 import struct
 import sys
 import time
-import traceback
+
+try:  # already loaded at start-up (importlib.util is not: a cold start need not pay for it)
+    from _frozen_importlib_external import MAGIC_NUMBER
+except ImportError:  # pragma: no cover - not CPython
+    from importlib.util import MAGIC_NUMBER
 
 try:  # the C module under signal.py: its getsignal skips the enum conversion (~4 µs a call)
     import _signal
@@ -213,7 +215,7 @@ class Channel:
 # --------------------------------------------------------------------------- envelope
 
 
-def magic_number(magic: bytes = importlib.util.MAGIC_NUMBER) -> int:
+def magic_number(magic: bytes = MAGIC_NUMBER) -> int:
     return int.from_bytes(magic[:2], "little")
 
 
@@ -223,8 +225,11 @@ def numpy_version() -> str | None:
     return getattr(mod, "__version__", None) if mod is not None else None
 
 
+_PYTHON_VERSION = sys.version.split()[0]  # what platform.python_version() says, without importing platform
+
+
 def python_version() -> str:
-    return platform.python_version()
+    return _PYTHON_VERSION
 
 
 class Buffers(list):
@@ -1019,13 +1024,25 @@ def error_info(exc: BaseException, phase: str) -> dict:
         "phase": phase,
         "type": "%s.%s" % (type(exc).__module__, type(exc).__qualname__),
         "message": _safe_str(exc),
-        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+        "traceback": _format_exception(exc),
         "python": python_version(),
     }
     module = missing_module_of(exc)
     if module:
         info["module"] = module
     return info
+
+
+def _format_exception(exc: BaseException) -> str:
+    import traceback
+
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+def _print_exc() -> None:
+    import traceback
+
+    traceback.print_exc()
 
 
 def _safe_str(exc: BaseException) -> str:
@@ -1054,9 +1071,14 @@ def _host_ref(obj):
     return None
 
 
+_SCALARS = frozenset((int, float, bool, str, type(None), complex))
+
+
 def _dump_result(obj, protocol: int) -> list:
     """Plain pickle first: it loads on any host Python (objects rebuilt from host source go
     back as references to the host's own). cloudpickle only for what plain pickle refuses."""
+    if type(obj) in _SCALARS:  # nothing to refer back to, no buffers: the common tiny result
+        return Buffers([pickle.dumps(obj, protocol)])
     refs = _host_ref if _FROM_HOST or _rebuilt_classes() else None
     d2h, arrays = _call_copies.d2h, _call_copies.arrays
     try:
@@ -1101,7 +1123,7 @@ def _load_host_ref(pid, resolve=None):
         raise pickle.UnpicklingError("unknown persistent id %r" % (pid,))
     if resolve is not None:
         return resolve(where, qualname)
-    return lookup_qualname(importlib.import_module(where), qualname)
+    return lookup_qualname(__import__(where, fromlist=["_"]), qualname)
 
 
 def lookup_qualname(root, qualname: str):
@@ -1112,6 +1134,8 @@ def lookup_qualname(root, qualname: str):
 
 
 def _has_module(name: str) -> bool:
+    import importlib.util
+
     try:
         return importlib.util.find_spec(name) is not None
     except ImportError:
@@ -1305,7 +1329,7 @@ def _item_child(func, args, header: dict, rfd: int, wfd: int) -> None:
             response["buffer_kinds"] = kinds
         Channel(wfd, wfd).send(response, out)
     except BaseException:
-        traceback.print_exc()
+        _print_exc()
     finally:
         os._exit(0)
 
@@ -1329,9 +1353,16 @@ def _item_answer(rfd: int, pid: int, timeout: float, timed_out: bool) -> tuple:
     return {"outcome": "crash", "phases": {}, "error": _crash_info(status)}, []
 
 
+_ENVELOPES: dict = {}  # numpy's version (None: not imported) -> the reply envelope
+
+
 def reply_envelope() -> dict:
     """The way back has an envelope too: the host names its own load failures from it."""
-    return {"python": python_version(), "magic": magic_number(), "numpy": numpy_version()}
+    numpy = numpy_version()
+    found = _ENVELOPES.get(numpy)
+    if found is None:
+        found = _ENVELOPES[numpy] = {"python": python_version(), "magic": magic_number(), "numpy": numpy}
+    return found
 
 
 def _respond(channel: Channel, response: dict, out: list, status_fd: int | None) -> None:
@@ -1448,7 +1479,7 @@ class Spare:
                     _call_limits.update(header.pop("_limits", None) or {})
                     (run_map if header.get("op") == "map" else run_call)(channel, header, sw)
             except BaseException:
-                traceback.print_exc()
+                _print_exc()
             finally:
                 os._exit(0)
         os.close(hr)
@@ -1654,17 +1685,27 @@ def _become_subreaper() -> None:
 
 
 def _rehearse() -> None:
-    """Walk a call's path once while no request waits: a fresh fork pays a copy-on-write
-    fault for every page it first writes (refcounts), ~6 ms on a VM. Paid here, not per call."""
+    """Walk a call's path (the header off a pipe, the frame, load, call, dump, the answer)
+    while no request waits. In a fresh fork this pays, off the critical path, the copy-on-write
+    fault of every page the call first writes (refcounts; ~6 ms on a VM): measured, a call
+    then takes ~25 faults of the ~700 its process takes in all."""
     try:
         import cloudpickle
 
         payload = dump_with_buffers(cloudpickle.Pickler, (abs, (-1,), {}))
-        func, args, kwargs = _load_pickle(payload[0], payload[1:], {})
-        _dump_result(func(*args, **kwargs), PICKLE_PROTOCOL)
-        response = {"op": "result", "id": 0, "phases": {"load": 0.0}, "outcome": "ok",
-                    "envelope": reply_envelope()}
-        json.loads(json.dumps(dict(response, buffers=[1])))
+        header = {"op": "call", "id": 0, "serializer": "cloudpickle", "envelope": {}, "timeout": 1.0}
+        r, w = os.pipe()
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            raw = json.dumps(header).encode()
+            os.write(w, _LEN.pack(len(raw)) + raw)
+            _read_pipe_message(r)
+            Channel(r, w).send(header, payload)
+            channel = Channel(r, null)
+            run_call(channel, channel.recv_header(cache=True))
+        finally:
+            for fd in (r, w, null):
+                os.close(fd)
         _installed_imports()
     except Exception:
         pass
@@ -1782,6 +1823,8 @@ def run_inline(channel: Channel, header: dict, timeout: float) -> None:
 
 def describe() -> dict:
     """What the target is, asked for on demand so a cold start does not pay for it."""
+    import platform
+
     packages: dict = {}
     try:
         from importlib import metadata
@@ -1808,6 +1851,8 @@ def describe() -> dict:
 
 
 def missing_modules(names: list) -> list:
+    import importlib.util
+
     missing = []
     for name in names:
         try:
@@ -2010,17 +2055,40 @@ def _serve_socket(path: str, keep: bool, accept_timeout: float) -> None:
             return
 
 
-def main(argv: list | None = None) -> None:
-    import argparse
+class _Options:
+    socket = ""
+    stdio = False
+    keep = False
+    accept_timeout = 300.0
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--socket", help="listen on this Unix socket path")
-    parser.add_argument("--stdio", action="store_true", help="serve on stdin/stdout")
-    parser.add_argument("--lib", action="append", default=[], help="zip or folder for sys.path")
-    parser.add_argument("--path", action="append", default=[], help="user folder for sys.path")
-    parser.add_argument("--keep", action="store_true", help="serve further connections")
-    parser.add_argument("--accept-timeout", type=float, default=300.0)
-    opts = parser.parse_args(argv)
+    def __init__(self) -> None:
+        self.lib: list = []
+        self.path: list = []
+
+
+def parse_options(argv: list) -> _Options:
+    """The backends' command line. getopt, not argparse: argparse and what it imports (shutil,
+    locale, gettext) cost ~15 ms of a container's cold start."""
+    import getopt
+
+    pairs, rest = getopt.getopt(argv, "", ["socket=", "stdio", "lib=", "path=", "keep", "accept-timeout="])
+    if rest:
+        raise SystemExit("agent: unexpected arguments %r" % (rest,))
+    opts = _Options()
+    for flag, value in pairs:
+        if flag == "--socket":
+            opts.socket = value
+        elif flag == "--accept-timeout":
+            opts.accept_timeout = float(value)
+        elif flag in ("--lib", "--path"):
+            getattr(opts, flag[2:]).append(value)
+        else:
+            setattr(opts, flag[2:], True)
+    return opts
+
+
+def main(argv: list | None = None) -> None:
+    opts = parse_options(sys.argv[1:] if argv is None else argv)
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
     sys.path[:0] = opts.lib + opts.path

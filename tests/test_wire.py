@@ -1,0 +1,82 @@
+"""The wire format (agent.py's ``Channel``): a binary prefix, JSON only for the rest.
+
+Both ends import the same module, so these run the real code on a socket pair.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from pytest_remote_serial.host.transport import SocketChannel
+from pytest_remote_serial.remote import agent
+
+
+@pytest.fixture
+def ends():
+    a, b = socket.socketpair()
+    yield SocketChannel(a), agent.Channel(b.fileno(), b.fileno())
+    a.close()
+    b.close()
+
+
+@pytest.mark.parametrize("header", [
+    {"op": "call", "id": 7, "serializer": "cloudpickle", "timeout": 2.5, "isolate": False},
+    {"op": "hello", "protocol": agent.PROTOCOL, "python": "3.11.2", "cpus": 2},
+    {"op": "result", "id": 0, "outcome": "ok", "phases": {"load": 1e-05}},
+    {"op": "echo", "id": 2**40},
+    {"op": "not-a-known-op", "id": 3, "x": [1, "two"]},
+])
+def test_a_header_and_its_buffers_arrive_as_sent(ends, header):
+    host, far = ends
+    buffers = [b"stream", bytearray(b"\x00" * 70000), memoryview(b"abc")]
+    host.send(header, buffers)
+    got = far.recv_header(cache=True)
+    assert got == dict(header, id=header.get("id"), buffers=[6, 70000, 3])
+    assert [bytes(b) for b in far.recv_buffers(got)] == [bytes(b) for b in buffers]
+
+
+def test_the_binary_prefix_carries_op_id_and_sizes_and_json_only_the_rest(ends):
+    frame = agent.encode_frame({"op": "call", "id": 5, "timeout": 1.0}, [3, 4])
+    code, rid, rest, nbuf = agent._FRAME.unpack_from(frame)
+    assert (agent.OPS[code], rid - 1, nbuf) == ("call", 5, 2)
+    assert frame[agent.FRAME_SIZE + 16:] == b'{"timeout":1.0}' and rest == len(b'{"timeout":1.0}')
+    assert agent.encode_frame({"op": "echo", "id": 1}, [])[agent.FRAME_SIZE:] == b""  # nothing to encode
+
+
+def test_a_header_encoded_once_is_sent_as_is(ends):
+    host, far = ends
+    header = {"op": "call", "serializer": "pickle", "timeout": 3.0}
+    header["_rest"] = agent.encode_frame(header, [])[agent.FRAME_SIZE:]
+    host.send(dict(header, id=1), [b"p"])
+    assert far.recv_header() == {"op": "call", "id": 1, "serializer": "pickle", "timeout": 3.0, "buffers": [1]}
+
+
+def test_decoded_headers_are_cached_but_never_shared(ends):
+    host, far = ends
+    for rid in (1, 2):
+        host.send({"op": "call", "id": rid, "serializer": "pickle"})
+    first = far.recv_header(cache=True)
+    first["serializer"] = "changed by the first call"
+    second = far.recv_header(cache=True)
+    assert (second["id"], second["serializer"]) == (2, "pickle")
+
+
+@pytest.mark.parametrize("frame, why", [
+    (agent._FRAME.pack(len(agent.OPS), 1, 0, 0), "op"),
+    (agent._FRAME.pack(2, 1, (64 << 20) + 1, 0), "header of"),
+    (agent._FRAME.pack(2, 1, 2, 0) + b"[]", "not an object"),
+])
+def test_a_corrupt_frame_is_an_eof_error_not_a_crash(ends, frame, why):
+    host, far = ends
+    host.sock.sendall(frame)
+    with pytest.raises(EOFError, match=why):
+        far.recv_header()
+
+
+def test_a_connection_closed_between_frames_is_channel_closed(ends):
+    host, far = ends
+    host.sock.close()
+    with pytest.raises(agent.ChannelClosed):
+        far.recv_header()
