@@ -268,11 +268,12 @@ def summarize(out: dict[str, Any], m: Measured) -> dict[str, Any]:
     text.append(f"  remote.map of 1,000 tiny items: {fmt_s(warm['map_1000'].median)}, against 1,000 isolated "
                 f"calls in a loop {fmt_s(1000 * iso)}")
     text.append("\nBounds this machine sets (why a ratio can stay out of reach):")
-    paced_floor = warm["raw_echo_paced"].median
-    text.append(f"  waking idle processes: the raw echo with 20 ms idle before each costs {fmt_s(paced_floor)}, "
-                f"{ratio(paced_floor, floor_s):.1f}× the tight echo; so a paced call pays "
-                f"{fmt_s(paced_floor - floor_s)} the tight inline call does not, i.e. paced isolated / inline ≥ "
-                f"{ratio(inline + paced_floor - floor_s, inline):.2f} before any work of ours")
+    paced_floor, paced_inline = warm["raw_echo_paced"].median, warm["call_inline_paced"].median
+    text.append(f"  waking idle processes: with 20 ms idle before each, the raw echo costs {fmt_s(paced_floor)} "
+                f"({ratio(paced_floor, floor_s):.1f}× the tight echo) and an inline call {fmt_s(paced_inline)} "
+                f"({ratio(paced_inline, inline):.1f}× the tight inline call: after an idle stretch a call's "
+                f"working set, both interpreters, comes back from memory). An isolated call does all an inline "
+                f"call does, so paced isolated / inline ≥ {ratio(paced_inline, inline):.2f}")
     cpus = max(1, out["agent_cpus"])
     cpu_per = out["container_cpu_per_call_s"]
     text.append(f"  a fresh process per call: fork+exit+waitpid alone takes {fmt_s(probe['fork_exit_wait'])} in the "

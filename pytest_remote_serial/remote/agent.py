@@ -1298,8 +1298,10 @@ def run_map(channel: Channel, header: dict, status_fd: int | None = None) -> Non
 def _run_items(func, items: list, header: dict, timeout: float, concurrency: int) -> list:
     answers: list = [None] * len(items)
     running: dict = {}  # read fd -> (pid, index, deadline)
+    exiting: list = []  # answered: reaped without waiting, so the next item need not wait for an exit
     next_item = 0
     while next_item < len(items) or running:
+        exiting = _reap(exiting)
         while next_item < len(items) and len(running) < concurrency:
             rfd, wfd = os.pipe()
             pid = os.fork()
@@ -1312,8 +1314,13 @@ def _run_items(func, items: list, header: dict, timeout: float, concurrency: int
         ready, _, _ = select.select(list(running), [], [], max(0.0, soonest - time.monotonic()))
         for rfd in ready or [fd for fd, (_, _, d) in running.items() if d <= time.monotonic()]:
             pid, index, deadline = running.pop(rfd)
-            answers[index] = _item_answer(rfd, pid, timeout, timed_out=not ready)
+            answer, out, reaped = _item_answer(rfd, pid, timeout, timed_out=not ready)
+            answers[index] = (answer, out)
+            if not reaped:
+                exiting.append(pid)
             os.close(rfd)
+    for pid in exiting:
+        os.waitpid(pid, 0)
     return answers
 
 
@@ -1335,12 +1342,12 @@ def _item_child(func, args, header: dict, rfd: int, wfd: int) -> None:
 
 
 def _item_answer(rfd: int, pid: int, timeout: float, timed_out: bool) -> tuple:
-    """One item's answer off its pipe, or what its death or its deadline says instead."""
+    """One item's answer off its pipe, or what its death or its deadline says instead:
+    ``(answer, buffers, whether its process was reaped)``; one that answered exits on its own."""
     if not timed_out:
         try:
             answer, out = Channel(rfd, rfd).recv()
-            os.waitpid(pid, 0)
-            return answer, out
+            return answer, out, False
         except EOFError:
             pass
     if timed_out:
@@ -1349,8 +1356,8 @@ def _item_answer(rfd: int, pid: int, timeout: float, timed_out: bool) -> tuple:
     if timed_out:
         return {"outcome": "timeout", "phases": {}, "error": {
             "phase": "call", "type": "timeout", "timeout": timeout, "python": python_version(),
-            "message": "item still running after %gs; its process was killed" % timeout}}, []
-    return {"outcome": "crash", "phases": {}, "error": _crash_info(status)}, []
+            "message": "item still running after %gs; its process was killed" % timeout}}, [], True
+    return {"outcome": "crash", "phases": {}, "error": _crash_info(status)}, [], True
 
 
 _ENVELOPES: dict = {}  # numpy's version (None: not imported) -> the reply envelope
