@@ -80,3 +80,11 @@ def test_a_connection_closed_between_frames_is_channel_closed(ends):
     host.sock.close()
     with pytest.raises(agent.ChannelClosed):
         far.recv_header()
+
+
+def test_a_frame_announcing_more_memory_than_there_is_ends_the_stream_not_the_host(ends):
+    host, far = ends
+    far.write_all([agent.encode_frame({"op": "result", "id": 1}, [1 << 50])])
+    header = host.recv_header()
+    with pytest.raises(EOFError, match="announced 1125899906842624 bytes, which cannot be allocated"):
+        host.recv_buffers(header)

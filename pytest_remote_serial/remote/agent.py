@@ -60,15 +60,24 @@ BULK_THRESHOLD = 4 << 20
 def receive_buffer(n: int):
     """Memory for n bytes about to arrive. For bulk data, an anonymous mapping advised to
     use transparent huge pages: first-touch faults on fresh 4 KiB pages otherwise cost more
-    than the copy itself (64 MiB: ~50 ms of faults against ~8 ms of copying)."""
-    if n < BULK_THRESHOLD:
-        return bytearray(n)
+    than the copy itself (64 MiB: ~50 ms of faults against ~8 ms of copying). A size that
+    cannot be had (a corrupt or forged frame) ends the stream, never the process."""
+    if n >= BULK_THRESHOLD:
+        try:
+            buf = mmap.mmap(-1, n, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        except (OSError, ValueError, OverflowError):
+            pass  # bytearray says whether it can be had at all
+        else:
+            try:
+                buf.madvise(mmap.MADV_HUGEPAGE)
+            except (AttributeError, OSError, ValueError):  # no THP on this kernel or platform
+                pass
+            return buf
     try:
-        buf = mmap.mmap(-1, n, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-        buf.madvise(mmap.MADV_HUGEPAGE)
-        return buf
-    except (AttributeError, OSError, ValueError):  # no THP on this kernel or platform
         return bytearray(n)
+    except (MemoryError, OverflowError) as exc:
+        raise EOFError("corrupt stream: a message announced %d bytes, which cannot be allocated "
+                       "here (%s)" % (n, type(exc).__name__)) from None
 
 
 class ChannelClosed(EOFError):
