@@ -161,6 +161,39 @@ def test_containers_are_hardened(controller, docker_client):
     assert call(controller, "py3.11", _network_reachable, serializer="cloudpickle-by-value").result is False
 
 
+@pytest.mark.parametrize("target", CPU_TARGETS)
+def test_the_agent_runs_compiled_by_its_own_image_and_tracebacks_still_show_its_source(controller, docker_client,
+                                                                                      target):
+    from pytest_remote_serial.host.backends.compiled import COMPILED_PATH, compiled_file
+
+    running = controller.get(target)
+    assert running.extra["agent"] == "compiled"
+    attrs = docker_client.containers.get(running.extra["container"]).attrs
+    assert attrs["Config"]["Cmd"][1] == COMPILED_PATH
+    [mount] = [m for m in attrs["Mounts"] if m["Destination"] == COMPILED_PATH]
+    assert mount["RW"] is False and mount["Source"] == str(compiled_file(running.image_id))
+    rt = call(controller, target, script_helpers.encode_query, "x")  # fails inside the agent's loader
+    assert rt.outcome == "missing_module"
+    assert 'File "/opt/prs/agent.py", line' in rt.error["traceback"]
+    assert "LOADERS[header[\"serializer\"]]" in rt.error["traceback"]  # the line itself, from the source
+
+
+def test_an_image_that_cannot_compile_the_agent_runs_it_from_source(docker_client, monkeypatch, tmp_path):
+    from pytest_remote_serial.host.backends import compiled
+
+    monkeypatch.setenv("PYTEST_REMOTE_SERIAL_CACHE", str(tmp_path))  # a bundle never compiled before
+    monkeypatch.setattr(compiled, "_SCRIPT", "raise SystemExit(3)")
+    ctl = Controller(load_matrix(ROOT).select(["py3.11"]), print)
+    try:
+        running = ctl.get("py3.11")
+        assert running.extra["agent"] == "source"
+        assert call(ctl, "py3.11", divmod, 7, 2).result == (3, 1)
+        assert not list((tmp_path / "compiled").glob("*.pyc"))
+    finally:
+        ctl.shutdown()
+    assert not [c for c in our_containers(docker_client) if label(c, "session") == ctl.session]
+
+
 def _network_reachable():
     import socket
 

@@ -24,6 +24,7 @@ from ..images import BuildFailed, ImageBuilder, Progress
 from ..matrix import Target
 from ..transport import DockerStdioChannel, DockerStreamChannel
 from .base import SOCKET_NAME, Running, StartFailed, private_socket_dir, process_start, wait_and_connect
+from .compiled import COMPILED_PATH, ensure_compiled
 from .engines import Engine, connect, default_engine
 from .layer import AGENT_DIR, PATHS_DIR, ensure_layer
 
@@ -138,6 +139,7 @@ class DockerBackend:
         self.remote = self.engine.remote
         self.builder = ImageBuilder(client, progress, source=source)
         self.cancelled = threading.Event()
+        self._compiled: dict[str, Path] = {}  # target name -> its image's compiled agent (compiled.py)
         self.builder.cancelled = self.cancelled
         self.default_transport = "stdio" if self.remote else "socket"
 
@@ -161,6 +163,12 @@ class DockerBackend:
         image_id = self.client.images.get(image).id
         run_image = ensure_layer(self.client, image, target, self.labels(target), self.progress) \
             if self.remote else image
+        compile_s = 0.0
+        if not self.remote:  # (a remote engine gets the source in its layer)
+            compiled, compile_s = ensure_compiled(self.client, image, image_id, target,
+                                                  self._run_kwargs(target, image, []), _remove)
+            if compiled is not None:
+                self._compiled[target.name] = compiled
         if self.keep and transport == "socket":
             running = self._start_kept(target, image)
         else:
@@ -168,7 +176,10 @@ class DockerBackend:
         running.image = image
         running.build_s = build_s
         running.image_id = image_id
-        running.extra.update(backend="docker", engine=self.engine.name, hardening=HARDENING)
+        running.extra.update(backend="docker", engine=self.engine.name, hardening=HARDENING,
+                             agent="compiled" if target.name in self._compiled else "source")
+        if compile_s:
+            running.extra["agent_compile_s"] = compile_s
         if run_image != image:
             running.extra["layer"] = run_image
         return running
@@ -177,6 +188,9 @@ class DockerBackend:
         uid = os.geteuid()
         # On a remote engine the bundle and paths are in the image's layer (layer.py) instead.
         volumes = {} if self.remote else {str(ensure_bundle().folder): {"bind": AGENT_DIR, "mode": "ro"}}
+        compiled = self._compiled.get(target.name)
+        if compiled is not None:
+            volumes[str(compiled)] = {"bind": COMPILED_PATH, "mode": "ro"}
         for i, path in enumerate(target.paths):
             host = (target.root / path).resolve()
             if not host.is_dir():
@@ -204,7 +218,8 @@ class DockerBackend:
         return kwargs
 
     def _agent_command(self, target: Target, *mode: str) -> list[str]:
-        cmd = [target.python, f"{AGENT_DIR}/agent.py", *mode]
+        script = COMPILED_PATH if target.name in self._compiled else f"{AGENT_DIR}/agent.py"
+        cmd = [target.python, script, *mode]
         for lib in ensure_bundle().libs:
             cmd += ["--lib", f"{AGENT_DIR}/{lib}"]
         return cmd
