@@ -18,6 +18,7 @@ import pytest
 from helpers import ROOT, label, our_containers, remote_on
 
 import pytest_remote_serial as prs
+from pytest_remote_serial.fixture import CallOptions, Remote
 from pytest_remote_serial.host.backends.base import (
     AGENT_FILE,
     LEGACY_AGE_S,
@@ -118,6 +119,21 @@ def test_pids_exhaustion_is_named_and_never_poisons_the_next_call(small):
     assert "pids limit (48 processes)" in rt.error["hint"]
     for _ in range(3):
         assert r.call(add, 1, 2) == 3
+
+
+@pytest.mark.docker
+def test_a_non_isolated_call_at_the_pids_limit_is_named_and_only_that_call(small):
+    """The agent's parent forks its spares: only what the call itself started may count."""
+    r = Remote(small.get("small"), CallOptions(isolate=False, timeout=30), False, lambda rt: None)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert 0 < r.call(fork_until_refused, True, serializer="source") < 48
+    assert any(isinstance(w.message, RemoteLimitWarning) and "raise `pids`" in str(w.message) for w in seen)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert [r.call(add, 1, i) for i in range(3)] == [1, 2, 3]
+        assert remote(small, "small").call(add, 2, 2) == 4  # isolated: a spare could be forked again
+    assert not [w for w in seen if isinstance(w.message, RemoteLimitWarning)]
 
 
 @pytest.mark.docker

@@ -1387,7 +1387,7 @@ def _respond(channel: Channel, response: dict, out: list, status_fd: int | None)
     if kinds:
         response["buffer_kinds"] = kinds
     pids_before = _call_limits.get("pids_max")
-    spawned = bool(_forks[0]) or threading_started()
+    spawned = call_spawned()
     if spawned and pids_before is not None and (_cgroup_counter("pids_max") or 0) > pids_before:
         response["limit_hit"] = {"pids": _cgroup_limit("pids")}
     learned = ",".join(_installed_imports()).encode() if status_fd is not None else b""
@@ -1399,16 +1399,29 @@ def _respond(channel: Channel, response: dict, out: list, status_fd: int | None)
 
 
 _call_flags: list = []  # in a call process: the spare's shared flags (see Spare)
-_forks = [0]  # processes a call process started: only then is the pids limit worth a look
+_forks = [0]  # processes this process started (the at-fork hook counts them)
+# Forks and threads when the running call began: only a call that started processes or threads
+# has the pids limit read and is swept after (reading cgroup files costs ~150 µs a call; the
+# agent's parent forks spares, and an earlier call may have left a thread running).
+_at_call = [0, 1]
 
 
 def _count_fork() -> None:
     _forks[0] += 1
 
 
-def threading_started() -> bool:
+def _threads() -> int:
     threading = sys.modules.get("threading")
-    return threading is not None and threading.active_count() > 1
+    return threading.active_count() if threading is not None else 1
+
+
+def call_begins() -> None:
+    _at_call[:] = [_forks[0], _threads()]
+
+
+def call_spawned() -> bool:
+    """Did the running call start a process or a thread (still running)?"""
+    return _forks[0] != _at_call[0] or _threads() > _at_call[1]
 
 
 def _status(fd: int | None, token: bytes) -> None:
@@ -1479,6 +1492,7 @@ class Spare:
         if self.pid == 0:  # child: counts its own forks (the parent's hook counts them too)
             _call_flags[:] = [self.flags]
             _forks[0] = 0
+            call_begins()
             try:
                 os.close(self.hw)
                 os.close(self.sr)
@@ -1972,9 +1986,9 @@ def serve(channel: Channel, close_in_child: list | tuple = ()) -> None:
                     del spares[:]
                     _preload(learned)
             elif op == "call":
-                forks = _forks[0]
+                call_begins()
                 run_inline(channel, header, timeout)
-                after_call = _forks[0] != forks or threading_started()
+                after_call = call_spawned()
             elif op == "echo":
                 channel.send({"op": "echo", "id": rid}, channel.recv_buffers(header))
             elif op == "describe":
