@@ -388,3 +388,25 @@ def test_isolated_calls_get_sigalrm_as_a_fresh_interpreter_does(remote):
     assert remote.call(alarm_disposition) is True
     rt = remote.roundtrip(alarm_ends_the_process)
     assert rt.outcome == "crash" and rt.error["signal"] == 14 and "SIGALRM" in rt.error["message"]
+
+
+class Celsius:
+    def __init__(self, degrees):
+        self.degrees = degrees
+
+
+def _identity(x):
+    return x
+
+
+@pytest.mark.parametrize("serializer", ["cloudpickle-by-value", "source"])
+def test_a_reducer_registered_with_copyreg_between_calls_is_used_by_the_next(remote, serializer):
+    """The picklers flatten their reducer tables per dump: a later copyreg.pickle still counts."""
+    import copyreg
+
+    assert type(remote.call(_identity, Celsius(1), serializer=serializer)).__name__ == "Celsius"
+    copyreg.pickle(Celsius, lambda c: (float, (c.degrees,)))
+    try:
+        assert remote.call(_identity, Celsius(21), serializer=serializer) == 21.0
+    finally:
+        del copyreg.dispatch_table[Celsius]

@@ -22,6 +22,7 @@ What cannot be reproduced is a ``SourceUnavailable`` naming the member path and 
 
 from __future__ import annotations
 
+import copyreg
 import dataclasses
 import dis
 import functools
@@ -260,8 +261,22 @@ def standin_for_pytest_rewrite(obj: Any) -> Any:
 # ----------------------------------------------------------------------------- the pickler
 
 
+def flat_dispatch(*tables: Any) -> dict[type, Any]:
+    """One exact dict of reducers, earlier tables winning, made per dump from the live tables
+    (``copyreg.pickle`` may add one between dumps). The C pickler looks an exact dict up in C;
+    a ChainMap costs a Python ``__getitem__`` and a caught KeyError per level, per object."""
+    flat: dict[type, Any] = {}
+    for table in reversed(tables):
+        flat.update(table)
+    return flat
+
+
 class CapsulePickler(cloudpickle.Pickler):
-    dispatch_table = ChainMap(_DISPATCH, cloudpickle.Pickler.dispatch_table)
+    dispatch_table: Any = ChainMap(_DISPATCH, cloudpickle.Pickler.dispatch_table)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.dispatch_table = flat_dispatch(_DISPATCH, cloudpickle.Pickler._dispatch_table, copyreg.dispatch_table)
+        super().__init__(*args, **kwargs)
 
     def dump(self, obj: Any) -> None:
         try:

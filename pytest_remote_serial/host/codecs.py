@@ -5,6 +5,7 @@ The agent's loader for each name lives in ``remote/agent.py``; a codec here only
 
 from __future__ import annotations
 
+import copyreg
 import functools
 import sys
 import threading
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..remote import agent
-from .capsule import standin_for_pytest_rewrite
+from .capsule import flat_dispatch, standin_for_pytest_rewrite
 
 # (func, args, kwargs) and, optionally, where device arrays' copies are counted -> the buffers
 Dumps = Callable[..., list[Any]]
@@ -53,7 +54,13 @@ def _cloudpickler() -> type:
         return cp._module_reduce(module) if standin is NotImplemented else standin
 
     table = ChainMap({types.ModuleType: module_reduce}, cloudpickle.Pickler.dispatch_table)
-    return type("Pickler", (cloudpickle.Pickler,), {"dispatch_table": table})
+    ours = {types.ModuleType: module_reduce}
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        self.dispatch_table = flat_dispatch(ours, cloudpickle.Pickler._dispatch_table, copyreg.dispatch_table)
+        cloudpickle.Pickler.__init__(self, *args, **kwargs)
+
+    return type("Pickler", (cloudpickle.Pickler,), {"dispatch_table": table, "__init__": __init__})
 
 
 @functools.cache
