@@ -405,3 +405,14 @@ def test_keep_reuses_the_container_across_runs(pytester, docker_client):
     finally:
         for c in docker_client.containers.list(all=True, filters={"label": "pytest-remote-serial.keep"}):
             c.remove(force=True)
+
+
+def test_compiled_agents_of_other_versions_are_pruned_once_old(tmp_path):
+    from pytest_remote_serial.host.backends.compiled import STALE_S, _prune
+
+    for name, age in (("current-1.pyc", STALE_S * 2), ("other-1.pyc", STALE_S * 2), ("other-2.pyc", 60)):
+        path = tmp_path / name
+        path.write_bytes(b"x" * 16)
+        os.utime(path, (time.time() - age, time.time() - age))
+    _prune(tmp_path, "current")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["current-1.pyc", "other-2.pyc"]

@@ -57,9 +57,22 @@ def ensure_compiled(client: Any, image: str, image_id: str, target: Target, run_
         return _compile(client, image, target, run_kwargs, remove, dest), time.monotonic() - start
 
 
+STALE_S = 14 * 24 * 3600  # another agent version's files, untouched this long, go
+
+
+def _prune(folder: Path, keep_prefix: str) -> None:
+    """Files of other agent versions (an upgrade, an edited agent) once they are two weeks old."""
+    now = time.time()
+    for old in folder.glob("*.pyc"):
+        with contextlib.suppress(OSError):
+            if not old.name.startswith(keep_prefix) and now - old.stat().st_mtime > STALE_S:
+                old.unlink()
+
+
 def _compile(client: Any, image: str, target: Target, run_kwargs: dict[str, Any], remove: Any,
              dest: Path) -> Path | None:
     dest.parent.mkdir(parents=True, exist_ok=True)
+    _prune(dest.parent, ensure_bundle().folder.name)
     out = Path(tempfile.mkdtemp(dir=dest.parent, prefix=".tmp-"))
     container = None
     try:
