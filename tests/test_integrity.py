@@ -46,6 +46,18 @@ def _frame(header: dict) -> bytes:
     return encode_frame(header, [])
 
 
+def write_on_every_socket(frame):
+    """Inside a call: write ``frame`` on every socket this process holds (the agent's connection)."""
+    import os
+
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
+                os.write(int(name), frame)
+        except OSError:
+            pass
+
+
 def forge_from_a_leftover(how, frame):
     """Leave a process behind that answers the *next* call with ``frame`` on every socket fd."""
     import os
@@ -53,12 +65,7 @@ def forge_from_a_leftover(how, frame):
 
     def later():
         time.sleep(0.5)
-        for name in os.listdir("/proc/self/fd"):
-            try:
-                if os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
-                    os.write(int(name), frame)
-            except OSError:
-                pass
+        write_on_every_socket(frame)
         os._exit(0)
 
     if how == "c-fork":  # no Python at-fork hooks run: the child keeps every descriptor
@@ -90,15 +97,9 @@ def test_a_process_left_by_one_call_never_answers_the_next(ctl, target, how):
 
 def write_a_forged_reply(frame):
     """Answer on the agent's connection from inside the call, with another request's id."""
-    import os
     import time
 
-    for name in os.listdir("/proc/self/fd"):
-        try:
-            if os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
-                os.write(int(name), frame)
-        except OSError:
-            pass
+    write_on_every_socket(frame)
     time.sleep(30)
 
 

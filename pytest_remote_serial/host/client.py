@@ -159,6 +159,8 @@ class AgentClient:
             header = {"op": "call", "serializer": codec.name, "envelope": envelope(codec), "timeout": timeout,
                       "isolate": isolate, "device_arrays": arrays}
             header["_rest"] = agent.encode_frame(header, [])[agent.FRAME_SIZE:]
+            if len(self._call_headers) >= 64:  # timeouts computed per call: never a growing pile
+                self._call_headers.clear()
             self._call_headers[key] = header
         return header
 
