@@ -414,5 +414,8 @@ def test_compiled_agents_of_other_versions_are_pruned_once_old(tmp_path):
         path = tmp_path / name
         path.write_bytes(b"x" * 16)
         os.utime(path, (time.time() - age, time.time() - age))
+    for name, age in ((".tmp-killed", 2 * 24 * 3600), (".tmp-compiling", 5)):
+        (tmp_path / name).mkdir()
+        os.utime(tmp_path / name, (time.time() - age, time.time() - age))
     _prune(tmp_path, "current")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["current-1.pyc", "other-2.pyc"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".tmp-compiling", "current-1.pyc", "other-2.pyc"]

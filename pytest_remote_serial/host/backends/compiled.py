@@ -61,12 +61,17 @@ STALE_S = 14 * 24 * 3600  # another agent version's files, untouched this long, 
 
 
 def _prune(folder: Path, keep_prefix: str) -> None:
-    """Files of other agent versions (an upgrade, an edited agent) once they are two weeks old."""
+    """Files of other agent versions (an upgrade, an edited agent) once they are two weeks old,
+    and the scratch folders of compiles a killed run left, once a day old."""
     now = time.time()
     for old in folder.glob("*.pyc"):
         with contextlib.suppress(OSError):
             if not old.name.startswith(keep_prefix) and now - old.stat().st_mtime > STALE_S:
                 old.unlink()
+    for scratch in folder.glob(".tmp-*"):
+        with contextlib.suppress(OSError):
+            if now - scratch.stat().st_mtime > 24 * 3600:
+                shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _compile(client: Any, image: str, target: Target, run_kwargs: dict[str, Any], remove: Any,
