@@ -178,11 +178,15 @@ def test_the_agent_runs_compiled_by_its_own_image_and_tracebacks_still_show_its_
     assert "LOADERS[header[\"serializer\"]]" in rt.error["traceback"]  # the line itself, from the source
 
 
-def test_an_image_that_cannot_compile_the_agent_runs_it_from_source(docker_client, monkeypatch, tmp_path):
+@pytest.mark.parametrize("failure", ["the image's compile fails", "the cache cannot be written"])
+def test_an_agent_that_cannot_be_compiled_runs_from_source(docker_client, monkeypatch, tmp_path, failure):
     from pytest_remote_serial.host.backends import compiled
 
     monkeypatch.setenv("PYTEST_REMOTE_SERIAL_CACHE", str(tmp_path))  # a bundle never compiled before
-    monkeypatch.setattr(compiled, "_SCRIPT", "raise SystemExit(3)")
+    if failure == "the image's compile fails":
+        monkeypatch.setattr(compiled, "_SCRIPT", "raise SystemExit(3)")
+    else:
+        monkeypatch.setattr(compiled, "compiled_file", lambda image_id: Path("/proc/prs-nowhere/agent.pyc"))
     ctl = Controller(load_matrix(ROOT).select(["py3.11"]), print)
     try:
         running = ctl.get("py3.11")

@@ -76,9 +76,12 @@ def _prune(folder: Path, keep_prefix: str) -> None:
 
 def _compile(client: Any, image: str, target: Target, run_kwargs: dict[str, Any], remove: Any,
              dest: Path) -> Path | None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    _prune(dest.parent, ensure_bundle().folder.name)
-    out = Path(tempfile.mkdtemp(dir=dest.parent, prefix=".tmp-"))
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _prune(dest.parent, ensure_bundle().folder.name)
+        out = Path(tempfile.mkdtemp(dir=dest.parent, prefix=".tmp-"))
+    except OSError:  # a cache folder that cannot be written: run from source
+        return None
     container = None
     try:
         out.chmod(0o777)  # the container's non-root user writes the one file
