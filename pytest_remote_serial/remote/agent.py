@@ -1978,6 +1978,7 @@ def serve(channel: Channel, close_in_child: list | tuple = ()) -> None:
                     continue
                 current = spares.pop(0)  # handed over: never closed twice if dispatch fails
                 learned, reap, after_call = current.dispatch(channel, header, timeout, refill_if_empty)
+                current.flags.close()  # now, once answered: not at the next call, on its critical path
                 if reap:
                     exited.append(current.pid)
                 if learned and any(name not in sys.modules for name in learned):
