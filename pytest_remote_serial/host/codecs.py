@@ -53,8 +53,8 @@ def _cloudpickler() -> type:
         standin = standin_for_pytest_rewrite(module)
         return cp._module_reduce(module) if standin is NotImplemented else standin
 
-    table = ChainMap({types.ModuleType: module_reduce}, cloudpickle.Pickler.dispatch_table)
     ours = {types.ModuleType: module_reduce}
+    table = ChainMap(ours, cloudpickle.Pickler.dispatch_table)
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         self.dispatch_table = flat_dispatch(ours, cloudpickle.Pickler._dispatch_table, copyreg.dispatch_table)

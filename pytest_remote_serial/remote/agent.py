@@ -84,16 +84,8 @@ class ChannelClosed(EOFError):
     """The peer went away between messages (a normal end of session)."""
 
 
-_SIZES: dict = {}
-
-
-def _sizes(n: int) -> struct.Struct:
-    found = _SIZES.get(n)
-    if found is None:
-        found = _SIZES[n] = struct.Struct("!%dQ" % n)
-        if len(_SIZES) > 64:
-            _SIZES.clear()
-    return found
+def _sizes_format(n: int) -> str:
+    return "!%dQ" % n  # struct caches the compiled format
 
 
 def encode_frame(header: dict, sizes: list) -> bytes:
@@ -106,7 +98,7 @@ def encode_frame(header: dict, sizes: list) -> bytes:
         rest = _json_encode(fields).encode() if fields else b""
     rid = header.get("id")
     return (_FRAME.pack(code, 0 if rid is None else rid + 1, len(rest), len(sizes))
-            + (_sizes(len(sizes)).pack(*sizes) if sizes else b"") + rest)
+            + (struct.pack(_sizes_format(len(sizes)), *sizes) if sizes else b"") + rest)
 
 
 class Channel:
@@ -166,7 +158,7 @@ class Channel:
         if n > _MAX_HEADER or nbuf >= _MAX_BUFFERS or code >= len(OPS):
             raise EOFError("corrupt stream: header of %d bytes, %d buffers, op %d" % (n, nbuf, code))
         both = self.read_exact(8 * nbuf + n) if nbuf or n else b""
-        sizes = list(_sizes(nbuf).unpack_from(both)) if nbuf else []
+        sizes = list(struct.unpack_from(_sizes_format(nbuf), both)) if nbuf else []
         raw = bytes(both[8 * nbuf:])
         header = self._decoded.get(raw) if cache else None
         if header is None:
@@ -1528,8 +1520,7 @@ class Spare:
         Returns (modules the call imported, whether this pid still needs reaping, whether the call
         started processes or threads or ended abnormally: then the parent sweeps after it).
         """
-        raw = json.dumps(dict(header, _limits=_limits_now)).encode()
-        os.write(self.hw, _LEN.pack(len(raw)) + raw)
+        _write_pipe_message(self.hw, json.dumps(dict(header, _limits=_limits_now)).encode())
         os.close(self.hw)
         if while_waiting is not None:
             while_waiting()
@@ -1727,8 +1718,7 @@ def _rehearse() -> None:
         r, w = os.pipe()
         null = os.open(os.devnull, os.O_WRONLY)
         try:
-            raw = json.dumps(header).encode()
-            os.write(w, _LEN.pack(len(raw)) + raw)
+            _write_pipe_message(w, json.dumps(header).encode())
             _read_pipe_message(r)
             Channel(r, w).send(header, payload)
             channel = Channel(r, null)
@@ -1797,6 +1787,10 @@ def _signame(sig: int) -> str:
         return signal.Signals(sig).name
     except ValueError:
         return "?"
+
+
+def _write_pipe_message(fd: int, body: bytes) -> None:
+    os.write(fd, _LEN.pack(len(body)) + body)
 
 
 def _read_pipe_message(fd: int) -> bytes | None:

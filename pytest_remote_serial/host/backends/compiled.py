@@ -19,6 +19,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +42,11 @@ def compiled_file(image_id: str) -> Path:
     return cache_dir() / "compiled" / f"{ensure_bundle().folder.name}-{digest}.pyc"
 
 
-def ensure_compiled(client: Any, image: str, image_id: str, target: Target, run_kwargs: dict[str, Any],
-                    remove: Any) -> tuple[Path | None, float]:
+def ensure_compiled(client: Any, image: str, image_id: str, target: Target,
+                    run_kwargs: Callable[[], dict[str, Any]], remove: Any) -> tuple[Path | None, float]:
     """The compiled agent for this image (made now if need be) and the seconds making it took;
-    ``(None, seconds)`` when it could not be made: the agent then runs from source."""
+    ``(None, seconds)`` when it could not be made: the agent then runs from source.
+    ``run_kwargs`` gives the agent's hardened container settings, asked for only if compiling."""
     dest = compiled_file(image_id)
     if dest.is_file():
         return dest, 0.0
@@ -74,8 +76,9 @@ def _prune(folder: Path, keep_prefix: str) -> None:
                 shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _compile(client: Any, image: str, target: Target, run_kwargs: dict[str, Any], remove: Any,
-             dest: Path) -> Path | None:
+def _compile(client: Any, image: str, target: Target, run_kwargs: Callable[[], dict[str, Any]],
+             remove: Any, dest: Path) -> Path | None:
+    hardened = run_kwargs()  # a bad `paths` entry fails the start here, as it would without compiling
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         _prune(dest.parent, ensure_bundle().folder.name)
@@ -85,7 +88,7 @@ def _compile(client: Any, image: str, target: Target, run_kwargs: dict[str, Any]
     container = None
     try:
         out.chmod(0o777)  # the container's non-root user writes the one file
-        kwargs = {k: v for k, v in run_kwargs.items() if k not in ("device_requests", "name")}
+        kwargs = {k: v for k, v in hardened.items() if k not in ("device_requests", "name")}
         kwargs.update(image=image, command=[target.python, "-c", _SCRIPT], detach=True, auto_remove=False,
                       volumes={str(ensure_bundle().folder): {"bind": AGENT_DIR, "mode": "ro"},
                                str(out): {"bind": "/out", "mode": "rw"}})

@@ -166,7 +166,7 @@ class DockerBackend:
         compile_s = 0.0
         if not self.remote:  # (a remote engine gets the source in its layer)
             compiled, compile_s = ensure_compiled(self.client, image, image_id, target,
-                                                  self._run_kwargs(target, image, []), _remove)
+                                                  lambda: self._run_kwargs(target, image, []), _remove)
             if compiled is not None:
                 self._compiled[target.name] = compiled
         if self.keep and transport == "socket":
