@@ -198,6 +198,31 @@ def test_an_agent_that_cannot_be_compiled_runs_from_source(docker_client, monkey
     assert not [c for c in our_containers(docker_client) if label(c, "session") == ctl.session]
 
 
+def _parent_has(names):
+    import sys
+
+    return sorted(n for n in names if n in sys.modules)
+
+
+def test_the_agents_parent_holds_dill_only_once_a_call_used_it(docker_client):
+    """What the agent's parent imports, every fork copies and every exit unmaps: dill is learned
+    from the first call that loads it, and describe's imports (importlib.metadata, numpy for its
+    version) stay in a throwaway child. Inline calls run in the parent, so they can look."""
+    ctl = Controller(load_matrix(ROOT).select(["py3.11"]), print)
+    try:
+        client = ctl.get("py3.11").client
+        names = ["dill", "numpy", "importlib.metadata"]
+        assert client.roundtrip(_parent_has, (names,), {}, "cloudpickle-by-value", 30.0, isolate=False).result == []
+        packages = client.describe()["packages"]
+        assert packages["numpy"].startswith("1.") and packages["dill"] and packages["cloudpickle"]
+        assert client.roundtrip(_parent_has, (names,), {}, "cloudpickle-by-value", 30.0, isolate=False).result == []
+        assert client.roundtrip(divmod, (7, 2), {}, "dill", 30.0).result == (3, 1)  # isolated: a child loads dill
+        assert client.roundtrip(_parent_has, (names,), {}, "cloudpickle-by-value", 30.0, isolate=False).result == ["dill"]
+        assert client.roundtrip(divmod, (9, 2), {}, "dill", 30.0).result == (4, 1)
+    finally:
+        ctl.shutdown()
+
+
 def _network_reachable():
     import socket
 
