@@ -88,6 +88,15 @@ def fork_until_refused(catch):
     return count
 
 
+def fork_one():
+    import os
+
+    pid = os.fork()
+    if pid == 0:
+        os._exit(7)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
 def size_and_type(data):
     return len(data), type(data).__name__
 
@@ -119,6 +128,21 @@ def test_pids_exhaustion_is_named_and_never_poisons_the_next_call(small):
     assert "pids limit (48 processes)" in rt.error["hint"]
     for _ in range(3):
         assert r.call(add, 1, 2) == 3
+
+
+@pytest.mark.docker
+def test_the_isolated_call_after_one_at_the_pids_limit_is_not_blamed_for_it(small):
+    """The spare that takes the next request is armed only once the limits are read again
+    after a call that started processes: a later call that forks is measured from there."""
+    r = remote(small, "small")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert 0 < r.call(fork_until_refused, True, serializer="source") < 48
+    assert any(isinstance(w.message, RemoteLimitWarning) for w in seen)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert [r.call(fork_one, serializer="source") for _ in range(3)] == [7, 7, 7]
+    assert not [w for w in seen if isinstance(w.message, RemoteLimitWarning)]
 
 
 @pytest.mark.docker

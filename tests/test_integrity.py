@@ -208,12 +208,16 @@ def test_non_isolated_calls_lose_the_connection_in_their_forks(ctl):
     assert ctl.get("py3.11").client is client
 
 
-def test_the_host_going_away_mid_call_ends_the_agent(tmp_path):
-    """A kill -9'd run's agent does not run the call to its end: the hang-up stops it."""
+@pytest.mark.parametrize("when", ["mid-call", "idle, a spare armed to read the next request"])
+def test_the_host_going_away_ends_the_agent_and_its_spares(tmp_path, when):
+    """A kill -9'd run's agent does not run the call to its end, nor wait for a next one: the
+    hang-up stops it, whoever was reading the connection."""
     import subprocess
     import sys
     import textwrap
 
+    last = ("running.client.roundtrip(time.sleep, (120,), {}, 'cloudpickle', 300)" if when == "mid-call" else
+            "running.client.roundtrip(abs, (-1,), {}, 'cloudpickle', 30); print('IDLE', flush=True); time.sleep(120)")
     script = tmp_path / "run.py"
     script.write_text(textwrap.dedent(f"""
         import sys, time
@@ -223,18 +227,31 @@ def test_the_host_going_away_mid_call_ends_the_agent(tmp_path):
         ctl = Controller([local_target()], print)
         running = ctl.get("local")
         print("AGENT", running.client.hello["pid"], flush=True)
-        running.client.roundtrip(time.sleep, (120,), {{}}, "cloudpickle", 300)
+        {last}
     """))
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    pid = int(line.split()[1])
+    lines = iter(proc.stdout.readline, "")
+    pid = int(next(line for line in lines if line.startswith("AGENT")).split()[1])
+    if when != "mid-call":
+        assert next(line for line in lines if line.startswith("IDLE"))
     time.sleep(1.0)
+    spares = _children_of(pid)
+    assert spares, "the agent had no spare forked"
     proc.kill()
     proc.wait()
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
+    while time.monotonic() < deadline and any(os.path.exists(f"/proc/{p}") and not _zombie(p) for p in [pid, *spares]):
         time.sleep(0.1)
-    assert not os.path.exists(f"/proc/{pid}") or _zombie(pid), "the local agent outlived its run"
+    assert not [p for p in [pid, *spares] if os.path.exists(f"/proc/{p}") and not _zombie(p)], \
+        "the local agent or its spares outlived their run"
+
+
+def _children_of(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as fh:
+            found += [int(x) for x in fh.read().split()]
+    return found
 
 
 def _zombie(pid: int) -> bool:

@@ -341,6 +341,35 @@ def _agent_pid():
     return os.getpid()
 
 
+@pytest.mark.parametrize("pause", [0, 0.03], ids=["tight", "idle-between"])
+def test_every_kind_of_request_is_answered_whoever_reads_it(remote, pause):
+    """After an isolated call the next spare reads the next request itself; one it may not run
+    (inline, echo, describe, find_modules) goes back to the parent, which reads its buffers.
+    Every interleaving answers each request once, from the right process."""
+    inline = _inline(remote, 30)
+    client = remote._running.client
+    agent = inline.call(_agent_pid)
+    pids = []
+    steps = ["iso", "inline", "iso", "echo", "iso", "describe", "iso", "find", "iso", "map", "iso", "iso",
+             "inline", "inline", "iso"]
+    for step in steps:
+        time.sleep(pause)
+        if step == "iso":
+            pids.append(remote.call(_agent_pid))
+        elif step == "inline":
+            assert inline.call(_agent_pid) == agent
+        elif step == "echo":
+            assert [bytes(b) for b in client.echo([b"abc", b"x" * 70000])] == [b"abc", b"x" * 70000]
+        elif step == "describe":
+            assert client.request({"op": "describe"})[0]["python"] == remote.target.python
+        elif step == "find":
+            assert client.missing_modules(["os", "no_such_module_here"]) == ["no_such_module_here"]
+        else:
+            assert remote.map(divmod, [(7, 2), (9, 4)]) == [(3, 1), (2, 1)]
+    assert agent not in pids and len(set(pids)) == len(pids) == steps.count("iso")
+    assert inline.call(_agent_pid) == agent
+
+
 def test_a_non_isolated_call_times_out_at_its_own_deadline_after_a_longer_one(remote):
     pid = _inline(remote, 30).call(_agent_pid)
     start = time.monotonic()
