@@ -198,6 +198,12 @@ def test_an_agent_that_cannot_be_compiled_runs_from_source(docker_client, monkey
     assert not [c for c in our_containers(docker_client) if label(c, "session") == ctl.session]
 
 
+def _numpy_major():
+    import numpy
+
+    return int(numpy.__version__.split(".")[0])
+
+
 def _parent_has(names):
     import sys
 
@@ -223,6 +229,9 @@ def test_the_agents_parent_holds_dill_only_once_a_call_used_it(docker_client):
         assert client.roundtrip(divmod, (7, 2), {}, "dill", 30.0).result == (3, 1)  # isolated: a child loads dill
         assert in_parent() == ["dill"]
         assert client.roundtrip(divmod, (9, 2), {}, "dill", 30.0).result == (4, 1)
+        # An installed module an isolated call imported is learned too (the parent preloads it).
+        assert client.roundtrip(_numpy_major, (), {}, "cloudpickle-by-value", 30.0).result == 1
+        assert in_parent() == ["dill", "numpy"]
     finally:
         ctl.shutdown()
 
