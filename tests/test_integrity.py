@@ -16,7 +16,7 @@ from helpers import ROOT, remote_on
 from pytest_remote_serial.fixture import CallOptions, Remote
 from pytest_remote_serial.host.controller import Controller
 from pytest_remote_serial.host.matrix import load_matrix
-from pytest_remote_serial.remote.agent import encode_frame
+from pytest_remote_serial.remote.agent import _FRAME, OPS, encode_frame
 
 pytestmark = pytest.mark.docker
 TARGETS = ["py3.9", "py3.11", "py3.13"]
@@ -244,6 +244,28 @@ def test_the_host_going_away_ends_the_agent_and_its_spares(tmp_path, when):
         time.sleep(0.1)
     assert not [p for p in [pid, *spares] if os.path.exists(f"/proc/{p}") and not _zombie(p)], \
         "the local agent or its spares outlived their run"
+
+
+@pytest.mark.parametrize("frame", [b"\xff" * 17, _FRAME.pack(OPS.index("call"), 6, 3, 0) + b"[1]"],
+                         ids=["corrupt prefix", "header not an object"])
+def test_a_corrupt_request_taken_by_an_armed_spare_ends_the_connection_at_once(frame):
+    """The spare that reads the next request itself meets garbage: the agent drops the
+    connection (the host's next read is an end of stream, in well under a second), never hangs."""
+    from pytest_remote_serial.host.matrix import local_target
+
+    ctl = Controller([local_target()], print)
+    try:
+        client = ctl.get("local").client
+        assert client.roundtrip(divmod, (7, 2), {}, "cloudpickle", 30).result == (3, 1)  # arms the next spare
+        time.sleep(0.2)
+        sock = client.channel.sock
+        sock.sendall(frame)
+        sock.settimeout(5)
+        t0 = time.monotonic()
+        assert sock.recv(1) == b""
+        assert time.monotonic() - t0 < 2
+    finally:
+        ctl.shutdown()
 
 
 def _children_of(pid: int) -> list[int]:
