@@ -198,6 +198,25 @@ def test_an_agent_that_cannot_be_compiled_runs_from_source(docker_client, monkey
     assert not [c for c in our_containers(docker_client) if label(c, "session") == ctl.session]
 
 
+def numpy_draw(_=None):
+    import numpy
+
+    return float(numpy.random.rand())
+
+
+@pytest.mark.parametrize("target", CPU_TARGETS)
+def test_isolated_calls_and_map_items_draw_their_own_random_numbers(controller, target):
+    """A fresh interpreter seeds numpy's global RandomState at import. Once a call has used
+    numpy the agent's parent holds it (a preload) and every fork would inherit one state:
+    each call, and each map item, must still draw its own numbers, as a new process does."""
+    assert call(controller, target, numpy_draw, serializer="source").outcome == "ok"  # numpy preloaded
+    draws = [call(controller, target, numpy_draw, serializer="source").result for _ in range(4)]
+    assert None not in draws and len(set(draws)) == 4, draws
+    rts = controller.get(target).client.map(numpy_draw, [(i,) for i in range(6)], "source", 30.0)
+    items = [rt.result for rt in rts]
+    assert None not in items and len(set(items)) == 6, items
+
+
 def _numpy_major():
     import numpy
 

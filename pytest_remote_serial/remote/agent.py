@@ -1344,6 +1344,7 @@ def _run_items(func, items: list, header: dict, timeout: float, concurrency: int
 def _item_child(func, args, header: dict, rfd: int, wfd: int) -> None:
     try:
         os.close(rfd)
+        fresh_random_state()
         _call_copies.reset()
         response: dict = {"phases": {}}
         out = _call_and_dump(func, tuple(args), {}, header, response)
@@ -1412,6 +1413,19 @@ _forks = [0]  # processes this process started (the at-fork hook counts them)
 # has the pids limit read and is swept after (reading cgroup files costs ~150 µs a call; the
 # agent's parent forks spares, and an earlier call may have left a thread running).
 _at_call = [0, 1]
+
+
+def fresh_random_state() -> None:
+    """A forked child starts with its parent's random state, where a fresh interpreter would
+    seed its own. CPython reseeds ``random`` at fork; numpy's global RandomState (seeded at
+    import, and in the parent once a call has used numpy, see _preload) is reseeded here, from
+    the OS, as a new process seeds it. Otherwise every isolated call would draw the same numbers."""
+    np_random = sys.modules.get("numpy.random")
+    if np_random is not None:
+        try:
+            np_random.seed()
+        except Exception:
+            pass
 
 
 def _count_fork() -> None:
@@ -1516,6 +1530,7 @@ class Spare:
                 _close_in_forks([channel.rfd, channel.wfd, sw, hr])
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 signal.signal(signal.SIGALRM, signal.SIG_DFL)  # the parent's is for its own calls
+                fresh_random_state()
                 _rehearse()
                 _serve_as_spare(channel, hr, sw)
             except BaseException:
