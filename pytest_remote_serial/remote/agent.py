@@ -1952,23 +1952,26 @@ def run_inline(channel: Channel, header: dict, timeout: float) -> None:
         del _inline_fds[:]
 
 
-def describe() -> dict:
-    """What the target is, asked for on demand so a cold start does not pay for it."""
+def describe(scan: bool = True) -> dict:
+    """What the target is, asked for on demand so a cold start does not pay for it. ``scan``
+    reads the installed distributions and imports the serializers and numpy for their versions:
+    in a throwaway child (see ``_in_child``); without it, only what is imported already."""
     import platform
 
     packages: dict = {}
-    try:
-        from importlib import metadata
+    if scan:
+        try:
+            from importlib import metadata
 
-        for dist in metadata.distributions():
-            name = dist.metadata["Name"]
-            if name:
-                packages.setdefault(name, dist.version)
-    except Exception:
-        pass
+            for dist in metadata.distributions():
+                name = dist.metadata["Name"]
+                if name:
+                    packages.setdefault(name, dist.version)
+        except Exception:
+            pass
     for mod in ("cloudpickle", "dill", "numpy"):
         try:
-            packages.setdefault(mod, __import__(mod).__version__)
+            packages.setdefault(mod, (__import__(mod) if scan else sys.modules[mod]).__version__)
         except Exception:
             pass
     return {
@@ -1981,20 +1984,20 @@ def describe() -> dict:
     }
 
 
-def _in_child(work):
+def _in_child(work, fallback):
     """``work()``'s JSON answer, computed in a throwaway child: what it imports (importlib.metadata,
-    and numpy for its version) stays out of the parent, which every later fork would copy. In the
-    parent only if no process can be started."""
+    and numpy for its version) stays out of the parent, which every later fork would copy.
+    ``fallback()``, in the parent, if no process can be started or the child gave no answer."""
     try:
         r, w = os.pipe()
     except OSError:
-        return work()
+        return fallback()
     try:
         pid = os.fork()
     except OSError:
         os.close(r)
         os.close(w)
-        return work()
+        return fallback()
     if pid == 0:
         try:
             os.close(r)
@@ -2009,7 +2012,7 @@ def _in_child(work):
     finally:
         os.close(r)
         os.waitpid(pid, 0)
-    return work() if raw is None else json.loads(raw)
+    return fallback() if raw is None else json.loads(raw)
 
 
 def missing_modules(names: list) -> list:
@@ -2134,7 +2137,7 @@ def serve(channel: Channel, close_in_child: list | tuple = ()) -> None:
             elif op == "echo":
                 channel.send({"op": "echo", "id": rid}, channel.recv_buffers(header))
             elif op == "describe":
-                channel.send(dict(_in_child(describe), op="describe", id=rid))
+                channel.send(dict(_in_child(describe, lambda: describe(scan=False)), op="describe", id=rid))
             elif op == "find_modules":
                 channel.send({"op": "find_modules", "id": rid, "missing": missing_modules(header["modules"])})
             else:
