@@ -229,28 +229,33 @@ def _parent_has(names):
     return sorted(n for n in names if n in sys.modules)
 
 
-def test_the_agents_parent_holds_dill_only_once_a_call_used_it(docker_client):
-    """What the agent's parent imports, every fork copies and every exit unmaps: dill is learned
-    from the first call that loads it, and describe's imports (importlib.metadata, numpy for its
-    version) stay in a throwaway child. Inline calls run in the parent, so they can look."""
+@pytest.mark.parametrize("forker", ["the parent", "the zygote (after a non-isolated call)"])
+def test_spares_hold_dill_only_once_a_call_used_it(docker_client, forker):
+    """What the process that forks the spares imports, every fork copies and every exit unmaps:
+    dill is learned from the first call that loads it, and describe's imports (importlib.metadata,
+    numpy for its version) stay in a throwaway child. An isolated call sees what its spare was
+    forked with; after a non-isolated call the spares come from the zygote, which learns too."""
     ctl = Controller(load_matrix(ROOT).select(["py3.11"]), print)
     try:
         client = ctl.get("py3.11").client
         names = ["dill", "numpy", "importlib.metadata"]
 
-        def in_parent():
-            return client.roundtrip(_parent_has, (names,), {}, "cloudpickle-by-value", 30.0, isolate=False).result
+        def forked_with():
+            time.sleep(0.2)  # the spares forked before the last preload are replaced by now
+            return client.roundtrip(_parent_has, (names,), {}, "cloudpickle-by-value", 30.0).result
 
-        assert in_parent() == []
+        if forker != "the parent":
+            assert client.roundtrip(divmod, (1, 1), {}, "cloudpickle", 30.0, isolate=False).result == (1, 0)
+        assert forked_with() == []
         packages = client.describe()["packages"]
         assert packages["numpy"].startswith("1.") and packages["dill"] and packages["cloudpickle"]
-        assert in_parent() == []
-        assert client.roundtrip(divmod, (7, 2), {}, "dill", 30.0).result == (3, 1)  # isolated: a child loads dill
-        assert in_parent() == ["dill"]
+        assert forked_with() == []
+        assert client.roundtrip(divmod, (7, 2), {}, "dill", 30.0).result == (3, 1)  # the spare loads dill
+        assert forked_with() == ["dill"]
         assert client.roundtrip(divmod, (9, 2), {}, "dill", 30.0).result == (4, 1)
-        # An installed module an isolated call imported is learned too (the parent preloads it).
+        # An installed module an isolated call imported is learned too (preloaded where spares fork).
         assert client.roundtrip(_numpy_major, (), {}, "cloudpickle-by-value", 30.0).result == 1
-        assert in_parent() == ["dill", "numpy"]
+        assert forked_with() == ["dill", "numpy"]
     finally:
         ctl.shutdown()
 

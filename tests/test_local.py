@@ -370,6 +370,42 @@ def test_every_kind_of_request_is_answered_whoever_reads_it(remote, pause):
     assert inline.call(_agent_pid) == agent
 
 
+def _dirty_the_process():
+    import builtins
+    import decimal
+    import os
+
+    builtins._prs_dirty = True
+    os.environ["PRS_DIRTY"] = "1"
+    os.chdir("/")
+    decimal.getcontext().prec = 5
+    return os.getpid()
+
+
+def _what_is_dirty():
+    import builtins
+    import decimal
+    import os
+
+    return (getattr(builtins, "_prs_dirty", None), os.environ.get("PRS_DIRTY"), os.getcwd() == "/",
+            decimal.getcontext().prec, os.getpid())
+
+
+@pytest.mark.parametrize("pause", [0, 0.03], ids=["tight", "idle-between"])
+def test_isolated_calls_never_see_what_a_non_isolated_call_changed(remote, pause):
+    """Non-isolated calls run in the agent's long-lived process and may change it; the spares
+    isolated calls run in are forked from a copy made before the first of them, so every
+    isolated call still sees a fresh process, however many come after."""
+    agent = _inline(remote, 30).call(_dirty_the_process)
+    assert _inline(remote, 30).call(_what_is_dirty) == (True, "1", True, 5, agent)
+    for _ in range(6):
+        time.sleep(pause)
+        dirty, env, at_root, prec, pid = remote.call(_what_is_dirty)
+        assert (dirty, env, at_root, prec) == (None, None, False, 28) and pid != agent
+    assert remote.map(divmod, [(7, 2)] * 5) == [(3, 1)] * 5
+    assert _inline(remote, 30).call(_what_is_dirty)[:4] == (True, "1", True, 5)
+
+
 def test_a_non_isolated_call_times_out_at_its_own_deadline_after_a_longer_one(remote):
     pid = _inline(remote, 30).call(_agent_pid)
     start = time.monotonic()

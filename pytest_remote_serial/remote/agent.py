@@ -1503,6 +1503,138 @@ def _preload(names: list) -> None:
 
 
 
+def _spare_main(channel: Channel, close: list, hr: int, sw: int, flags) -> None:
+    """A spare's process, from its fork to its exit (see ``Spare``)."""
+    _call_flags[:] = [flags]
+    _forks[0] = 0  # counts its own forks (the parent's hook counted them too)
+    call_begins()
+    try:
+        for fd in close:
+            os.close(fd)
+        os.setsid()
+        _close_in_forks([channel.rfd, channel.wfd, sw, hr])
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)  # the parent's is for its own calls
+        fresh_random_state()
+        _rehearse()
+        _serve_as_spare(channel, hr, sw)
+    except BaseException:
+        _print_exc()
+    finally:
+        os._exit(0)
+
+
+class ZygoteGone(OSError):
+    pass
+
+
+class Zygote:
+    """A copy of the parent made before its first non-isolated call, which forks the spares
+    from then on. A non-isolated call runs in the parent and may change it (os.environ, the
+    working directory, a module's globals, builtins); a spare forked from the changed parent
+    would show that to an isolated call, which must see a fresh process instead.
+
+    Each spare is forked twice over (zygote, a go-between that exits at once, the spare), so the
+    parent, the child subreaper, adopts it and reaps, kills and watches it as one it forked."""
+
+    def __init__(self, channel: Channel, close_in_child: list) -> None:
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.pid = os.fork()
+        if self.pid == 0:
+            try:
+                self.sock.close()
+                _close_all_but({0, 1, 2, channel.rfd, channel.wfd, theirs.fileno()}, close_in_child)
+                signal.signal(signal.SIGALRM, signal.SIG_DFL)
+                _zygote_main(channel, theirs)
+            except BaseException:
+                _print_exc()
+            finally:
+                os._exit(0)
+        theirs.close()
+        _never_swept.add(self.pid)
+
+    def fork_spare(self, fds: list) -> int:
+        try:
+            socket.send_fds(self.sock, [b"S"], fds)
+            answer = self.sock.recv(16)
+        except OSError as exc:
+            raise ZygoteGone("the zygote is gone: %s" % exc) from exc
+        if len(answer) != 4:
+            raise ZygoteGone("the zygote is gone")
+        (pid,) = struct.unpack("!i", answer)
+        if pid < 0:
+            raise OSError(-pid, os.strerror(-pid))
+        return pid
+
+    def preload(self, names: list) -> None:
+        self.sock.send(b"P" + ",".join(names).encode())
+
+    def close(self) -> None:
+        self.sock.close()  # the zygote's end reads EOF and it exits
+        _never_swept.discard(self.pid)
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
+
+
+def _close_all_but(keep: set, known: list) -> None:
+    """Every descriptor not in ``keep`` (the parent's ends of its spares' pipes, above all: a
+    copy held elsewhere would keep a pipe from ever reading end-of-file); ``known`` without /proc."""
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        fds = list(known)
+    for fd in fds:
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _zygote_main(channel: Channel, sock: socket.socket) -> None:
+    while True:
+        msg, fds, _, _ = socket.recv_fds(sock, 1 << 16, 3)
+        if not msg:
+            return
+        if msg[:1] == b"P":
+            _preload([x for x in msg[1:].decode().split(",") if x])
+            continue
+        hr, sw, flags_fd = fds
+        gc.freeze()
+        r, w = os.pipe()
+        try:
+            mid = os.fork()
+        except OSError as exc:
+            mid, err = None, exc.errno or 11
+        if mid == 0:  # the go-between: fork the spare, say its pid, exit (the spare is orphaned)
+            try:
+                os.close(r)
+                try:
+                    pid = os.fork()
+                except OSError as exc:
+                    pid = -(exc.errno or 11)
+                if pid == 0:
+                    os.close(w)
+                    sock.close()
+                    flags = mmap.mmap(flags_fd, 2)
+                    os.close(flags_fd)
+                    _spare_main(channel, [], hr, sw, flags)
+                os.write(w, struct.pack("!i", pid))
+            finally:
+                os._exit(0)
+        os.close(w)
+        answer = struct.pack("!i", -err) if mid is None else b""
+        if mid is not None:
+            answer = os.read(r, 4)
+            os.waitpid(mid, 0)  # once it is reaped, its orphan is the parent's child
+        os.close(r)
+        for fd in fds:
+            os.close(fd)
+        sock.send(answer if len(answer) == 4 else struct.pack("!i", -11))
+
+
 class Spare:
     """A child forked ahead of time, blocked until the parent hands it a request header or
     arms it to read the next request off the connection itself (see ``serve``).
@@ -1512,33 +1644,30 @@ class Spare:
     pipe at once, so nothing left behind can answer for a later call.
     """
 
-    def __init__(self, channel: Channel, close_in_child: list) -> None:
+    def __init__(self, channel: Channel, close_in_child: list, zygote: Zygote | None = None) -> None:
         hr, self.hw = os.pipe()
         self.sr, sw = os.pipe()
-        self.flags = mmap.mmap(-1, 2)  # shared: B and W, read by the parent only if the call dies
-        self.pid = os.fork()
-        if self.pid == 0:  # child: counts its own forks (the parent's hook counts them too)
-            _call_flags[:] = [self.flags]
-            _forks[0] = 0
-            call_begins()
-            try:
-                os.close(self.hw)
-                os.close(self.sr)
-                for fd in close_in_child:
-                    os.close(fd)
-                os.setsid()
-                _close_in_forks([channel.rfd, channel.wfd, sw, hr])
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                signal.signal(signal.SIGALRM, signal.SIG_DFL)  # the parent's is for its own calls
-                fresh_random_state()
-                _rehearse()
-                _serve_as_spare(channel, hr, sw)
-            except BaseException:
-                _print_exc()
-            finally:
-                os._exit(0)
-        os.close(hr)
-        os.close(sw)
+        try:
+            if zygote is None:
+                self.flags = mmap.mmap(-1, 2)  # shared: B and W, read by the parent only if the call dies
+                self.pid = os.fork()
+                if self.pid == 0:
+                    _spare_main(channel, close_in_child + [self.hw, self.sr], hr, sw, self.flags)
+            else:  # forked by a process the parent did not fork: the flags live in a memfd
+                flags_fd = os.memfd_create("prs-flags")
+                try:
+                    os.ftruncate(flags_fd, 2)
+                    self.flags = mmap.mmap(flags_fd, 2)
+                    self.pid = zygote.fork_spare([hr, sw, flags_fd])
+                finally:
+                    os.close(flags_fd)
+        except BaseException:
+            os.close(self.hw)
+            os.close(self.sr)
+            raise
+        finally:
+            os.close(hr)
+            os.close(sw)
         self.reader = _StatusReader(self.sr)
         self.armed = False
 
@@ -1800,9 +1929,12 @@ def _become_subreaper() -> None:
     try:
         import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+        _subreaper[0] = ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
     except Exception:
         pass
+
+
+_subreaper = [False]
 
 
 def _rehearse() -> None:
@@ -2058,11 +2190,15 @@ def serve(channel: Channel, close_in_child: list | tuple = ()) -> None:
     fork_error: list = []
     after_call = False
     take = True  # while isolated calls come: the next spare takes the next request itself
+    zygote: list = []  # made before the first non-isolated call runs here (see Zygote)
 
     def fork_next():
         gc.freeze()  # what the parent holds stays out of the children's collections (fewer page copies)
         try:
-            return Spare(channel, list(close_in_child))
+            return Spare(channel, list(close_in_child), zygote[0] if zygote else None)
+        except ZygoteGone:  # killed by the kernel or a call: spares come from here again
+            zygote.pop().close()
+            return fork_next()
         except OSError as exc:  # EAGAIN at the pids limit: the call is answered, the agent lives on
             fork_error[:] = [exc]
             return None
@@ -2104,7 +2240,7 @@ def serve(channel: Channel, close_in_child: list | tuple = ()) -> None:
                         current = spares.pop(0)
                         learned, reap, after_call = current.wait(channel, header, _timeout_of(header),
                                                                  refill_if_empty)
-                        exited = _after_isolated(current, learned, reap, exited, spares)
+                        exited = _after_isolated(current, learned, reap, exited, spares, zygote)
                         continue
                     take = False  # the parent reads the connection until the next isolated call
                 else:
@@ -2128,9 +2264,14 @@ def serve(channel: Channel, close_in_child: list | tuple = ()) -> None:
                     continue
                 current = spares.pop(0)  # handed over: never closed twice if dispatch fails
                 learned, reap, after_call = current.dispatch(channel, header, timeout, refill_if_empty)
-                exited = _after_isolated(current, learned, reap, exited, spares)
+                exited = _after_isolated(current, learned, reap, exited, spares, zygote)
                 take = True
             elif op == "call":
+                if not zygote and _subreaper[0]:  # while this process is still as it started
+                    try:
+                        zygote.append(Zygote(channel, list(close_in_child)))
+                    except OSError:  # no process to be had: spares are forked here, as before
+                        pass
                 call_begins()
                 run_inline(channel, header, timeout)
                 after_call = call_spawned()
@@ -2146,6 +2287,8 @@ def serve(channel: Channel, close_in_child: list | tuple = ()) -> None:
     finally:
         for left in spares:
             left.close()
+        for z in zygote:
+            z.close()
         for pid in _sweep(set(), exited) + exited:
             try:
                 os.waitpid(pid, 0)
@@ -2164,17 +2307,21 @@ def _timeout_of(header: dict) -> float:
     return timeout
 
 
-def _after_isolated(current: Spare, learned: list, reap: bool, exited: list, spares: list) -> list:
+def _after_isolated(current: Spare, learned: list, reap: bool, exited: list, spares: list, zygote: list) -> list:
     """Once an isolated call has answered: what is left to reap, and the modules it imported
-    preloaded here (the spares forked before them are replaced)."""
+    preloaded where spares are forked (the spares forked before them are replaced)."""
     current.flags.close()  # now, once answered: not at the next call, on its critical path
     if reap:
         exited = exited + [current.pid]
-    if learned and any(name not in sys.modules for name in learned):
-        for old in spares:  # forked before the parent had these modules; none is armed yet
+    # What a spare names is new to whoever forked it: the zygote, once there is one.
+    if learned and (zygote or any(name not in sys.modules for name in learned)):
+        for old in spares:  # forked before these modules were loaded; none is armed yet
             old.close()
         del spares[:]
-        _preload(learned)
+        if zygote:
+            zygote[0].preload(learned)
+        else:
+            _preload(learned)
     return exited
 
 
@@ -2206,12 +2353,15 @@ def _settle(keep: set, exited: list, within: float = 2.0) -> list:
         time.sleep(0.0005)
 
 
+_never_swept: set = set()  # the zygote: a child of the parent that no call left behind
+
+
 def _sweep(keep: set, known: list) -> list:
     """Kill every child but the spare: what a call left behind (reparented here, see
     ``_become_subreaper``). Returns the new ones, to be reaped."""
     new = []
     for pid in _children():
-        if pid in keep:
+        if pid in keep or pid in _never_swept:
             continue
         _kill_call(pid)
         if pid not in known:
