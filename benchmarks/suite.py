@@ -79,11 +79,17 @@ def run(opts: argparse.Namespace, env: DockerEnv, session: ours.Session, target:
     k = opts.rounds
 
     # ---------------------------------------------------------------- warm, tiny calls
-    log(f"starting the raw echo server, the agent and an execnet gateway on {image}")
+    log(f"starting the raw echo server, two agents and an execnet gateway on {image}")
     raw = floor.RawEcho(env, image)
     ctl = session.controller([target])
     ctl.start_all()
     running = ctl.get(target.name)
+    # Non-isolated calls get an agent of their own: after its first one an agent forks its
+    # spares from a zygote (so an isolated call never sees what an inline call changed), which
+    # costs each spare a second fork. That mixed case is measured too (call_isolated_mixed).
+    ctl_inline = session.controller([target])
+    ctl_inline.start_all()
+    inline_running = ctl_inline.get(target.name)
     out["agent_python"] = running.python
     out["agent_cpus"] = int(running.client.hello.get("cpus") or 1)
     peer = peers.ExecnetPeer(env, image)
@@ -93,10 +99,11 @@ def run(opts: argparse.Namespace, env: DockerEnv, session: ours.Session, target:
         Case("raw_echo", raw.echo_small, 200, warmup=100),
         Case("raw_echo_paced", raw.echo_small, 20, warmup=5, pace_s=0.02),
         Case("agent_echo", ours.echo_call(running), 200, warmup=100),
-        Case("call_inline", ours.roundtrip_call(running, False, inline_phases), 100, warmup=50),
+        Case("call_inline", ours.roundtrip_call(inline_running, False, inline_phases), 100, warmup=50),
         Case("call_isolated", ours.roundtrip_call(running, True, phases), 60, warmup=30),
         Case("call_isolated_paced", ours.roundtrip_call(running, True), 20, warmup=5, pace_s=0.02),
-        Case("call_inline_paced", ours.roundtrip_call(running, False), 20, warmup=5, pace_s=0.02),
+        Case("call_inline_paced", ours.roundtrip_call(inline_running, False), 20, warmup=5, pace_s=0.02),
+        Case("call_isolated_mixed", ours.roundtrip_call(inline_running, True), 60, warmup=30),
         Case("execnet_channel", peer.call, 100, warmup=50),
         Case("execnet_remote_exec", peer.call_remote_exec, 20, warmup=10),
     ]
@@ -105,11 +112,12 @@ def run(opts: argparse.Namespace, env: DockerEnv, session: ours.Session, target:
     del phases[:30], inline_phases[:50]  # the warm-ups'
     iso_phases = {"isolated": ours.median_phases(phases), "inline": ours.median_phases(inline_phases)}
     read_cpu = ours.container_cpu(env.client.api, running)
-    cpu_per = {"call_inline": ours.cpu_per_call(read_cpu, ours.roundtrip_call(running, False), 300),
+    read_cpu_inline = ours.container_cpu(env.client.api, inline_running)
+    cpu_per = {"call_inline": ours.cpu_per_call(read_cpu_inline, ours.roundtrip_call(inline_running, False), 300),
                "call_isolated": ours.cpu_per_call(read_cpu, ours.roundtrip_call(running, True), 300),
                "map_item": ours.cpu_per_call(read_cpu, ours.map_call(running), 2) / 1000}
     out["container_cpu_per_call_s"] = cpu_per
-    probe = ours.fork_probe(running)
+    probe = ours.fork_probe(inline_running)  # runs in the parent: a non-isolated call
     faults = ours.child_faults(running)
 
     # ---------------------------------------------------------------- 64 MiB there and back
@@ -126,7 +134,7 @@ def run(opts: argparse.Namespace, env: DockerEnv, session: ours.Session, target:
         Case("raw_echo_64_fresh", functools.partial(raw_fresh.echo_big, view), 2, warmup=1),
         Case("agent_echo_64", ours.echo_big(running, array), 2, warmup=1),
         Case("numpy_isolated", ours.numpy_roundtrip(running, array, True, numpy_phases), 2, warmup=1),
-        Case("numpy_inline", ours.numpy_roundtrip(running, array, False), 2, warmup=1),
+        Case("numpy_inline", ours.numpy_roundtrip(inline_running, array, False), 2, warmup=1),
     ]
     big = interleaved(big_cases, max(k, 3), log)
     big_phases = ours.median_phases(numpy_phases[2:])  # past the checking call and the warm-up
@@ -144,6 +152,7 @@ def run(opts: argparse.Namespace, env: DockerEnv, session: ours.Session, target:
     peer.close()
     raw.close()
     session.shutdown(ctl)
+    session.shutdown(ctl_inline)
     env.cleanup()
 
     # ---------------------------------------------------------------- cold starts
@@ -178,6 +187,7 @@ LABELS = {
     "call_isolated": "roundtrip abs(-1), isolate=True",
     "call_isolated_paced": "  same, 20 ms idle before each call",
     "call_inline_paced": "  inline, 20 ms idle before each call",
+    "call_isolated_mixed": "isolated, on an agent that ran inline calls",
     "execnet_channel": "execnet channel over docker exec -i",
     "execnet_remote_exec": "execnet remote_exec per call",
     "docker_exec": "docker exec python3 -c per call",
@@ -240,6 +250,9 @@ def summarize(out: dict[str, Any], m: Measured) -> dict[str, Any]:
         text.append(f"  RoundTrip.phases, {mode}: " + ", ".join(f"{k} {fmt_s(v)}" for k, v in split.items()))
     text.append(f"  tight loop {fmt_s(iso)} vs 20 ms idle before each call "
                 f"{fmt_s(warm['call_isolated_paced'].median)}; inline {fmt_s(warm['call_inline'].median)}")
+    text.append(f"  on an agent that has run non-isolated calls (spares from its zygote, forked twice over): "
+                f"{fmt_s(warm['call_isolated_mixed'].median)} = {ratio(warm['call_isolated_mixed'].median, iso):.2f}× "
+                f"the tight loop")
     text.append(f"  fork in the agent's parent ({probe['modules']:.0f} modules loaded): fork() "
                 f"{fmt_s(probe['fork'])}, fork+exit+waitpid {fmt_s(probe['fork_exit_wait'])}")
     if "child_import_scan" in probe:
