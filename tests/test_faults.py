@@ -88,6 +88,20 @@ def fork_until_refused(catch):
     return count
 
 
+def threads_until_refused():
+    import threading
+    import time
+
+    count = 0
+    while count < 10000:
+        try:
+            threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+        except RuntimeError:  # "can't start new thread": the pids limit counts threads too
+            return count
+        count += 1
+    return count
+
+
 def fork_one():
     import os
 
@@ -128,6 +142,16 @@ def test_pids_exhaustion_is_named_and_never_poisons_the_next_call(small):
     assert "pids limit (48 processes)" in rt.error["hint"]
     for _ in range(3):
         assert r.call(add, 1, 2) == 3
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("isolate", [True, False], ids=["isolated", "non-isolated"])
+def test_threads_up_to_the_pids_limit_are_named_too(small, isolate):
+    r = Remote(small.get("small"), CallOptions(isolate=isolate, timeout=30), False, lambda rt: None)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert 0 < r.call(threads_until_refused, serializer="source") < 48
+    assert any(isinstance(w.message, RemoteLimitWarning) and "raise `pids`" in str(w.message) for w in seen)
 
 
 @pytest.mark.docker
