@@ -2197,8 +2197,8 @@ def serve(channel: Channel, close_in_child: list | tuple = ()) -> None:
         gc.freeze()  # what the parent holds stays out of the children's collections (fewer page copies)
         try:
             return Spare(channel, list(close_in_child), zygote[0] if zygote else None)
-        except ZygoteGone:  # killed by the kernel or a call: spares come from here again
-            zygote.pop().close()
+        except ZygoteGone:  # killed (the OOM killer, a call's kill -9): no pristine copy is left,
+            zygote.pop().close()  # so spares come from here again, as before there was one
             return fork_next()
         except OSError as exc:  # EAGAIN at the pids limit: the call is answered, the agent lives on
             fork_error[:] = [exc]
