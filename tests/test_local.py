@@ -406,6 +406,47 @@ def test_isolated_calls_never_see_what_a_non_isolated_call_changed(remote, pause
     assert _inline(remote, 30).call(_what_is_dirty)[:4] == (True, "1", True, 5)
 
 
+def _kill_the_zygote():
+    import os
+    import signal
+    import sys
+
+    (pid,) = sys.modules["__main__"]._never_swept  # the agent's own record of its zygote
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+def test_a_killed_zygote_leaves_isolated_calls_working():
+    """If the zygote is killed (the OOM killer, a stray kill -9), spares come from the agent's
+    own process again: every isolated call is still answered, each from a fresh process. (An
+    agent of its own: the shared one must keep its zygote.)"""
+    from pytest_remote_serial.host.controller import Controller
+    from pytest_remote_serial.host.matrix import local_target
+
+    ctl = Controller([local_target()], print)
+    try:
+        client = ctl.get("local").client
+
+        def call(func, isolate=True):
+            rt = client.roundtrip(func, (), {}, "cloudpickle-by-value", 30, isolate)
+            assert rt.outcome == "ok", rt.describe()
+            return rt.result
+
+        assert call(_kill_the_zygote, isolate=False) > 0
+        pids = [call(os.getpid) for _ in range(5)]
+        assert len(set(pids)) == 5
+        assert [rt.result for rt in client.map(divmod, [(7, 2)] * 3, "cloudpickle", 30)] == [(3, 1)] * 3
+        assert call(_zygotes, isolate=False) == []  # none made again from a process calls have run in
+    finally:
+        ctl.shutdown()
+
+
+def _zygotes():
+    import sys
+
+    return sorted(sys.modules["__main__"]._never_swept)
+
+
 def test_a_non_isolated_call_times_out_at_its_own_deadline_after_a_longer_one(remote):
     pid = _inline(remote, 30).call(_agent_pid)
     start = time.monotonic()

@@ -2192,6 +2192,7 @@ def serve(channel: Channel, close_in_child: list | tuple = ()) -> None:
     after_call = False
     take = True  # while isolated calls come: the next spare takes the next request itself
     zygote: list = []  # made before the first non-isolated call runs here (see Zygote)
+    ran_inline = False
 
     def fork_next():
         gc.freeze()  # what the parent holds stays out of the children's collections (fewer page copies)
@@ -2268,11 +2269,12 @@ def serve(channel: Channel, close_in_child: list | tuple = ()) -> None:
                 exited = _after_isolated(current, learned, reap, exited, spares, zygote)
                 take = True
             elif op == "call":
-                if not zygote and _subreaper[0]:  # while this process is still as it started
+                if not ran_inline and _subreaper[0]:  # while this process is still as it started
                     try:
                         zygote.append(Zygote(channel, list(close_in_child)))
                     except OSError:  # no process to be had: spares are forked here, as before
                         pass
+                ran_inline = True  # a zygote made from now on would be no cleaner than this process
                 call_begins()
                 run_inline(channel, header, timeout)
                 after_call = call_spawned()
