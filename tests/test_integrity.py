@@ -208,16 +208,19 @@ def test_non_isolated_calls_lose_the_connection_in_their_forks(ctl):
     assert ctl.get("py3.11").client is client
 
 
-@pytest.mark.parametrize("when", ["mid-call", "idle, a spare armed to read the next request"])
+@pytest.mark.parametrize("when", ["mid-call", "idle, a spare armed to read the next request",
+                                  "idle, with a zygote (after a non-isolated call)"])
 def test_the_host_going_away_ends_the_agent_and_its_spares(tmp_path, when):
     """A kill -9'd run's agent does not run the call to its end, nor wait for a next one: the
-    hang-up stops it, whoever was reading the connection."""
+    hang-up stops it, whoever was reading the connection, and its spares and zygote with it."""
     import subprocess
     import sys
     import textwrap
 
+    inline = "running.client.roundtrip(abs, (-1,), {}, 'cloudpickle', 30, False); " if "zygote" in when else ""
     last = ("running.client.roundtrip(time.sleep, (120,), {}, 'cloudpickle', 300)" if when == "mid-call" else
-            "running.client.roundtrip(abs, (-1,), {}, 'cloudpickle', 30); print('IDLE', flush=True); time.sleep(120)")
+            inline + "running.client.roundtrip(abs, (-1,), {}, 'cloudpickle', 30); "
+            "print('IDLE', flush=True); time.sleep(120)")
     script = tmp_path / "run.py"
     script.write_text(textwrap.dedent(f"""
         import sys, time
@@ -236,7 +239,7 @@ def test_the_host_going_away_ends_the_agent_and_its_spares(tmp_path, when):
         assert next(line for line in lines if line.startswith("IDLE"))
     time.sleep(1.0)
     spares = _children_of(pid)
-    assert spares, "the agent had no spare forked"
+    assert len(spares) >= (3 if "zygote" in when else 1), "the agent had no spare (or no zygote) forked"
     proc.kill()
     proc.wait()
     deadline = time.monotonic() + 5
