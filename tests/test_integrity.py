@@ -272,11 +272,15 @@ def test_a_corrupt_request_taken_by_an_armed_spare_ends_the_connection_at_once(f
 
 
 def _children_of(pid: int) -> list[int]:
+    """Every descendant (the zygote's spares are its children, not the agent's)."""
     found: list[int] = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/children") as fh:
-            found += [int(x) for x in fh.read().split()]
-    return found
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as fh:
+                found += [int(x) for x in fh.read().split()]
+    except FileNotFoundError:  # gone meanwhile
+        return found
+    return found + [d for child in found for d in _children_of(child)]
 
 
 def _zombie(pid: int) -> bool:

@@ -1516,6 +1516,8 @@ def _spare_main(channel: Channel, close: list, hr: int, sw: int, flags) -> None:
         _close_in_forks([channel.rfd, channel.wfd, sw, hr])
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGALRM, signal.SIG_DFL)  # the parent's is for its own calls
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the zygote's is for its own children
+        signal.set_wakeup_fd(-1)
         fresh_random_state()
         _rehearse()
         _serve_as_spare(channel, hr, sw)
@@ -1535,11 +1537,14 @@ class Zygote:
     working directory, a module's globals, builtins); a spare forked from the changed parent
     would show that to an isolated call, which must see a fresh process instead.
 
-    Each spare is forked twice over (zygote, a go-between that exits at once, the spare), so the
-    parent, the child subreaper, adopts it and reaps, kills and watches it as one it forked."""
+    The spares are the zygote's children: it reaps them and relays each exit status (X) to the
+    parent, which asks for them through ``_waitpid``. What a call leaves behind still comes to
+    the parent, the nearest subreaper, to be swept."""
 
     def __init__(self, channel: Channel, close_in_child: list) -> None:
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.exits: dict = {}  # pid -> wait status, relayed and not yet asked for
+        self.gone = False
         self.pid = os.fork()
         if self.pid == 0:
             try:
@@ -1554,29 +1559,80 @@ class Zygote:
         theirs.close()
         _never_swept.add(self.pid)
 
+    def _next(self, block: bool) -> bytes | None:
+        """One message from the zygote (None: nothing yet); exit statuses are filed as they come."""
+        while True:
+            try:
+                msg = self.sock.recv(16, 0 if block else socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return None
+            except OSError:
+                msg = b""
+            if not msg:
+                self.gone = True
+                raise ZygoteGone("the zygote is gone")
+            if msg[:1] == b"X":
+                pid, status = struct.unpack("!ii", msg[1:9])
+                self.exits[pid] = status
+                if block:
+                    return msg
+                continue
+            return msg
+
     def fork_spare(self, fds: list) -> int:
         try:
             socket.send_fds(self.sock, [b"S"], fds)
-            answer = self.sock.recv(16)
         except OSError as exc:
+            self.gone = True
             raise ZygoteGone("the zygote is gone: %s" % exc) from exc
-        if len(answer) != 4:
-            raise ZygoteGone("the zygote is gone")
-        (pid,) = struct.unpack("!i", answer)
-        if pid < 0:
-            raise OSError(-pid, os.strerror(-pid))
-        return pid
+        while True:
+            msg = self._next(block=True) or b""
+            if msg[:1] == b"N":
+                (pid,) = struct.unpack("!i", msg[1:5])
+                if pid < 0:
+                    raise OSError(-pid, os.strerror(-pid))
+                _fostered[pid] = self
+                return pid
+
+    def status(self, pid: int, block: bool) -> int | None:
+        """``pid``'s wait status once the zygote has reaped it (None: still running)."""
+        while pid not in self.exits:
+            if self._next(block) is None:
+                return None
+        return self.exits.pop(pid)
 
     def preload(self, names: list) -> None:
         self.sock.send(b"P" + ",".join(names).encode())
 
     def close(self) -> None:
         self.sock.close()  # the zygote's end reads EOF and it exits
+        self.gone = True
         _never_swept.discard(self.pid)
         try:
             os.waitpid(self.pid, 0)
         except ChildProcessError:
             pass
+
+
+_fostered: dict = {}  # spare pid -> the Zygote that forked it (and reaps it)
+
+
+def _waitpid(pid: int, flags: int = 0) -> tuple:
+    """``os.waitpid`` for any spare, the zygote's too: ``(0, 0)`` while it still runs."""
+    zygote = _fostered.get(pid)
+    if zygote is not None:
+        try:
+            if not zygote.gone:
+                status = zygote.status(pid, block=not flags & os.WNOHANG)
+                if status is None:
+                    return 0, 0
+                del _fostered[pid]
+                return pid, status
+        except ZygoteGone:
+            pass
+        # The zygote died: its children came to this process, the subreaper, to be waited for.
+        del _fostered[pid]
+    return os.waitpid(pid, flags)
 
 
 def _close_all_but(keep: set, known: list) -> None:
@@ -1595,7 +1651,27 @@ def _close_all_but(keep: set, known: list) -> None:
 
 
 def _zygote_main(channel: Channel, sock: socket.socket) -> None:
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so that the wake-up fd is written
+    signal.set_wakeup_fd(wake_w)
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    poller.register(wake_r, select.POLLIN)
     while True:
+        ready = [fd for fd, _ in poller.poll()]
+        if wake_r in ready:
+            os.read(wake_r, 512)
+            while True:  # relay every exit; one signal may stand for several
+                try:
+                    pid, status = os.waitpid(-1, os.WNOHANG)
+                except ChildProcessError:
+                    break
+                if not pid:
+                    break
+                sock.send(b"X" + struct.pack("!ii", pid, status))
+        if sock.fileno() not in ready:
+            continue
         msg, fds, _, _ = socket.recv_fds(sock, 1 << 16, 3)
         if not msg:
             return
@@ -1604,36 +1680,20 @@ def _zygote_main(channel: Channel, sock: socket.socket) -> None:
             continue
         hr, sw, flags_fd = fds
         gc.freeze()
-        r, w = os.pipe()
         try:
-            mid = os.fork()
+            pid = os.fork()
         except OSError as exc:
-            mid, err = None, exc.errno or 11
-        if mid == 0:  # the go-between: fork the spare, say its pid, exit (the spare is orphaned)
-            try:
-                os.close(r)
-                try:
-                    pid = os.fork()
-                except OSError as exc:
-                    pid = -(exc.errno or 11)
-                if pid == 0:
-                    os.close(w)
-                    sock.close()
-                    flags = mmap.mmap(flags_fd, 2)
-                    os.close(flags_fd)
-                    _spare_main(channel, [], hr, sw, flags)
-                os.write(w, struct.pack("!i", pid))
-            finally:
-                os._exit(0)
-        os.close(w)
-        answer = struct.pack("!i", -err) if mid is None else b""
-        if mid is not None:
-            answer = os.read(r, 4)
-            os.waitpid(mid, 0)  # once it is reaped, its orphan is the parent's child
-        os.close(r)
+            pid = -(exc.errno or 11)
+        if pid == 0:
+            sock.close()
+            for fd in (wake_r, wake_w):
+                os.close(fd)
+            flags = mmap.mmap(flags_fd, 2)
+            os.close(flags_fd)
+            _spare_main(channel, [], hr, sw, flags)
         for fd in fds:
             os.close(fd)
-        sock.send(answer if len(answer) == 4 else struct.pack("!i", -11))
+        sock.send(b"N" + struct.pack("!i", pid))
 
 
 class Spare:
@@ -1693,7 +1753,7 @@ class Spare:
                 if fd == channel.rfd:
                     raise ChannelClosed("the host hung up")
                 if not self.reader.read():
-                    os.waitpid(self.pid, 0)
+                    _waitpid(self.pid)
                     raise EOFError("the spare reading the next request died (the stream's state is unknown)")
             if "E" in self.reader.tokens:
                 raise ChannelClosed("the host closed the connection")
@@ -1751,7 +1811,7 @@ class Spare:
                 if "R" in reader.tokens:
                     break
                 if not events or not pipe_open:
-                    pid, st = os.waitpid(self.pid, os.WNOHANG)
+                    pid, st = _waitpid(self.pid, os.WNOHANG)
                     if pid:
                         status = st
                         _drain(reader, self.sr, pipe_open)
@@ -1781,7 +1841,7 @@ class Spare:
         os.close(self.hw)
         os.close(self.sr)
         _kill_call(self.pid)
-        os.waitpid(self.pid, 0)
+        _waitpid(self.pid)
 
 
 # How often a waiting parent checks whether the call process died (its pipe may outlive it).
@@ -2290,13 +2350,13 @@ def serve(channel: Channel, close_in_child: list | tuple = ()) -> None:
     finally:
         for left in spares:
             left.close()
-        for z in zygote:
-            z.close()
         for pid in _sweep(set(), exited) + exited:
             try:
-                os.waitpid(pid, 0)
+                _waitpid(pid)
             except ChildProcessError:
                 pass
+        for z in zygote:
+            z.close()
 
 
 _SPARES = 2  # ready call processes kept while idle: a tight loop never waits for a fork
@@ -2336,7 +2396,7 @@ def _reap(pids: list) -> list:
     left = []
     for pid in pids:
         try:
-            if os.waitpid(pid, os.WNOHANG) == (0, 0):
+            if _waitpid(pid, os.WNOHANG) == (0, 0):
                 left.append(pid)
         except ChildProcessError:
             pass
