@@ -7,6 +7,7 @@ real process boundary and asserts what came back.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 import time
@@ -437,6 +438,52 @@ def test_a_killed_zygote_leaves_isolated_calls_working():
         assert len(set(pids)) == 5
         assert [rt.result for rt in client.map(divmod, [(7, 2)] * 3, "cloudpickle", 30)] == [(3, 1)] * 3
         assert call(_zygotes, isolate=False) == []  # none made again from a process calls have run in
+    finally:
+        ctl.shutdown()
+
+
+def _segfault():
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def _exit_7():
+    import os
+
+    os._exit(7)
+
+
+def _sleep_long():
+    import time
+
+    time.sleep(30)
+
+
+def test_spares_from_the_zygote_crash_and_time_out_as_any_spare():
+    """After a non-isolated call the spares are the zygote's children, and their exit statuses
+    come to the agent by way of it: a crash still names its signal or exit code, a timeout
+    is still a timeout in time, and the next call still runs."""
+    from pytest_remote_serial.host.controller import Controller
+    from pytest_remote_serial.host.matrix import local_target
+
+    ctl = Controller([local_target()], print)
+    try:
+        client = ctl.get("local").client
+
+        def rt(func, isolate=True, timeout=30.0):
+            return client.roundtrip(func, (), {}, "cloudpickle-by-value", timeout, isolate)
+
+        assert rt(_zygotes, isolate=False).result != []  # the zygote exists
+        crash = rt(_segfault)
+        assert crash.outcome == "crash" and crash.error["signal"] == signal.SIGSEGV, crash.describe()
+        code = rt(_exit_7)
+        assert code.outcome == "crash" and code.error["exit_code"] == 7, code.describe()
+        t0 = time.monotonic()
+        late = rt(_sleep_long, timeout=0.5)
+        assert late.outcome == "timeout" and time.monotonic() - t0 < 3, late.describe()
+        assert len({rt(os.getpid).result for _ in range(4)}) == 4
     finally:
         ctl.shutdown()
 
