@@ -223,7 +223,7 @@ def _numpy_major():
     return int(numpy.__version__.split(".")[0])
 
 
-def _parent_has(names):
+def _loaded_of(names):
     import sys
 
     return sorted(n for n in names if n in sys.modules)
@@ -242,7 +242,7 @@ def test_spares_hold_dill_only_once_a_call_used_it(docker_client, forker):
 
         def forked_with():
             time.sleep(0.2)  # the spares forked before the last preload are replaced by now
-            return client.roundtrip(_parent_has, (names,), {}, "cloudpickle-by-value", 30.0).result
+            return client.roundtrip(_loaded_of, (names,), {}, "cloudpickle-by-value", 30.0).result
 
         if forker != "the parent":
             assert client.roundtrip(divmod, (1, 1), {}, "cloudpickle", 30.0, isolate=False).result == (1, 0)
