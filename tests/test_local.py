@@ -488,6 +488,44 @@ def test_spares_from_the_zygote_crash_and_time_out_as_any_spare():
         ctl.shutdown()
 
 
+def _threaded_module_alive():
+    import threaded_at_import
+
+    return threaded_at_import.worker_alive()
+
+
+@pytest.mark.parametrize("first", ["isolated", "non-isolated"])
+def test_a_module_that_starts_a_thread_at_import_is_never_preloaded(tmp_path, first):
+    """The agent preloads installed modules a call imported, so later forks have them. One
+    whose import starts a thread must not be: its thread would be missing in every fork, where
+    a fresh process that imports it has one."""
+    from pytest_remote_serial.host.controller import Controller
+    from pytest_remote_serial.host.matrix import local_target
+
+    site = tmp_path / "site-packages"  # counts as installed, as a site folder does
+    site.mkdir()
+    (site / "threaded_at_import.py").write_text(
+        "import threading, time\n"
+        "_worker = threading.Thread(target=time.sleep, args=(3600,), daemon=True)\n"
+        "_worker.start()\n"
+        "def worker_alive():\n"
+        "    return _worker.is_alive()\n")
+    ctl = Controller([local_target(paths=(str(site),), root=tmp_path)], print)
+    try:
+        client = ctl.get("local").client
+        if first == "non-isolated":  # spares then come from the zygote, which learns preloads too
+            assert client.roundtrip(os.getpid, (), {}, "cloudpickle", 30, False).outcome == "ok"
+        alive = []
+        for _ in range(5):
+            rt = client.roundtrip(_threaded_module_alive, (), {}, "cloudpickle-by-value", 30)
+            assert rt.outcome == "ok", rt.describe()
+            alive.append(rt.result)
+            time.sleep(0.1)  # a preload, had there been one, is in place by the next call
+        assert alive == [True] * 5
+    finally:
+        ctl.shutdown()
+
+
 def _zygotes():
     import sys
 

@@ -1493,14 +1493,35 @@ def _installed_imports() -> list:
 
 
 def _preload(names: list) -> None:
-    for name in names:
-        if name not in sys.modules and name not in _NEVER_PRELOAD:
+    """Import here what a call imported, so later forks have it. Tried in a throwaway child
+    first: a module whose import fails, or starts a thread, is never preloaded (a thread does
+    not survive a fork, so every fork would lack what a fresh process has)."""
+    wanted = [name for name in names if name not in sys.modules and name not in _NEVER_PRELOAD]
+    if wanted:
+        safe = _in_child(lambda: _imports_without_threads(wanted), lambda: [])
+        for name in wanted:
+            if name not in safe:
+                _NEVER_PRELOAD.add(name)  # never again
+        for name in safe:
             try:
                 __import__(name)
             except BaseException:
-                _NEVER_PRELOAD.add(name)  # failed once: never again
+                _NEVER_PRELOAD.add(name)
     _modules_at_start.update(sys.modules)
     _modules_count[0] = len(sys.modules)
+
+
+def _imports_without_threads(names: list) -> list:
+    found = []
+    for name in names:
+        before = _threads()
+        try:
+            __import__(name)
+        except BaseException:
+            continue
+        if _threads() == before:
+            found.append(name)
+    return found
 
 
 
