@@ -417,29 +417,43 @@ def _kill_the_zygote():
     return pid
 
 
-def test_a_killed_zygote_leaves_isolated_calls_working():
-    """If the zygote is killed (the OOM killer, a stray kill -9), spares come from the agent's
-    own process again: every isolated call is still answered, each from a fresh process. (An
-    agent of its own: the shared one must keep its zygote.)"""
+@pytest.fixture
+def own_agent():
+    """``start(paths=(), root=...)``: a local agent of this test's own, for what must not touch
+    the shared one (its zygote, its preloads); every one started is shut down after the test."""
     from pytest_remote_serial.host.controller import Controller
     from pytest_remote_serial.host.matrix import local_target
 
-    ctl = Controller([local_target()], print)
-    try:
-        client = ctl.get("local").client
+    started = []
 
-        def call(func, isolate=True):
-            rt = client.roundtrip(func, (), {}, "cloudpickle-by-value", 30, isolate)
-            assert rt.outcome == "ok", rt.describe()
-            return rt.result
+    def start(paths=(), root=Path(".")):
+        started.append(Controller([local_target(paths=paths, root=root)], print))
+        return started[-1].get("local").client
 
-        assert call(_kill_the_zygote, isolate=False) > 0
-        pids = [call(os.getpid) for _ in range(5)]
-        assert len(set(pids)) == 5
-        assert [rt.result for rt in client.map(divmod, [(7, 2)] * 3, "cloudpickle", 30)] == [(3, 1)] * 3
-        assert call(_zygotes, isolate=False) == []  # none made again from a process calls have run in
-    finally:
+    yield start
+    for ctl in started:
         ctl.shutdown()
+
+
+def _own(client, func, isolate=True, timeout=30.0):
+    return client.roundtrip(func, (), {}, "cloudpickle-by-value", timeout, isolate)
+
+
+def test_a_killed_zygote_leaves_isolated_calls_working(own_agent):
+    """If the zygote is killed (the OOM killer, a stray kill -9), spares come from the agent's
+    own process again: every isolated call is still answered, each from a fresh process."""
+    client = own_agent()
+
+    def call(func, isolate=True):
+        rt = _own(client, func, isolate)
+        assert rt.outcome == "ok", rt.describe()
+        return rt.result
+
+    assert call(_kill_the_zygote, isolate=False) > 0
+    pids = [call(os.getpid) for _ in range(5)]
+    assert len(set(pids)) == 5
+    assert [rt.result for rt in client.map(divmod, [(7, 2)] * 3, "cloudpickle", 30)] == [(3, 1)] * 3
+    assert call(_zygotes, isolate=False) == []  # none made again from a process calls have run in
 
 
 def _segfault():
@@ -461,31 +475,20 @@ def _sleep_long():
     time.sleep(30)
 
 
-def test_spares_from_the_zygote_crash_and_time_out_as_any_spare():
+def test_spares_from_the_zygote_crash_and_time_out_as_any_spare(own_agent):
     """After a non-isolated call the spares are the zygote's children, and their exit statuses
     come to the agent by way of it: a crash still names its signal or exit code, a timeout
     is still a timeout in time, and the next call still runs."""
-    from pytest_remote_serial.host.controller import Controller
-    from pytest_remote_serial.host.matrix import local_target
-
-    ctl = Controller([local_target()], print)
-    try:
-        client = ctl.get("local").client
-
-        def rt(func, isolate=True, timeout=30.0):
-            return client.roundtrip(func, (), {}, "cloudpickle-by-value", timeout, isolate)
-
-        assert rt(_zygotes, isolate=False).result != []  # the zygote exists
-        crash = rt(_segfault)
-        assert crash.outcome == "crash" and crash.error["signal"] == signal.SIGSEGV, crash.describe()
-        code = rt(_exit_7)
-        assert code.outcome == "crash" and code.error["exit_code"] == 7, code.describe()
-        t0 = time.monotonic()
-        late = rt(_sleep_long, timeout=0.5)
-        assert late.outcome == "timeout" and time.monotonic() - t0 < 3, late.describe()
-        assert len({rt(os.getpid).result for _ in range(4)}) == 4
-    finally:
-        ctl.shutdown()
+    client = own_agent()
+    assert _own(client, _zygotes, isolate=False).result != []  # the zygote exists
+    crash = _own(client, _segfault)
+    assert crash.outcome == "crash" and crash.error["signal"] == signal.SIGSEGV, crash.describe()
+    code = _own(client, _exit_7)
+    assert code.outcome == "crash" and code.error["exit_code"] == 7, code.describe()
+    t0 = time.monotonic()
+    late = _own(client, _sleep_long, timeout=0.5)
+    assert late.outcome == "timeout" and time.monotonic() - t0 < 3, late.describe()
+    assert len({_own(client, os.getpid).result for _ in range(4)}) == 4
 
 
 def _threaded_module_alive():
@@ -495,13 +498,10 @@ def _threaded_module_alive():
 
 
 @pytest.mark.parametrize("first", ["isolated", "non-isolated"])
-def test_a_module_that_starts_a_thread_at_import_is_never_preloaded(tmp_path, first):
+def test_a_module_that_starts_a_thread_at_import_is_never_preloaded(tmp_path, own_agent, first):
     """The agent preloads installed modules a call imported, so later forks have them. One
     whose import starts a thread must not be: its thread would be missing in every fork, where
     a fresh process that imports it has one."""
-    from pytest_remote_serial.host.controller import Controller
-    from pytest_remote_serial.host.matrix import local_target
-
     site = tmp_path / "site-packages"  # counts as installed, as a site folder does
     site.mkdir()
     (site / "threaded_at_import.py").write_text(
@@ -510,20 +510,16 @@ def test_a_module_that_starts_a_thread_at_import_is_never_preloaded(tmp_path, fi
         "_worker.start()\n"
         "def worker_alive():\n"
         "    return _worker.is_alive()\n")
-    ctl = Controller([local_target(paths=(str(site),), root=tmp_path)], print)
-    try:
-        client = ctl.get("local").client
-        if first == "non-isolated":  # spares then come from the zygote, which learns preloads too
-            assert client.roundtrip(os.getpid, (), {}, "cloudpickle", 30, False).outcome == "ok"
-        alive = []
-        for _ in range(5):
-            rt = client.roundtrip(_threaded_module_alive, (), {}, "cloudpickle-by-value", 30)
-            assert rt.outcome == "ok", rt.describe()
-            alive.append(rt.result)
-            time.sleep(0.1)  # a preload, had there been one, is in place by the next call
-        assert alive == [True] * 5
-    finally:
-        ctl.shutdown()
+    client = own_agent(paths=(str(site),), root=tmp_path)
+    if first == "non-isolated":  # spares then come from the zygote, which learns preloads too
+        assert _own(client, os.getpid, isolate=False).outcome == "ok"
+    alive = []
+    for _ in range(5):
+        rt = _own(client, _threaded_module_alive)
+        assert rt.outcome == "ok", rt.describe()
+        alive.append(rt.result)
+        time.sleep(0.1)  # a preload, had there been one, is in place by the next call
+    assert alive == [True] * 5
 
 
 def _zygotes():
