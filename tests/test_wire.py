@@ -5,9 +5,12 @@ Both ends import the same module, so these run the real code on a socket pair.
 
 from __future__ import annotations
 
+import gc
 import socket
 
 import pytest
+
+from pytest_remote_serial.host import codecs, trust
 
 from pytest_remote_serial.host.transport import SocketChannel
 from pytest_remote_serial.remote import agent
@@ -88,3 +91,53 @@ def test_a_frame_announcing_more_memory_than_there_is_ends_the_stream_not_the_ho
     header = host.recv_header()
     with pytest.raises(EOFError, match="announced 1125899906842624 bytes, which cannot be allocated"):
         host.recv_buffers(header)
+
+
+@pytest.mark.parametrize("serializer", ["pickle", "cloudpickle", "dill"])
+def test_a_dump_and_a_reply_load_leave_no_garbage_cycles(serializer):
+    """The collector would have to find them after every call, on both ends."""
+    codec = codecs.get_codec(serializer)
+    policy = trust.Policy(trusted=False, listed=(), sent=set)
+    reply = agent.dump_with_buffers(__import__("pickle").Pickler, ValueError("x", b"y" * 70000))
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(20):
+            codec.dumps((abs, (-1, b"z" * 70000), {"k": [b"w" * 70000]}), agent.DeviceCopies())
+            trust.load_reply(reply, policy, agent.DeviceCopies())
+        assert gc.collect() == 0
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class _MethodHooks:
+    """As dill's picklers, and every pickler from Python 3.13: the hooks are methods."""
+
+    def persistent_id(self, obj):
+        return None
+
+    def persistent_load(self, pid):
+        raise AssertionError(pid)
+
+
+@pytest.mark.parametrize("hooks", [(), (_MethodHooks,)], ids=["plain", "methods"])
+def test_the_agent_s_dump_and_load_of_buffers_leave_no_garbage_cycles(hooks):
+    import pickle
+
+    pickler = type("P", (*hooks, pickle.Pickler), {})
+    unpickler = type("U", (*hooks, pickle.Unpickler), {})
+    out = agent.dump_with_buffers(pickler, (b"a" * 70000, bytearray(70000)))
+    header = {"buffer_kinds": out.kinds}
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(20):
+            agent.dump_with_buffers(pickler, (b"a" * 70000, bytearray(70000)))
+            assert agent._unpickle(unpickler, out[0], out[1:], header) == (b"a" * 70000, bytearray(70000))
+        assert gc.collect() == 0
+    finally:
+        if enabled:
+            gc.enable()

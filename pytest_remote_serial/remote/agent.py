@@ -291,9 +291,20 @@ def dump_with_buffers(pickler, obj, copies=None, persistent_id=None, **kwargs) -
     if plain:
         oob.kinds = {}
         _attach_buffer_ids(p, plain, tags)
-    p.dump(obj)
+    try:
+        p.dump(obj)
+    finally:
+        if plain or (copies is not None and "cupy" in sys.modules):
+            p.persistent_id = _no_persistent_id  # see _no_persistent_id
     oob.insert(0, out.getvalue())
     return oob
+
+
+def _no_persistent_id(obj):
+    """Put back once a dump is done. The hooks attached for it hold the pickler's own bound
+    ``persistent_id`` (dill's; every pickler's from Python 3.13): a reference cycle, garbage
+    the collector would otherwise have to find after every call."""
+    return None
 
 
 # --------------------------------------------------------------------------- plain buffers
@@ -307,24 +318,26 @@ _PLAIN_TYPES = (bytes, bytearray, memoryview)
 def _plain_buffers(obj, depth: int = 2) -> dict:
     """id -> object for large bytes-likes in obj or its first containers (cheap: no deep walk)."""
     found: dict = {}
-
-    def visit(o, left):
-        kind = type(o)
-        if kind in _PLAIN_TYPES:
-            if (o.nbytes if kind is memoryview else len(o)) >= OOB_THRESHOLD and (
-                    kind is not memoryview or o.contiguous):
-                found[id(o)] = o
-        elif left and (kind is tuple or kind is list):
-            for item in o[:64]:
-                visit(item, left - 1)
-        elif left and kind is dict:
-            for n, item in enumerate(o.values()):
-                if n == 64:
-                    break
-                visit(item, left - 1)
-
-    visit(obj, depth)
+    _visit_plain(obj, depth, found)
     return found
+
+
+def _visit_plain(o, left: int, found: dict) -> None:
+    # Not a closure: a nested function that calls itself is a reference cycle, garbage the
+    # collector has to find after every call, on both ends.
+    kind = type(o)
+    if kind in _PLAIN_TYPES:
+        if (o.nbytes if kind is memoryview else len(o)) >= OOB_THRESHOLD and (
+                kind is not memoryview or o.contiguous):
+            found[id(o)] = o
+    elif left and (kind is tuple or kind is list):
+        for item in o[:64]:
+            _visit_plain(item, left - 1, found)
+    elif left and kind is dict:
+        for n, item in enumerate(o.values()):
+            if n == 64:
+                break
+            _visit_plain(item, left - 1, found)
 
 
 def _attach_buffer_ids(pickler, plain: dict, tags: dict) -> None:
@@ -482,9 +495,17 @@ def _unpickle(cls, payload, buffers, header):
     import io
 
     unpickler = cls(io.BytesIO(payload), buffers=buffers)
-    if header.get("device_arrays") or header.get("buffer_kinds"):
-        attach_device_loads(unpickler, _call_copies)
-    return unpickler.load()
+    if not (header.get("device_arrays") or header.get("buffer_kinds")):
+        return unpickler.load()
+    attach_device_loads(unpickler, _call_copies)
+    try:
+        return unpickler.load()
+    finally:  # the hook holds the unpickler's own bound persistent_load on 3.13+ (a cycle)
+        unpickler.persistent_load = _no_persistent_load
+
+
+def _no_persistent_load(pid):
+    raise pickle.UnpicklingError("unknown persistent id %r" % (pid,))
 
 
 # --------------------------------------------------------------------------- loading
