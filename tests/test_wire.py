@@ -6,11 +6,15 @@ Both ends import the same module, so these run the real code on a socket pair.
 from __future__ import annotations
 
 import gc
+import math
 import socket
+import threading
+import time
 
 import pytest
 
 from pytest_remote_serial.host import codecs, trust
+from pytest_remote_serial.host.transport import AgentLost
 
 from pytest_remote_serial.host.transport import SocketChannel
 from pytest_remote_serial.remote import agent
@@ -70,6 +74,10 @@ def test_decoded_headers_are_cached_but_never_shared(ends):
     (agent._FRAME.pack(len(agent.OPS), 1, 0, 0), "op"),
     (agent._FRAME.pack(2, 1, (64 << 20) + 1, 0), "header of"),
     (agent._FRAME.pack(2, 1, 2, 0) + b"[]", "not an object"),
+    (agent._FRAME.pack(2, 1, 5, 0) + b"{}{}x", "not an object"),
+    (agent._FRAME.pack(2, 1, 3, 0) + b"{x}", "not JSON"),
+    (agent._FRAME.pack(2, 1, 3, 0) + b"\xff{}", "not JSON"),
+    (agent._FRAME.pack(agent.OPS.index("result"), 1, 8, 0) + b"\0" * 8, "without its phases"),
 ])
 def test_a_corrupt_frame_is_an_eof_error_not_a_crash(ends, frame, why):
     host, far = ends
@@ -91,6 +99,47 @@ def test_a_frame_announcing_more_memory_than_there_is_ends_the_stream_not_the_ho
     header = host.recv_header()
     with pytest.raises(EOFError, match="announced 1125899906842624 bytes, which cannot be allocated"):
         host.recv_buffers(header)
+
+
+def test_a_result_s_phases_travel_as_doubles_not_json(ends):
+    host, far = ends
+    phases = {"load": 0.000583838000011383, "call": 3.375000005689799e-06, "result": 8.7e-05}
+    frame = agent.encode_frame({"op": "result", "id": 1, "outcome": "ok", "phases": phases}, [])
+    assert b"load" not in frame and b'{"outcome":"ok"}' in frame
+    far.write_all([frame])
+    assert host.recv_header()["phases"] == phases  # exactly: no decimal round trip
+
+
+def test_a_phase_not_measured_stays_absent_and_others_stay_json(ends):
+    host, far = ends
+    far.send({"op": "result", "id": 1, "phases": {"load": 0.5}})
+    far.send({"op": "result", "id": 2, "phases": {}})
+    far.send({"op": "result", "id": 3, "phases": {"call": 1.0, "wait": 2.0}})
+    got = [host.recv_header()["phases"] for _ in range(3)]
+    assert got == [{"load": 0.5}, {}, {"call": 1.0, "wait": 2.0}]
+    assert not any(math.isnan(v) for p in got for v in p.values())
+
+
+def test_a_read_gives_up_at_its_deadline_while_the_agent_stays_silent(ends):
+    host, far = ends
+    host.deadline = time.monotonic() + 0.3
+    t0 = time.monotonic()
+    with pytest.raises(AgentLost, match="before the deadline"):
+        host.recv_header()
+    waited = time.monotonic() - t0
+    assert 0.3 <= waited < 0.3 + 10 * host.SLICE_S  # not before it, and not much after
+
+
+def test_an_answer_slower_than_many_read_slices_is_read_whole(ends):
+    host, far = ends
+    host.deadline = time.monotonic() + 30
+    later = threading.Timer(6 * host.SLICE_S, far.send, ({"op": "echo", "id": 4}, [b"late"]))
+    later.start()
+    try:
+        header, buffers = host.recv()
+    finally:
+        later.join()
+    assert (header["id"], [bytes(b) for b in buffers]) == (4, [b"late"])
 
 
 @pytest.mark.parametrize("serializer", ["pickle", "cloudpickle", "dill"])

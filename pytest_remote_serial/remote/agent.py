@@ -40,7 +40,7 @@ try:  # the C module under signal.py: its getsignal skips the enum conversion (~
 except ImportError:  # pragma: no cover - not CPython
     _signal = signal
 
-PROTOCOL = 2
+PROTOCOL = 3
 PICKLE_PROTOCOL = 5
 # Buffers below this size are cheaper to keep inside the pickle stream.
 OOB_THRESHOLD = 1 << 16
@@ -54,6 +54,14 @@ _OP_CODE = {name: i for i, name in enumerate(OPS) if name}
 _BINARY_KEYS = frozenset(("op", "id", "buffers"))
 _MAX_BUFFERS = 1 << 20
 _json_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
+_json_decoder = json.JSONDecoder()
+# A result frame's rest opens with its phases, three doubles (NaN: not measured): the shortest
+# repr and parse of three floats cost more than the rest of a small reply's JSON.
+_PHASES = struct.Struct("!ddd")
+_PHASE_KEYS = ("load", "call", "result")
+_PHASE_SET = frozenset(_PHASE_KEYS)
+_RESULT = _OP_CODE["result"]
+_NAN = float("nan")
 # Buffers from this size are received into huge-page mappings (see receive_buffer).
 BULK_THRESHOLD = 4 << 20
 
@@ -96,7 +104,14 @@ def encode_frame(header: dict, sizes: list) -> bytes:
     rest = header.get("_rest")
     if rest is None:
         fields = {k: v for k, v in header.items() if k not in _BINARY_KEYS or (k == "op" and not code)}
-        rest = _json_encode(fields).encode() if fields else b""
+        lead = b""
+        if code == _RESULT:
+            phases = fields.pop("phases", None) or {}
+            get = phases.get
+            lead = _PHASES.pack(get("load", _NAN), get("call", _NAN), get("result", _NAN))
+            if not phases.keys() <= _PHASE_SET:  # others, if any, stay JSON
+                fields["phases"] = {k: v for k, v in phases.items() if k not in _PHASE_KEYS}
+        rest = lead + _json_encode(fields).encode() if fields else lead
     rid = header.get("id")
     return (_FRAME.pack(code, 0 if rid is None else rid + 1, len(rest), len(sizes))
             + (struct.pack(_sizes_format(len(sizes)), *sizes) if sizes else b"") + rest)
@@ -107,6 +122,19 @@ def _check_prefix(head) -> tuple:
     if n > _MAX_HEADER or nbuf >= _MAX_BUFFERS or code >= len(OPS):
         raise EOFError("corrupt stream: header of %d bytes, %d buffers, op %d" % (n, nbuf, code))
     return code, rid, n, nbuf
+
+
+def _json_object(raw: bytes) -> dict:
+    """A header's JSON: ``raw_decode`` of the text, without ``json.loads``'s encoding detection
+    and wrappers (a third of a small header's cost). Anything but one object is corrupt."""
+    try:
+        text = raw.decode()
+        header, end = _json_decoder.raw_decode(text)
+    except ValueError as exc:  # not UTF-8, not JSON
+        raise EOFError("corrupt stream: the header is not JSON (%s)" % exc) from None
+    if end != len(text) or type(header) is not dict:
+        raise EOFError("corrupt stream: the header is not an object")
+    return header
 
 
 class Channel:
@@ -177,16 +205,23 @@ class Channel:
             raise EOFError("corrupt stream: a frame head of %d bytes" % len(head))
         sizes = list(struct.unpack_from(_sizes_format(nbuf), head, _FRAME.size)) if nbuf else []
         raw = head[_FRAME.size + 8 * nbuf:]
+        phases = None
+        if code == _RESULT:
+            if len(raw) < _PHASES.size:
+                raise EOFError("corrupt stream: a result frame without its phases")
+            phases = {k: v for k, v in zip(_PHASE_KEYS, _PHASES.unpack_from(raw)) if v == v}
+            raw = raw[_PHASES.size:]
         header = self._decoded.get(raw) if cache else None
         if header is None:
-            header = json.loads(raw) if raw else {}
-            if not isinstance(header, dict):
-                raise EOFError("corrupt stream: the header is not an object")
+            header = _json_object(raw) if raw else {}
             if cache:
                 if len(self._decoded) > 64:
                     self._decoded.clear()
                 self._decoded[raw] = header
         header = dict(header)
+        if phases is not None:
+            more = header.get("phases")
+            header["phases"] = dict(more, **phases) if type(more) is dict else phases
         if code:
             header["op"] = OPS[code]
         header["id"] = rid - 1 if rid else None
@@ -1305,7 +1340,9 @@ def run_call(channel: Channel, header: dict, status_fd: int | None = None) -> No
         return
     func, args, kwargs = loaded
     out = _call_and_dump(func, args, kwargs, header, response)
-    response["device"] = _call_copies.as_dict()
+    device = _call_copies.as_dict()
+    if device is not None:  # only where device arrays travelled
+        response["device"] = device
     _respond(channel, response, out, status_fd)
 
 
@@ -1370,7 +1407,9 @@ def _item_child(func, args, header: dict, rfd: int, wfd: int) -> None:
         _call_copies.reset()
         response: dict = {"phases": {}}
         out = _call_and_dump(func, tuple(args), {}, header, response)
-        response["device"] = _call_copies.as_dict()
+        device = _call_copies.as_dict()
+        if device is not None:  # only where device arrays travelled
+            response["device"] = device
         kinds = getattr(out, "kinds", None)
         if kinds:
             response["buffer_kinds"] = kinds
