@@ -24,13 +24,16 @@ class AgentLost(EOFError):
 class SocketChannel(Channel):
     """Reads are buffered: a small reply (length, header, result) costs one ``recv``.
 
-    The socket stays blocking and every operation first tries ``MSG_DONTWAIT``; only when
-    that would block does it ``poll`` with what is left of the deadline. A per-operation
-    ``settimeout`` would cost two ``fcntl`` calls and a ``poll`` on every read. The first read
-    after a request polls first: the answer cannot be there yet.
+    The socket stays blocking. A read blocks in ``recv`` itself, which the kernel cuts into
+    slices (``SO_RCVTIMEO``) so the deadline is checked while it waits: one system call for
+    an answer, where ``poll`` then ``recv`` cost two and a second wake-up path. A write first
+    tries ``MSG_DONTWAIT``; only when that would block does it ``poll`` with what is left of
+    the deadline. A per-operation ``settimeout`` would cost two ``fcntl`` calls and a ``poll``
+    on every read.
     """
 
     CHUNK = 256 * 1024
+    SLICE_S = 0.05  # how late past its deadline a blocked read notices it
 
     def __init__(self, sock: socket.socket) -> None:
         super().__init__(sock.fileno(), sock.fileno())
@@ -40,6 +43,7 @@ class SocketChannel(Channel):
         self._pending = bytearray()  # read past the last frame's end
         self._scratch = bytearray(self.CHUNK)
         self._pollers: dict[int, Any] = {}
+        self._sliced = _slice_reads(sock, self.SLICE_S)
         self._answer_due = False  # a request went out and nothing of its answer was read yet
 
     def _remaining_ms(self) -> int:
@@ -74,6 +78,14 @@ class SocketChannel(Channel):
         self._answer_due = True
 
     def _read_into(self, view: memoryview) -> int:
+        if self._sliced:
+            while True:
+                try:
+                    return self.sock.recv_into(view)
+                except (BlockingIOError, InterruptedError):  # a slice ended: is the deadline past?
+                    self._remaining_ms()
+                except OSError as exc:
+                    raise AgentLost(f"connection to the agent broke: {exc}") from None
         if self._answer_due:
             self._answer_due = False
             self._wait(select.POLLIN)
@@ -124,6 +136,17 @@ class SocketChannel(Channel):
         except OSError:
             pass
         self.sock.close()
+
+
+def _slice_reads(sock: socket.socket, seconds: float) -> bool:
+    """A blocking read on ``sock`` returns ``EAGAIN`` after ``seconds`` (a C ``timeval``)."""
+    whole = int(seconds)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
+                        struct.pack("@ll", whole, int((seconds - whole) * 1_000_000)))
+    except (OSError, AttributeError, struct.error):  # not a kernel socket: poll, then read
+        return False
+    return True
 
 
 _MUX = struct.Struct(">BxxxL")
