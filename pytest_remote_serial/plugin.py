@@ -17,6 +17,7 @@ from .fixture import CallOptions, MarkerError, Remote
 from .host.backends.base import Running
 from .host.controller import Controller
 from .host.matrix import LOCAL, MatrixError, PathsError, Target, load_matrix, local_target
+from .host.transport import spin_window
 from .outcomes import RoundTrip, TargetUnavailable
 from .report.compare import CompareError, Threshold, compare, failures, parse_threshold, render
 from .report.record import ReportError, build_report, cells, read_json, target_entry, write_json
@@ -81,6 +82,10 @@ class RemoteSerialPlugin:
         self.workers = WorkerResults()
         self.report: dict[str, Any] | None = None
         self.baseline, self.thresholds = self._baseline()
+        try:  # read again by every agent connection: a bad value fails here, before any starts
+            spin_window()
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
         self.compare_lines: list[str] = []
         self._bad_markers = False
 

@@ -597,3 +597,23 @@ def test_a_reducer_registered_with_copyreg_between_calls_is_used_by_the_next(rem
         assert remote.call(_identity, Celsius(21), serializer=serializer) == 21.0
     finally:
         del copyreg.dispatch_table[Celsius]
+
+
+def test_an_agent_does_not_spin_through_idle_gaps_between_non_isolated_calls(own_agent, monkeypatch):
+    """After a non-isolated call the agent waits for the next request without sleeping, but
+    only while requests keep coming within the window: sparse calls cost it no CPU."""
+    monkeypatch.setenv("PYTEST_REMOTE_SERIAL_SPIN_US", "10000")  # the longest window: 10 ms
+    client = own_agent()
+
+    def call(func, *args):
+        rt = client.roundtrip(func, args, {}, "cloudpickle", 30.0, False)
+        assert rt.outcome == "ok", rt.describe()
+        return rt.result
+
+    before, host_before = call(time.process_time), time.thread_time()
+    for i in range(10):
+        time.sleep(0.05)
+        assert call(abs, -i) == i
+    used, host_used = call(time.process_time) - before, time.thread_time() - host_before
+    assert used < 0.05, f"the agent used {used:.3f}s of CPU over ten idle gaps: it spun through them"
+    assert host_used < 0.05, f"the host used {host_used:.3f}s of CPU over ten calls"

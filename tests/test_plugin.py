@@ -203,3 +203,34 @@ def test_bad_options_are_usage_errors_or_ignored(pytester, bad):
             ["*--remote-matrix-file: */nope.toml does not exist*"])
     else:
         result.assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize("value", ["soon", "-5", "20000", "1.5"])
+def test_a_bad_spin_window_is_a_usage_error_naming_the_variable(pytester, monkeypatch, value):
+    monkeypatch.setenv("PYTEST_REMOTE_SERIAL_SPIN_US", value)
+    pytester.makepyfile("""
+        def test_ok(remote):
+            assert remote.call(abs, -1) == 1
+    """)
+    result = pytester.runpytest_subprocess()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+    result.stderr.fnmatch_lines([f"ERROR: PYTEST_REMOTE_SERIAL_SPIN_US='{value}': give a whole number of "
+                                 "microseconds from 0 (never spin before sleeping) to 10000*"])
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
+@pytest.mark.parametrize("value", ["0", "350"])
+def test_a_spin_window_in_range_runs_the_calls(pytester, monkeypatch, value):
+    monkeypatch.setenv("PYTEST_REMOTE_SERIAL_SPIN_US", value)
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.remote(isolate=False)
+        def test_inline(remote):
+            assert [remote.call(abs, -i) for i in range(20)] == list(range(20))
+
+        def test_isolated(remote):
+            assert [remote.call(abs, -i) for i in range(5)] == list(range(5))
+    """)
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=2)

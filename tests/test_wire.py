@@ -14,9 +14,7 @@ import time
 import pytest
 
 from pytest_remote_serial.host import codecs, trust
-from pytest_remote_serial.host.transport import AgentLost
-
-from pytest_remote_serial.host.transport import SocketChannel
+from pytest_remote_serial.host.transport import SPIN_ENV, AgentLost, SocketChannel, spin_window
 from pytest_remote_serial.remote import agent
 
 
@@ -190,3 +188,57 @@ def test_the_agent_s_dump_and_load_of_buffers_leave_no_garbage_cycles(hooks):
     finally:
         if enabled:
             gc.enable()
+
+
+@pytest.mark.parametrize(("value", "seconds"), [(None, 200e-6), ("", 200e-6), ("0", 0.0), (" 75 ", 75e-6),
+                                                ("10000", 0.01)])
+def test_the_spin_window_comes_from_the_environment(monkeypatch, value, seconds):
+    if value is None:
+        monkeypatch.delenv(SPIN_ENV, raising=False)
+    else:
+        monkeypatch.setenv(SPIN_ENV, value)
+    assert spin_window() == pytest.approx(seconds)
+
+
+def _answer_after(far, delay):
+    def answer():
+        header = far.recv_header()
+        far.recv_buffers(header)
+        time.sleep(delay)
+        far.send({"op": "echo", "id": header["id"]}, [b"x"])
+    return threading.Thread(target=answer)
+
+
+def test_the_host_does_not_spin_through_answers_slower_than_its_window(ends):
+    """Spin-then-block is adaptive: one slow answer, and the next wait sleeps at once."""
+    host, far = ends
+    host.spin_s = 0.01  # the longest window there is
+    cpu = time.thread_time()
+    for rid in range(10):
+        worker = _answer_after(far, 0.05)
+        worker.start()
+        host.deadline = time.monotonic() + 30
+        host.send({"op": "echo", "id": rid}, [b"x"])
+        assert host.recv()[0]["id"] == rid
+        worker.join()
+    assert time.thread_time() - cpu < 0.05  # spinning through every wait would take 0.1 s
+    assert ("echo", None) in host._slow
+
+
+def test_a_quick_answer_makes_a_slow_kind_quick_again(ends):
+    host, far = ends
+    host.spin_s = 0.01
+    for delay in (0.05, 0.0):
+        worker = _answer_after(far, delay)
+        worker.start()
+        host.send({"op": "echo", "id": 1}, [b"x"])
+        host.recv()
+        worker.join()
+    assert ("echo", None) not in host._slow
+
+
+@pytest.mark.parametrize(("window", "seconds"), [(None, 0.0), ("junk", 0.0), (-1, 0.0), (0.0002, 0.0002), (5, 0.01)])
+def test_the_agent_never_spins_longer_than_10_ms_whatever_the_header_says(window, seconds):
+    spin = agent._Spin()
+    spin.answered(window)
+    assert spin.window == seconds

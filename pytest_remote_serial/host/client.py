@@ -153,11 +153,14 @@ class AgentClient:
 
     def _call_header(self, codec: Any, timeout: float, isolate: bool, arrays: int) -> dict[str, Any]:
         """A call's header is the same every time: encoded once (``_rest``, see agent.encode_frame)."""
-        key = (codec.name, timeout, isolate, arrays, agent.numpy_version())
+        spin = 0.0 if isolate else self.channel.spin_s  # the agent's wait for the next request after it
+        key = (codec.name, timeout, isolate, arrays, agent.numpy_version(), spin)
         header = self._call_headers.get(key)
         if header is None:
             header = {"op": "call", "serializer": codec.name, "envelope": envelope(codec), "timeout": timeout,
                       "isolate": isolate, "device_arrays": arrays}
+            if spin:
+                header["spin"] = spin
             header["_rest"] = agent.encode_frame(header, [])[agent.FRAME_SIZE:]
             if len(self._call_headers) >= 64:  # timeouts computed per call: never a growing pile
                 self._call_headers.clear()

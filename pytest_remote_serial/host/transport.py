@@ -6,6 +6,7 @@ Both add a deadline to every read, so a wedged target can never hang the test ru
 from __future__ import annotations
 
 import contextlib
+import os
 import select
 import socket
 import struct
@@ -30,6 +31,10 @@ class SocketChannel(Channel):
     tries ``MSG_DONTWAIT``; only when that would block does it ``poll`` with what is left of
     the deadline. A per-operation ``settimeout`` would cost two ``fcntl`` calls and a ``poll``
     on every read.
+
+    An answer that came within ``spin_s`` of its request last time is waited for without
+    sleeping first (see ``_first_read``): on a VM, waking a sleeping process costs more than a
+    small call's whole work.
     """
 
     CHUNK = 256 * 1024
@@ -45,6 +50,10 @@ class SocketChannel(Channel):
         self._pollers: dict[int, Any] = {}
         self._sliced = _slice_reads(sock, self.SLICE_S)
         self._answer_due = False  # a request went out and nothing of its answer was read yet
+        self.spin_s = spin_window()
+        self._kind: tuple[Any, Any] = (None, None)  # the last request's op and isolate flag
+        self._sent_at = 0.0
+        self._slow: set[tuple[Any, Any]] = set()  # kinds whose last answer took longer than spin_s
 
     def _remaining_ms(self) -> int:
         if self.deadline is None:
@@ -74,18 +83,52 @@ class SocketChannel(Channel):
             self._wait(event)
 
     def send(self, header: dict[str, Any], buffers: Any = ()) -> None:
+        self._kind = (header.get("op"), header.get("isolate"))
         super().send(header, buffers)
+        self._sent_at = time.perf_counter()
         self._answer_due = True
+
+    def _blocking_read(self, view: memoryview) -> int:
+        while True:
+            try:
+                return self.sock.recv_into(view)
+            except (BlockingIOError, InterruptedError):  # a slice ended: is the deadline past?
+                self._remaining_ms()
+            except OSError as exc:
+                raise AgentLost(f"connection to the agent broke: {exc}") from None
+
+    def _first_read(self, view: memoryview) -> int:
+        """The first read of an answer. Spin-then-block: where the last answer to this kind of
+        request came within ``spin_s``, try without sleeping until ``spin_s`` after the request,
+        yielding the CPU to anything else runnable; past it, or for slow kinds, block."""
+        kind = self._kind
+        if not self.spin_s:
+            return self._blocking_read(view)
+        if kind not in self._slow:
+            until = self._sent_at + self.spin_s
+            while True:
+                try:
+                    return self.sock.recv_into(view, 0, socket.MSG_DONTWAIT)
+                except (BlockingIOError, InterruptedError):
+                    pass
+                except OSError as exc:
+                    raise AgentLost(f"connection to the agent broke: {exc}") from None
+                if time.perf_counter() >= until:
+                    break
+                os.sched_yield()
+            self._slow.add(kind)
+            return self._blocking_read(view)
+        n = self._blocking_read(view)
+        if time.perf_counter() - self._sent_at < self.spin_s:
+            self._slow.discard(kind)
+        return n
 
     def _read_into(self, view: memoryview) -> int:
         if self._sliced:
-            while True:
-                try:
-                    return self.sock.recv_into(view)
-                except (BlockingIOError, InterruptedError):  # a slice ended: is the deadline past?
-                    self._remaining_ms()
-                except OSError as exc:
-                    raise AgentLost(f"connection to the agent broke: {exc}") from None
+            if self._answer_due:
+                self._answer_due = False
+                return self._first_read(view)
+            return self._blocking_read(view)
         if self._answer_due:
             self._answer_due = False
             self._wait(select.POLLIN)
@@ -136,6 +179,27 @@ class SocketChannel(Channel):
         except OSError:
             pass
         self.sock.close()
+
+
+SPIN_ENV = "PYTEST_REMOTE_SERIAL_SPIN_US"
+SPIN_DEFAULT_US = 200
+SPIN_MAX_US = 10_000
+
+
+def spin_window() -> float:
+    """How long either end waits for a quick answer without sleeping, in seconds: ``$SPIN_ENV``
+    microseconds (0: never spin), by default 200."""
+    raw = os.environ.get(SPIN_ENV, "").strip()
+    if not raw:
+        return SPIN_DEFAULT_US / 1e6
+    try:
+        us = int(raw)
+    except ValueError:
+        us = -1
+    if not 0 <= us <= SPIN_MAX_US:
+        raise ValueError(f"{SPIN_ENV}={raw!r}: give a whole number of microseconds from 0 (never spin "
+                         f"before sleeping) to {SPIN_MAX_US}, or unset it for the default {SPIN_DEFAULT_US}")
+    return us / 1e6
 
 
 def _slice_reads(sock: socket.socket, seconds: float) -> bool:
@@ -202,6 +266,7 @@ class StreamChannel(SocketChannel):
                  close: Callable[[], Any]) -> None:
         Channel.__init__(self, -1, -1)
         self.deadline = None
+        self.spin_s = 0.0  # a reader thread and a network between: nothing to gain from spinning
         self._pending = bytearray()
         self._scratch = bytearray(self.CHUNK)
         self._write, self._close = write, close
