@@ -4,7 +4,9 @@
   image, on a Unix socket in a bind-mounted folder (the agent's own transport). Its round trip
   is the latency floor, its 64 MiB echo (buffers reused) the throughput floor; with
   ``fresh=True`` both ends allocate a new buffer per message, which separates the cost of fresh
-  memory (page faults, slow on VMs) from the protocol's own.
+  memory (page faults, slow on VMs) from the protocol's own; with ``spin_s`` both ends wait
+  for the next message without sleeping for that long first, as the host and the agent do
+  around a non-isolated call (the like-for-like floor of spin-then-block).
 * ``ready_floor``: ``docker run`` of the same hardened container until a trivial process inside
   is ready (it connects to a socket the host listens on, so no polling blurs the figure): the
   floor a cold start is compared with.
@@ -13,6 +15,8 @@
 
 from __future__ import annotations
 
+import os
+import select
 import socket
 import struct
 import subprocess
@@ -28,7 +32,8 @@ _LEN = struct.Struct("!I")
 ECHO_SERVER = r"""
 import os, socket, struct, sys
 path = sys.argv[1]
-fresh = sys.argv[2:] == ["fresh"]  # a new buffer per message, as the agent allocates one
+fresh = "fresh" in sys.argv[2:]  # a new buffer per message, as the agent allocates one
+spin = float(sys.argv[3]) if sys.argv[2:3] == ["spin"] else 0.0  # seconds, after each answer
 L = struct.Struct("!I")
 lst = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 lst.bind(path + ".tmp")
@@ -45,7 +50,12 @@ def fill(view):
         if not k:
             sys.exit(0)
         got += k
+import select, time
 while True:
+    if spin:
+        until = time.perf_counter() + spin
+        while not select.select([conn], [], [], 0)[0] and time.perf_counter() < until:
+            os.sched_yield()
     fill(memoryview(head))
     (n,) = L.unpack(head)
     if n > len(buf) or (fresh and n >= 65536):
@@ -81,11 +91,12 @@ def _wait_for(path: Path, container: Any, timeout: float = 60.0) -> None:
 class RawEcho:
     """Host end of the raw echo: one small message, or one large buffer, there and back."""
 
-    def __init__(self, env: DockerEnv, image: str, fresh: bool = False) -> None:
+    def __init__(self, env: DockerEnv, image: str, fresh: bool = False, spin_s: float = 0.0) -> None:
         """``fresh``: both ends take a new buffer for every large message (what the agent does)."""
         self.fresh = fresh
+        self.spin_s = spin_s
         _, sock_dir = env.socket_dir()
-        mode = ["fresh"] if fresh else []
+        mode = ["fresh"] if fresh else ["spin", repr(spin_s)] if spin_s else []
         self.container = env.run(image, ["python3", "-c", ECHO_SERVER, f"{SOCK_DIR}/echo.sock", *mode], sock_dir)
         _wait_for(sock_dir / "echo.sock", self.container)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -104,6 +115,10 @@ class RawEcho:
 
     def echo_small(self, payload: bytes = b"x") -> bytes:
         self.sock.sendall(_LEN.pack(len(payload)) + payload)
+        if self.spin_s:
+            until = time.perf_counter() + self.spin_s
+            while not select.select([self.sock], [], [], 0)[0] and time.perf_counter() < until:
+                os.sched_yield()
         self._fill(memoryview(self._head))
         (n,) = _LEN.unpack(self._head)
         view = memoryview(self._small)[:n]

@@ -70,6 +70,31 @@ def roundtrip_call(running: Running, isolate: bool, phases: list[dict[str, float
     return call
 
 
+def roundtrip_call_no_spin(running: Running) -> Callable[[], Any]:
+    """The tiny non-isolated call with spin-then-block off at both ends, as
+    ``PYTEST_REMOTE_SERIAL_SPIN_US=0`` sets it: every wait for the other side sleeps at once."""
+    call = roundtrip_call(running, False)
+    channel = running.client.channel
+
+    def no_spin() -> Any:
+        saved, channel.spin_s = channel.spin_s, 0.0
+        try:
+            return call()
+        finally:
+            channel.spin_s = saved
+
+    return no_spin
+
+
+def host_cpu_per_call(fn: Callable[[], Any], n: int) -> float:
+    """This thread's CPU per call of ``fn`` (spinning for an answer shows here)."""
+    fn()
+    before = time.thread_time()
+    for _ in range(n):
+        fn()
+    return (time.thread_time() - before) / n
+
+
 def map_call(running: Running, n: int = 1000) -> Callable[[], Any]:
     """``remote.map``'s path: ``abs`` over ``n`` tiny items, each in a fresh process there."""
     client = running.client

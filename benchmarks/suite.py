@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_remote_serial.host.transport import spin_window
+
 from . import floor, ours, peers
 from .docker_env import DockerEnv, sigterm_as_interrupt
 from .report import Verdict, fmt_s, ratio, series_rows, table, throughput_rows
@@ -81,6 +83,7 @@ def run(opts: argparse.Namespace, env: DockerEnv, session: ours.Session, target:
     # ---------------------------------------------------------------- warm, tiny calls
     log(f"starting the raw echo server, two agents and an execnet gateway on {image}")
     raw = floor.RawEcho(env, image)
+    raw_spin = floor.RawEcho(env, image, spin_s=spin_window())
     ctl = session.controller([target])
     ctl.start_all()
     running = ctl.get(target.name)
@@ -98,8 +101,10 @@ def run(opts: argparse.Namespace, env: DockerEnv, session: ours.Session, target:
     cases = [
         Case("raw_echo", raw.echo_small, 200, warmup=100),
         Case("raw_echo_paced", raw.echo_small, 20, warmup=5, pace_s=0.02),
+        Case("raw_echo_spin", raw_spin.echo_small, 200, warmup=100),
         Case("agent_echo", ours.echo_call(running), 200, warmup=100),
         Case("call_inline", ours.roundtrip_call(inline_running, False, inline_phases), 100, warmup=50),
+        Case("call_inline_no_spin", ours.roundtrip_call_no_spin(inline_running), 100, warmup=50),
         Case("call_isolated", ours.roundtrip_call(running, True, phases), 60, warmup=30),
         Case("call_isolated_paced", ours.roundtrip_call(running, True), 20, warmup=5, pace_s=0.02),
         Case("call_inline_paced", ours.roundtrip_call(inline_running, False), 20, warmup=5, pace_s=0.02),
@@ -116,7 +121,13 @@ def run(opts: argparse.Namespace, env: DockerEnv, session: ours.Session, target:
     cpu_per = {"call_inline": ours.cpu_per_call(read_cpu_inline, ours.roundtrip_call(inline_running, False), 300),
                "call_isolated": ours.cpu_per_call(read_cpu, ours.roundtrip_call(running, True), 300),
                "map_item": ours.cpu_per_call(read_cpu, ours.map_call(running), 2) / 1000}
+    cpu_per["call_inline_no_spin"] = ours.cpu_per_call(read_cpu_inline, ours.roundtrip_call_no_spin(inline_running),
+                                                       300)
     out["container_cpu_per_call_s"] = cpu_per
+    out["host_cpu_per_call_s"] = {
+        "call_inline": ours.host_cpu_per_call(ours.roundtrip_call(inline_running, False), 300),
+        "call_inline_no_spin": ours.host_cpu_per_call(ours.roundtrip_call_no_spin(inline_running), 300),
+    }
     probe = ours.fork_probe(inline_running)  # runs in the parent: a non-isolated call
     faults = ours.child_faults(running)
 
@@ -151,6 +162,7 @@ def run(opts: argparse.Namespace, env: DockerEnv, session: ours.Session, target:
 
     peer.close()
     raw.close()
+    raw_spin.close()
     session.shutdown(ctl)
     session.shutdown(ctl_inline)
     env.cleanup()
@@ -182,8 +194,10 @@ def run(opts: argparse.Namespace, env: DockerEnv, session: ours.Session, target:
 LABELS = {
     "raw_echo": "raw Unix-socket echo (floor)",
     "raw_echo_paced": "  same, 20 ms idle before each echo",
+    "raw_echo_spin": "  same, both ends spin-then-block",
     "agent_echo": "client.echo through the agent",
     "call_inline": "roundtrip abs(-1), isolate=False",
+    "call_inline_no_spin": "  same, spinning off (SPIN_US=0)",
     "call_isolated": "roundtrip abs(-1), isolate=True",
     "call_isolated_paced": "  same, 20 ms idle before each call",
     "call_inline_paced": "  inline, 20 ms idle before each call",
@@ -278,6 +292,12 @@ def summarize(out: dict[str, Any], m: Measured) -> dict[str, Any]:
                 f"inline {fmt_s(warm['call_inline_paced'].median)} = "
                 f"{ratio(warm['call_isolated_paced'].median, warm['call_inline_paced'].median):.2f} (waking "
                 "idle processes is part of both)")
+    host_cpu, no_spin = out["host_cpu_per_call_s"], warm["call_inline_no_spin"].median
+    text.append(f"  spin-then-block (a wait for a quick answer starts without sleeping, up to "
+                f"{fmt_s(spin_window())}): inline {fmt_s(inline)} with it, {fmt_s(no_spin)} without; a call costs "
+                f"the host {fmt_s(host_cpu['call_inline'])} of CPU with it, {fmt_s(host_cpu['call_inline_no_spin'])} "
+                f"without, and the container {fmt_s(out['container_cpu_per_call_s']['call_inline'])} with it, "
+                f"{fmt_s(out['container_cpu_per_call_s']['call_inline_no_spin'])} without")
     text.append(f"  remote.map of 1,000 tiny items: {fmt_s(warm['map_1000'].median)}, against 1,000 isolated "
                 f"calls in a loop {fmt_s(1000 * iso)}")
     text.append("\nBounds this machine sets (why a ratio can stay out of reach):")
@@ -322,6 +342,9 @@ def summarize(out: dict[str, Any], m: Measured) -> dict[str, Any]:
     ]
     text.append("\nDESIGN §6 targets (ratios measured side by side in this run):")
     text += [v.line() for v in verdicts]
+    text.append(f"  info  like for like, both ends spin-then-block: inline / raw echo that spins: "
+                f"{ratio(inline, warm['raw_echo_spin'].median):.2f}; with spinning off at both ends: "
+                f"{ratio(no_spin, floor_s):.2f}")
     text.append(f"  info  cold start as the user sees it (start_all+get) / docker run floor: "
                 f"{ratio(cold['agent_get_wall'].median, ready):.2f}")
     text.append(f"  info  isolated {nbytes // MIB} MiB numpy / raw: {ratio(numpy_mbs, raw_mbs):.2f}; inline: "
