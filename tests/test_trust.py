@@ -26,7 +26,7 @@ from pytest_remote_serial.fixture import CallOptions, Remote
 from pytest_remote_serial.host.controller import Controller
 from pytest_remote_serial.host.images import image_tag
 from pytest_remote_serial.host.matrix import load_matrix
-from pytest_remote_serial.host.trust import Policy, UnsafeGlobal, load_reply
+from pytest_remote_serial.host.trust import Policy, UnsafeGlobal, load_reply, reply_problem
 from pytest_remote_serial.remote import agent
 
 # Baked into the image of the site-packages route: a payload would create it on the host.
@@ -201,6 +201,69 @@ def test_a_call_that_forges_the_agents_reply_runs_nothing(remotes, tmp_path):
     assert not touched.exists(), "the host ran the target's command"
     assert rt.outcome == "result_error" and "posix.system" in rt.error["message"], rt.describe()
     assert remotes["py3.11"].call(add, 2, 2) == 4  # isolated: the next call has the real agent
+
+
+def forging_the_reply_header(fields, buffers=None):
+    """A call that rewrites the header of its own reply (it runs where the agent does)."""
+    def forge():
+        import sys
+
+        main = sys.modules["__main__"]  # the agent
+        real = main.Channel.send
+
+        def send(self, header, bufs=()):
+            if header.get("op") == "result":
+                header.update(fields)
+                bufs = bufs if buffers is None else buffers
+            return real(self, header, bufs)
+
+        main.Channel.send = send
+        return 1
+    return forge
+
+
+@pytest.mark.parametrize(("fields", "buffers", "named"), [
+    ({"device": {"h2d_s": "x"}}, None, "device = {'h2d_s': 'x'}"),
+    ({"device": [1, 2]}, None, "device = [1, 2]"),
+    ({"device": {"h2d_s": 1.0, "arrays": -1}}, None, "device = "),
+    ({"limit_hit": "pids"}, None, "limit_hit = 'pids'"),
+    ({"limit_hit": {"pids": "many"}}, None, "limit_hit = {'pids': 'many'}"),
+    ({"outcome": "crash", "error": {"oom": True, "limit_hit": 5}}, None, "error.limit_hit = 5"),
+    ({"envelope": "x"}, None, "envelope = 'x'"),
+    ({"result_type": {"a": 1}}, None, "result_type = {'a': 1}"),
+    ({"phases": {"call": 1e308}}, None, "phases = "),
+], ids=["device-str", "device-list", "device-negative", "limit-str", "limit-pids-str", "error-limit",
+        "envelope", "result-type", "phase-huge"])
+def test_a_reply_header_not_as_the_agent_writes_it_is_a_bad_reply_not_a_host_error(remotes, fields, buffers, named):
+    rt = remotes["py3.11"].roundtrip(forging_the_reply_header(fields, buffers), serializer="cloudpickle")
+    assert (rt.outcome, rt.error["type"]) == ("result_error", "bad_reply"), rt.describe()
+    assert named in rt.error["message"] and "nothing of it was loaded" in rt.error["message"]
+    assert remotes["py3.11"].call(add, 2, 2) == 4  # isolated: the next call has the real agent
+
+
+def test_a_json_result_that_is_not_json_is_a_result_error(remotes):
+    rt = remotes["py3.11"].roundtrip(forging_the_reply_header({"result_codec": "json"}, [b"{not json"]),
+                                     serializer="cloudpickle")
+    assert rt.outcome == "result_error" and "the target's JSON result is not JSON" in rt.error["message"]
+
+
+@pytest.mark.parametrize(("answer", "buffers", "named"), [
+    ({"items": [{"nbuf": 2}, {"nbuf": 2}]}, 3, "items = "),
+    ({"items": [{"nbuf": -1}]}, 3, "items = "),
+    ({"items": ["x"]}, 3, "items = "),
+    ({"items": "x"}, 3, "items = 'x'"),
+    ({"items": [{"nbuf": 1, "phases": {"call": "x"}}]}, 3, "items[0].phases = "),
+    ({"items": [{"nbuf": 1, "device": 3}]}, 3, "items[0].device = 3"),
+])
+def test_a_map_reply_whose_items_claim_what_did_not_come_is_named(answer, buffers, named):
+    assert named in (reply_problem(answer, buffers) or "")
+
+
+def test_the_agent_s_own_replies_have_the_shape_the_host_expects():
+    assert reply_problem({"outcome": "ok", "result_type": "builtins.int", "phases": {"load": 1e-4, "call": 0.0},
+                          "envelope": {"python": "3.11.2"}, "device": {"h2d_s": 0.1, "d2h_s": 0.0, "arrays": 2,
+                                                                       "converted": []},
+                          "items": [{"nbuf": 1, "phases": {"call": 0.1}}, {"phases": {}}]}, 1) is None
 
 
 EVIL_SITE = f'''

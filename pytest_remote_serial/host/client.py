@@ -18,7 +18,7 @@ from ..outcomes import RemoteTraceback, RoundTrip
 from ..remote import agent
 from .codecs import UnknownSerializer, envelope, get_codec
 from .transport import AgentLost, SocketChannel
-from .trust import Policy, UnsafeGlobal, load_reply, owned_modules
+from .trust import Policy, UnsafeGlobal, load_reply, owned_modules, reply_problem
 
 # Past the call's own timeout, how long the host waits before it declares the agent lost.
 GRACE_S = 15.0
@@ -132,10 +132,15 @@ class AgentClient:
             rt.phases = {"dump": t1 - t0, "total": time.perf_counter() - t0}
             return rt
         t2 = time.perf_counter()
+        problem = reply_problem(answer, len(buffers))
+        if problem:
+            self._bad_reply(rt, problem)
+            rt.phases = {"dump": t1 - t0, "total": time.perf_counter() - t0}
+            return rt
         policy = self._policy([func, *args, *kwargs.values()], payload)
         self._interpret(rt, answer, buffers, policy, copies)
         t3 = time.perf_counter()
-        remote = answer.get("phases", {})
+        remote = answer.get("phases") or {}
         load, call, dump_result = (float(remote.get(k, 0.0)) for k in ("load", "call", "result"))
         host_d2h, host_h2d = copies.d2h, copies.h2d  # the host's own, before the target's merge in
         copies.merge(answer.get("device") or {})
@@ -201,12 +206,17 @@ class AgentClient:
             for rt in rts:
                 self._lost(rt, exc)
             return rts
+        problem = reply_problem(answer, len(buffers))
+        if problem:
+            for rt in rts:
+                self._bad_reply(rt, problem)
+            return rts
         policy = self._policy([func, *(a for item in items for a in item)], payload)
         answers = answer.get("items")
         if not isinstance(answers, list) or len(answers) != n:  # the whole map failed to load
             answers, buffers = [answer] * n, []
         offset = 0
-        load = float(answer.get("phases", {}).get("load", 0.0))
+        load = float((answer.get("phases") or {}).get("load", 0.0))
         per_item = (time.perf_counter() - t0) / n  # the map's wall time, shared out
         for rt, item in zip(rts, answers):
             count = int(item.get("nbuf", 0)) if buffers else 0
@@ -237,7 +247,11 @@ class AgentClient:
                                    "which is not one of DESIGN §4's"}
         rt.result_bytes = sum(len(b) for b in buffers)
         if answer.get("result_codec") == "json" and buffers:
-            rt.result = json.loads(bytes(buffers[0]))  # delivered even when flagged as changed
+            try:
+                rt.result = json.loads(bytes(buffers[0]))  # delivered even when flagged as changed
+            except ValueError as exc:
+                rt.outcome = oc.RESULT_ERROR
+                rt.error = _host_error(exc, "result", "the target's JSON result is not JSON")
         elif rt.outcome == oc.OK:
             try:
                 rt.result = load_reply(buffers, policy, copies)
@@ -251,6 +265,13 @@ class AgentClient:
                 rt.outcome = oc.RESULT_ERROR
                 rt.error = dict(_result_load_error(exc, answer), remote=rt.error)
         self._name_limits(rt, answer)
+
+    def _bad_reply(self, rt: RoundTrip, problem: str) -> None:
+        """A reply whose header is not as the agent writes it: something on the target wrote it."""
+        rt.outcome = oc.RESULT_ERROR
+        rt.error = {"phase": "result", "type": "bad_reply",
+                    "message": f"the reply from {self.target} has {problem}: something on the target (the "
+                               "call itself, or its image) wrote the agent's reply; nothing of it was loaded"}
 
     def _lost(self, rt: RoundTrip, exc: BaseException) -> None:
         """No answer to use: a reply out of turn, or the agent gone."""

@@ -218,3 +218,57 @@ def load_reply(buffers: list[Any], policy: Policy, copies: agent.DeviceCopies | 
 
     return agent.load_result(buffers, copies, unpickler=unpickler, host_ref=policy.check_host_ref)
 
+
+
+# ----------------------------------------------------------------------------- reply headers
+# The header around the pickles is the target's too: a call can write anything on the agent's
+# connection. What the host reads from it must have the shape the agent writes, or the round
+# trip ends as a bad reply instead of a TypeError in the test run.
+
+
+def _seconds(value: Any) -> bool:
+    return type(value) in (int, float) and 0 <= value < 1e9
+
+
+def _count(value: Any) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _device_ok(device: Any) -> bool:
+    return device is None or (
+        type(device) is dict and _seconds(device.get("h2d_s", 0.0)) and _seconds(device.get("d2h_s", 0.0))
+        and _count(device.get("arrays", 0)) and type(device.get("converted", [])) is list)
+
+
+def _limit_ok(hit: Any) -> bool:
+    return hit is None or (type(hit) is dict and (hit.get("pids") is None or _count(hit["pids"])))
+
+
+def reply_problem(answer: dict[str, Any], buffers: int) -> str | None:
+    """What in a reply's header is not as the agent writes it, named; None if nothing.
+    ``buffers``: how many buffers came with it (a map's items claim theirs from them)."""
+    checks: list[tuple[str, Any, Callable[[Any], bool], str]] = [
+        ("device", answer.get("device"), _device_ok, "absent or a dict of non-negative seconds and counts"),
+        ("limit_hit", answer.get("limit_hit"), _limit_ok, "absent or a dict with a pids count"),
+        ("envelope", answer.get("envelope"), lambda v: v is None or type(v) is dict, "a dict"),
+        ("result_type", answer.get("result_type"), lambda v: v is None or type(v) is str, "a string"),
+    ]
+    error = answer.get("error")
+    if type(error) is dict:
+        checks.append(("error.limit_hit", error.get("limit_hit"), _limit_ok, "absent or a dict with a pids count"))
+    phases = answer.get("phases")
+    checks.append(("phases", phases, lambda v: v is None or (type(v) is dict and all(
+        _seconds(v[k]) for k in ("load", "call", "result") if k in v)), "a dict of non-negative seconds"))
+    items = answer.get("items")
+    if items is not None:
+        nbufs = [item.get("nbuf", 0) if type(item) is dict else None for item in items] if type(items) is list else []
+        checks.append(("items", items, lambda v: type(v) is list and all(_count(n) for n in nbufs)
+                       and sum(n for n in nbufs if n) <= buffers, "a list of dicts claiming the buffers that came"))
+        for i, item in enumerate(items if type(items) is list else []):
+            problem = reply_problem(item, buffers) if type(item) is dict and "items" not in item else None
+            if problem:
+                return f"items[{i}].{problem}"
+    for name, value, ok, shape in checks:
+        if not ok(value):
+            return f"{name} = {value!r:.120} (the agent writes {shape})"
+    return None
