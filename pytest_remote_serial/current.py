@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import contextvars
+import functools
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -53,5 +54,6 @@ def _standalone_remote(name: str) -> Remote:
             matrix = load_matrix(Path.cwd())
             ctl = Controller(matrix.select([name]), lambda message: None)
             atexit.register(ctl.shutdown)
-            _standalone[name] = Remote(ctl.get(name), CallOptions(), False, lambda rt: None)
+            _standalone[name] = Remote(ctl.get(name), CallOptions(), False, lambda rt: None,
+                                       restart=functools.partial(ctl.get, name))
         return _standalone[name]

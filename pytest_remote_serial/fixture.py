@@ -140,11 +140,15 @@ def next_rung(rungs: list[str], tried: str, outcome: str) -> str | None:
 
 class Remote:
     def __init__(self, running: Running, options: CallOptions, gpu: bool,
-                 record: Callable[[RoundTrip], None], test: str | None = None) -> None:
+                 record: Callable[[RoundTrip], None], test: str | None = None,
+                 restart: Callable[[], Running] | None = None) -> None:
+        """``restart``: the target again, with a fresh agent, once this one's was lost (a crash
+        costs only its own call, also within a test)."""
         self._running = running
         self._options = options
         self._record = record
         self._test = test
+        self._restart = restart
         self.target = TargetInfo(running, gpu)
 
     def roundtrip(self, func: Callable[..., Any], *args: Any, serializer: str | None = None,
@@ -185,6 +189,8 @@ class Remote:
 
     def _once(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
               serializer: str) -> RoundTrip:
+        if not self._running.client.alive and self._restart is not None:
+            self._running = self.target._running = self._restart()
         return self._running.client.roundtrip(func, args, kwargs, serializer,
                                               timeout=self._options.timeout, isolate=self._options.isolate)
 

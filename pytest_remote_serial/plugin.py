@@ -335,7 +335,8 @@ class RemoteSerialPlugin:
             why = f": {local_gpu_problem()}" if target.is_local else " (gpu = false in the matrix)"
             pytest.skip(f"needs a GPU; target {name} has none{why}")
         running = self._running(name, nodeid=request.node.nodeid)
-        return Remote(running, options, gpu, self._record, test=request.node.nodeid)
+        return Remote(running, options, gpu, self._record, test=request.node.nodeid,
+                      restart=functools.partial(self.controller.get, name))
 
     def remote_by_name(self, name: str) -> Remote:
         """For the assertion helpers: any target of the matrix, started on first use."""
@@ -348,7 +349,8 @@ class RemoteSerialPlugin:
                 raise pytest.UsageError(str(exc)) from None
             self.controller.add(target)
         running = self._running(name, nodeid=self._nodeid)
-        return Remote(running, CallOptions(), _has_gpu(target), self._record, test=self._nodeid)
+        return Remote(running, CallOptions(), _has_gpu(target), self._record, test=self._nodeid,
+                      restart=functools.partial(self.controller.get, name))
 
     def _record(self, rt: RoundTrip) -> None:
         self.records.append(rt)

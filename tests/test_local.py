@@ -617,3 +617,18 @@ def test_an_agent_does_not_spin_through_idle_gaps_between_non_isolated_calls(own
     used, host_used = call(time.process_time) - before, time.thread_time() - host_before
     assert used < 0.05, f"the agent used {used:.3f}s of CPU over ten idle gaps: it spun through them"
     assert host_used < 0.05, f"the host used {host_used:.3f}s of CPU over ten calls"
+
+
+def _exit_the_agent():
+    os._exit(3)
+
+
+@pytest.mark.remote(isolate=False)
+def test_a_lost_agent_costs_only_its_call_also_within_the_test(remote):
+    """The message says the agent is restarted for the next call: so it is, not only for the next test."""
+    before = remote.call(os.getpid)
+    lost = remote.roundtrip(_exit_the_agent)
+    assert (lost.outcome, lost.error["type"]) == ("crash", "agent_lost"), lost.describe()
+    assert "restarted for the next call" in lost.error["message"]
+    assert remote.call(abs, -5) == 5
+    assert remote.call(os.getpid) != before
