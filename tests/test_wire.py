@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import math
+import re
 import socket
 import threading
 import time
@@ -14,6 +15,7 @@ import time
 import pytest
 
 from pytest_remote_serial.host import codecs, trust
+from pytest_remote_serial.host.client import AgentClient
 from pytest_remote_serial.host.transport import SPIN_ENV, AgentLost, SocketChannel, spin_window
 from pytest_remote_serial.remote import agent
 
@@ -242,3 +244,40 @@ def test_the_agent_never_spins_longer_than_10_ms_whatever_the_header_says(window
     spin = agent._Spin()
     spin.answered(window)
     assert spin.window == seconds
+
+
+def _hello(**changes):
+    return dict(agent.hello(), **changes)
+
+
+@pytest.mark.parametrize(("hello", "says"), [
+    (_hello(protocol=2), "protocol 2, where this host speaks 3 (an agent of another pytest-remote-serial version"),
+    (_hello(cpus="x"), "cpus = 'x'"),
+    (_hello(cpus=0), "cpus = 0"),
+    (_hello(python=None), "python = None"),
+    ({"op": "result", "id": 1}, "op = 'result' instead of 'hello'"),
+])
+def test_an_agent_whose_hello_is_not_this_host_s_is_refused_naming_why(ends, hello, says):
+    host, far = ends
+    far.send(hello)
+    with pytest.raises(AgentLost, match=f"the agent of t said hello with {re.escape(says)}"):
+        AgentClient(host, "t")
+    assert host.sock.fileno() == -1  # closed: nothing left open for a refused agent
+
+
+def test_an_agent_that_describes_itself_in_another_shape_is_named(ends):
+    host, far = ends
+    far.send(agent.hello())
+    client = AgentClient(host, "t")
+    answer = threading.Thread(target=lambda: (far.recv_header(), far.send(
+        {"op": "describe", "id": 1, "packages": ["numpy"]})))
+    answer.start()
+    with pytest.raises(AgentLost, match=r"described itself with packages = \['numpy'\]"):
+        client.describe()
+    answer.join()
+
+
+def test_this_host_s_agent_says_hello_as_the_host_expects(ends):
+    host, far = ends
+    far.send(agent.hello())
+    assert AgentClient(host, "t").hello["protocol"] == agent.PROTOCOL

@@ -18,7 +18,7 @@ from ..outcomes import RemoteTraceback, RoundTrip
 from ..remote import agent
 from .codecs import UnknownSerializer, envelope, get_codec
 from .transport import AgentLost, SocketChannel
-from .trust import Policy, UnsafeGlobal, load_reply, owned_modules, reply_problem
+from .trust import Policy, UnsafeGlobal, describe_problem, hello_problem, load_reply, owned_modules, reply_problem
 
 # Past the call's own timeout, how long the host waits before it declares the agent lost.
 GRACE_S = 15.0
@@ -63,6 +63,10 @@ class AgentClient:
         self.channel.deadline = time.monotonic() + HELLO_TIMEOUT_S
         self.hello = channel.recv_header()
         self.channel.deadline = None
+        problem = hello_problem(self.hello)
+        if problem:
+            channel.close()
+            raise AgentLost(f"the agent of {target} said hello with {problem}")
         self._description: dict[str, Any] | None = None
         self._call_headers: dict[tuple[Any, ...], dict[str, Any]] = {}
 
@@ -95,7 +99,11 @@ class AgentClient:
 
     def describe(self) -> dict[str, Any]:
         if self._description is None:
-            self._description, _ = self.request({"op": "describe"})
+            answer, _ = self.request({"op": "describe"})
+            problem = describe_problem(answer)
+            if problem:
+                raise AgentLost(f"the agent of {self.target} described itself with {problem}")
+            self._description = answer
         return self._description
 
     def missing_modules(self, modules: list[str]) -> list[str]:

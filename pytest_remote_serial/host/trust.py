@@ -272,3 +272,26 @@ def reply_problem(answer: dict[str, Any], buffers: int) -> str | None:
         if not ok(value):
             return f"{name} = {value!r:.120} (the agent writes {shape})"
     return None
+
+
+def hello_problem(hello: dict[str, Any]) -> str | None:
+    """What in an agent's hello is not as this host's agent writes it: another protocol (an
+    agent of another version), or fields of the wrong shape."""
+    if hello.get("op") != "hello":
+        return f"op = {hello.get('op')!r:.60} instead of 'hello'"
+    if hello.get("protocol") != agent.PROTOCOL:
+        return (f"protocol {hello.get('protocol')!r:.60}, where this host speaks {agent.PROTOCOL} (an agent of "
+                "another pytest-remote-serial version: remove the target's kept container or cached agent)")
+    checks = [("python", lambda v: type(v) is str and v[:1].isdigit()), ("cpus", lambda v: _count(v) and v > 0),
+              ("magic", _count), ("pid", _count), ("pickle_protocol", _count)]
+    for name, ok in checks:
+        if not ok(hello.get(name)):
+            return f"{name} = {hello.get(name)!r:.60}"
+    return None
+
+
+def describe_problem(answer: dict[str, Any]) -> str | None:
+    packages = answer.get("packages")
+    if type(packages) is not dict or not all(type(k) is str and type(v) is str for k, v in packages.items()):
+        return f"packages = {packages!r:.120} (the agent writes a dict of names to version strings)"
+    return None
