@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from pytest_remote_serial.host import codecs, trust
+from pytest_remote_serial.host import codecs, transport, trust
 from pytest_remote_serial.host.client import AgentClient
 from pytest_remote_serial.host.transport import SPIN_ENV, AgentLost, SocketChannel, spin_window
 from pytest_remote_serial.remote import agent
@@ -195,6 +195,7 @@ def test_the_agent_s_dump_and_load_of_buffers_leave_no_garbage_cycles(hooks):
 @pytest.mark.parametrize(("value", "seconds"), [(None, 200e-6), ("", 200e-6), ("0", 0.0), (" 75 ", 75e-6),
                                                 ("10000", 0.01)])
 def test_the_spin_window_comes_from_the_environment(monkeypatch, value, seconds):
+    monkeypatch.setattr(transport, "_usable_cpus", lambda: 2)
     if value is None:
         monkeypatch.delenv(SPIN_ENV, raising=False)
     else:
@@ -281,3 +282,14 @@ def test_this_host_s_agent_says_hello_as_the_host_expects(ends):
     host, far = ends
     far.send(agent.hello())
     assert AgentClient(host, "t").hello["protocol"] == agent.PROTOCOL
+
+
+@pytest.mark.parametrize(("value", "seconds"), [(None, 0.0), ("300", 300e-6)])
+def test_on_one_cpu_nothing_spins_unless_asked(monkeypatch, value, seconds):
+    """The host's spin would hold the one CPU the agent needs to answer."""
+    monkeypatch.setattr(transport, "_usable_cpus", lambda: 1)
+    if value is None:
+        monkeypatch.delenv(SPIN_ENV, raising=False)
+    else:
+        monkeypatch.setenv(SPIN_ENV, value)
+    assert spin_window() == pytest.approx(seconds)

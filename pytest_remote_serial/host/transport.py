@@ -188,10 +188,11 @@ SPIN_MAX_US = 10_000
 
 def spin_window() -> float:
     """How long either end waits for a quick answer without sleeping, in seconds: ``$SPIN_ENV``
-    microseconds (0: never spin), by default 200."""
+    microseconds (0: never spin), by default 200 where this process may run on two CPUs or
+    more, and 0 on one (the agent's work would wait for the spinning host to yield)."""
     raw = os.environ.get(SPIN_ENV, "").strip()
     if not raw:
-        return SPIN_DEFAULT_US / 1e6
+        return SPIN_DEFAULT_US / 1e6 if _usable_cpus() >= 2 else 0.0
     try:
         us = int(raw)
     except ValueError:
@@ -200,6 +201,13 @@ def spin_window() -> float:
         raise ValueError(f"{SPIN_ENV}={raw!r}: give a whole number of microseconds from 0 (never spin "
                          f"before sleeping) to {SPIN_MAX_US}, or unset it for the default {SPIN_DEFAULT_US}")
     return us / 1e6
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
 
 
 def _slice_reads(sock: socket.socket, seconds: float) -> bool:
