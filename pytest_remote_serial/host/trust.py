@@ -235,42 +235,51 @@ def _count(value: Any) -> bool:
 
 
 def _device_ok(device: Any) -> bool:
-    return device is None or (
-        type(device) is dict and _seconds(device.get("h2d_s", 0.0)) and _seconds(device.get("d2h_s", 0.0))
-        and _count(device.get("arrays", 0)) and type(device.get("converted", [])) is list)
+    return type(device) is dict and _seconds(device.get("h2d_s", 0.0)) and _seconds(device.get("d2h_s", 0.0)) \
+        and _count(device.get("arrays", 0)) and type(device.get("converted", [])) is list
 
 
 def _limit_ok(hit: Any) -> bool:
-    return hit is None or (type(hit) is dict and (hit.get("pids") is None or _count(hit["pids"])))
+    return type(hit) is dict and (hit.get("pids") is None or _count(hit["pids"]))
+
+
+def _phases_ok(phases: Any) -> bool:
+    return type(phases) is dict and all(_seconds(phases[k]) for k in ("load", "call", "result") if k in phases)
+
+
+# Field, check (of a value that is present and not None), the shape the agent writes.
+_SHAPES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
+    ("device", _device_ok, "absent or a dict of non-negative seconds and counts"),
+    ("limit_hit", _limit_ok, "absent or a dict with a pids count"),
+    ("envelope", lambda v: type(v) is dict, "a dict"),
+    ("result_type", lambda v: type(v) is str, "a string"),
+    ("phases", _phases_ok, "a dict of non-negative seconds"),
+)
 
 
 def reply_problem(answer: dict[str, Any], buffers: int) -> str | None:
     """What in a reply's header is not as the agent writes it, named; None if nothing.
     ``buffers``: how many buffers came with it (a map's items claim theirs from them)."""
-    checks: list[tuple[str, Any, Callable[[Any], bool], str]] = [
-        ("device", answer.get("device"), _device_ok, "absent or a dict of non-negative seconds and counts"),
-        ("limit_hit", answer.get("limit_hit"), _limit_ok, "absent or a dict with a pids count"),
-        ("envelope", answer.get("envelope"), lambda v: v is None or type(v) is dict, "a dict"),
-        ("result_type", answer.get("result_type"), lambda v: v is None or type(v) is str, "a string"),
-    ]
-    error = answer.get("error")
-    if type(error) is dict:
-        checks.append(("error.limit_hit", error.get("limit_hit"), _limit_ok, "absent or a dict with a pids count"))
-    phases = answer.get("phases")
-    checks.append(("phases", phases, lambda v: v is None or (type(v) is dict and all(
-        _seconds(v[k]) for k in ("load", "call", "result") if k in v)), "a dict of non-negative seconds"))
-    items = answer.get("items")
-    if items is not None:
-        nbufs = [item.get("nbuf", 0) if type(item) is dict else None for item in items] if type(items) is list else []
-        checks.append(("items", items, lambda v: type(v) is list and all(_count(n) for n in nbufs)
-                       and sum(n for n in nbufs if n) <= buffers, "a list of dicts claiming the buffers that came"))
-        for i, item in enumerate(items if type(items) is list else []):
-            problem = reply_problem(item, buffers) if type(item) is dict and "items" not in item else None
-            if problem:
-                return f"items[{i}].{problem}"
-    for name, value, ok, shape in checks:
-        if not ok(value):
+    for name, ok, shape in _SHAPES:
+        value = answer.get(name)
+        if value is not None and not ok(value):
             return f"{name} = {value!r:.120} (the agent writes {shape})"
+    error = answer.get("error")
+    if type(error) is dict and error.get("limit_hit") is not None and not _limit_ok(error["limit_hit"]):
+        return f"error.limit_hit = {error['limit_hit']!r:.120} (the agent writes absent or a dict with a pids count)"
+    items = answer.get("items")
+    if items is None:
+        return None
+    claimed = 0
+    for item in items if type(items) is list else [None]:
+        nbuf: Any = item.get("nbuf", 0) if type(item) is dict else None
+        claimed += nbuf if _count(nbuf) else buffers + 1
+    if claimed > buffers:
+        return f"items = {items!r:.120} (the agent writes a list of dicts claiming the buffers that came)"
+    for i, item in enumerate(items):
+        problem = reply_problem(item, buffers) if "items" not in item else "items inside an item"
+        if problem:
+            return f"items[{i}].{problem}"
     return None
 
 
