@@ -240,7 +240,8 @@ def test_a_quick_answer_makes_a_slow_kind_quick_again(ends):
     assert ("echo", None) not in host._slow
 
 
-@pytest.mark.parametrize(("window", "seconds"), [(None, 0.0), ("junk", 0.0), (-1, 0.0), (0.0002, 0.0002), (5, 0.01)])
+@pytest.mark.parametrize(("window", "seconds"), [(None, 0.0), ("junk", 0.0), (-1, 0.0), (0.0002, 0.0002), (5, 0.01),
+                                                 (float("nan"), 0.0), (float("inf"), 0.01)])
 def test_the_agent_never_spins_longer_than_10_ms_whatever_the_header_says(window, seconds):
     spin = agent._Spin()
     spin.answered(window)

@@ -2491,9 +2491,11 @@ class _Spin:
 
     def answered(self, window) -> None:
         try:
-            self.window = min(max(float(window or 0), 0.0), 0.01)  # never a long burn, whatever the header says
+            w = float(window or 0)
         except (TypeError, ValueError):
-            self.window = 0.0
+            w = 0.0
+        # Never a long burn, whatever the header says (NaN included: it compares false).
+        self.window = w if 0.0 < w <= 0.01 else 0.01 if w > 0.01 else 0.0
         self.since = time.perf_counter() if self.window else None
 
     def wait(self, fd: int) -> None:
