@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..remote.agent import Channel, ChannelClosed, receive_buffer
+from ..remote.agent import Channel, ChannelClosed, QuickWaits, receive_buffer
 
 
 class AgentLost(EOFError):
@@ -53,7 +53,7 @@ class SocketChannel(Channel):
         self.spin_s = spin_window()
         self._kind: tuple[Any, Any] = (None, None)  # the last request's op and isolate flag
         self._sent_at = 0.0
-        self._slow: set[tuple[Any, Any]] = set()  # kinds whose last answer took longer than spin_s
+        self._waits: dict[tuple[Any, Any], QuickWaits] = {}  # per kind: is an answer worth spinning for?
 
     def _remaining_ms(self) -> int:
         if self.deadline is None:
@@ -101,26 +101,30 @@ class SocketChannel(Channel):
         """The first read of an answer. Spin-then-block: where the last answer to this kind of
         request came within ``spin_s``, try without sleeping until ``spin_s`` after the request,
         yielding the CPU to anything else runnable; past it, or for slow kinds, block."""
-        kind = self._kind
         if not self.spin_s:
             return self._blocking_read(view)
-        if kind not in self._slow:
+        waits = self._waits.get(self._kind)
+        if waits is None:
+            waits = self._waits[self._kind] = QuickWaits()
+        if waits.worth():
             until = self._sent_at + self.spin_s
             while True:
                 try:
-                    return self.sock.recv_into(view, 0, socket.MSG_DONTWAIT)
+                    n = self.sock.recv_into(view, 0, socket.MSG_DONTWAIT)
                 except (BlockingIOError, InterruptedError):
                     pass
                 except OSError as exc:
                     raise AgentLost(f"connection to the agent broke: {exc}") from None
+                else:
+                    waits.spun(True)
+                    return n
                 if time.perf_counter() >= until:
                     break
                 os.sched_yield()
-            self._slow.add(kind)
+            waits.spun(False)
             return self._blocking_read(view)
         n = self._blocking_read(view)
-        if time.perf_counter() - self._sent_at < self.spin_s:
-            self._slow.discard(kind)
+        waits.slept(time.perf_counter() - self._sent_at, self.spin_s)
         return n
 
     def _read_into(self, view: memoryview) -> int:

@@ -2477,17 +2477,40 @@ def _readable(fd: int) -> bool:
     return bool(select.select([fd], [], [], 0)[0])
 
 
+class QuickWaits:
+    """When a wait is worth spinning for (both ends use it; the host keeps one per kind of
+    request). Spin while not all of the last ``MISSES`` spins ran out: one hiccup (a preempted
+    process, a slow call) does not stop it, a run of slow answers does. After a wait that
+    slept, quick again if the answer came within twice the window: what spinning would have
+    caught, the wake-up it saves included."""
+
+    MISSES = 3
+
+    def __init__(self) -> None:
+        self.misses = 0
+
+    def worth(self) -> bool:
+        return self.misses < self.MISSES
+
+    def spun(self, caught: bool) -> None:
+        self.misses = 0 if caught else self.misses + 1
+
+    def slept(self, waited: float, window: float) -> None:
+        if waited < 2 * window:
+            self.misses = 0
+
+
 class _Spin:
     """Spin-then-block for the request after a non-isolated call, in the window the host's call
     header gives (``spin``, seconds; none: never). On a VM, waking a sleeping process costs
-    more than a small call's whole work; a tight loop of calls never sleeps. Adaptive: after
-    a wait that outlasted the window, the next one sleeps at once, until a request comes
-    within the window again. The CPU is yielded to anything else runnable while it spins."""
+    more than a small call's whole work; a tight loop of calls never sleeps. Adaptive (see
+    ``QuickWaits``); the CPU is yielded to anything else runnable while it spins."""
 
     def __init__(self) -> None:
         self.window = 0.0
         self.since: float | None = None  # when the last non-isolated call was answered (None: not just now)
-        self.quick = True
+        self.waits = QuickWaits()
+        self.spinning = False
 
     def answered(self, window) -> None:
         try:
@@ -2499,18 +2522,22 @@ class _Spin:
         self.since = time.perf_counter() if self.window else None
 
     def wait(self, fd: int) -> None:
-        if self.since is None or not self.quick:
+        since = self.since
+        self.spinning = since is not None and self.waits.worth()
+        if since is None or not self.spinning:
             return
-        until = self.since + self.window
+        until = since + self.window
         while not _readable(fd):
             if time.perf_counter() >= until:
-                self.quick = False
+                self.waits.spun(False)
+                self.spinning = False
                 return
             os.sched_yield()
+        self.waits.spun(True)
 
     def arrived(self) -> None:
-        if self.since is not None and time.perf_counter() - self.since < self.window:
-            self.quick = True
+        if self.since is not None and not self.spinning:
+            self.waits.slept(time.perf_counter() - self.since, self.window)
         self.since = None
 
 
