@@ -30,7 +30,7 @@ _LEN = struct.Struct("!I")
 
 # Runs inside the container as `python3 -c ECHO_SERVER PATH`: stdlib only, any Python 3.
 ECHO_SERVER = r"""
-import os, socket, struct, sys
+import os, select, socket, struct, sys, time
 path = sys.argv[1]
 fresh = "fresh" in sys.argv[2:]  # a new buffer per message, as the agent allocates one
 spin = float(sys.argv[3]) if sys.argv[2:3] == ["spin"] else 0.0  # seconds, after each answer
@@ -50,7 +50,6 @@ def fill(view):
         if not k:
             sys.exit(0)
         got += k
-import select, time
 while True:
     if spin:
         until = time.perf_counter() + spin

@@ -197,7 +197,7 @@ def test_the_agent_s_dump_and_load_of_buffers_leave_no_garbage_cycles(hooks):
     (1, None, 0.0), (1, "300", 300e-6),  # on one CPU the host's spin would hold the CPU the agent needs
 ])
 def test_the_spin_window_comes_from_the_environment_and_the_cpus(monkeypatch, cpus, value, seconds):
-    monkeypatch.setattr(transport, "_usable_cpus", lambda: cpus)
+    monkeypatch.setattr(transport, "cpus", lambda: cpus)
     if value is None:
         monkeypatch.delenv(SPIN_ENV, raising=False)
     else:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..remote.agent import Channel, ChannelClosed, QuickWaits, receive_buffer
+from ..remote.agent import SPIN_MAX_S, Channel, ChannelClosed, QuickWaits, cpus, receive_buffer
 
 
 class AgentLost(EOFError):
@@ -187,7 +187,7 @@ class SocketChannel(Channel):
 
 SPIN_ENV = "PYTEST_REMOTE_SERIAL_SPIN_US"
 SPIN_DEFAULT_US = 200
-SPIN_MAX_US = 10_000
+SPIN_MAX_US = round(SPIN_MAX_S * 1_000_000)  # what the agent accepts
 
 
 def spin_window() -> float:
@@ -196,7 +196,7 @@ def spin_window() -> float:
     more, and 0 on one (the agent's work would wait for the spinning host to yield)."""
     raw = os.environ.get(SPIN_ENV, "").strip()
     if not raw:
-        return SPIN_DEFAULT_US / 1e6 if _usable_cpus() >= 2 else 0.0
+        return SPIN_DEFAULT_US / 1e6 if cpus() >= 2 else 0.0
     try:
         us = int(raw)
     except ValueError:
@@ -205,13 +205,6 @@ def spin_window() -> float:
         raise ValueError(f"{SPIN_ENV}={raw!r}: give a whole number of microseconds from 0 (never spin "
                          f"before sleeping) to {SPIN_MAX_US}, or unset it for the default {SPIN_DEFAULT_US}")
     return us / 1e6
-
-
-def _usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not Linux
-        return os.cpu_count() or 1
 
 
 def _slice_reads(sock: socket.socket, seconds: float) -> bool:

@@ -2477,6 +2477,9 @@ def _readable(fd: int) -> bool:
     return bool(select.select([fd], [], [], 0)[0])
 
 
+SPIN_MAX_S = 0.01  # the longest spin window either end accepts: never a long burn
+
+
 class QuickWaits:
     """When a wait is worth spinning for (both ends use it; the host keeps one per kind of
     request). Spin while not all of the last ``MISSES`` spins ran out: one hiccup (a preempted
@@ -2518,7 +2521,7 @@ class _Spin:
         except (TypeError, ValueError):
             w = 0.0
         # Never a long burn, whatever the header says (NaN included: it compares false).
-        self.window = w if 0.0 < w <= 0.01 else 0.01 if w > 0.01 else 0.0
+        self.window = w if 0.0 < w <= SPIN_MAX_S else SPIN_MAX_S if w > SPIN_MAX_S else 0.0
         self.since = time.perf_counter() if self.window else None
 
     def wait(self, fd: int) -> None:
