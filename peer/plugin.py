@@ -38,7 +38,7 @@ from pytest_remote_serial.fixture import CallOptions, Remote
 from pytest_remote_serial.host.capsule import dumps_source
 from pytest_remote_serial.host.controller import Controller
 from pytest_remote_serial.host.matrix import load_matrix
-from pytest_remote_serial.remote import agent
+from pytest_remote_serial.remote import diagnosis
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITE = Path(__file__).resolve().parent / "cloudpickle_tests"
@@ -158,7 +158,7 @@ def _label(obj: Any) -> str:
     """``code`` if cloudpickle itself would carry code by value for ``obj`` (read from its
     stream, never by loading), else ``data``."""
     try:
-        found, strings = agent.pickle_globals(cloudpickle.dumps(obj))
+        found, strings = diagnosis.pickle_globals(cloudpickle.dumps(obj))
     except Exception:
         return "data"  # the test expects pickling to fail: nothing reaches a target either way
     builds_code = ("cloudpickle.cloudpickle", "_builtin_type") in found and "CodeType" in strings

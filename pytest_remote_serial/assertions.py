@@ -16,7 +16,7 @@ from .host.capsule import SourceUnavailable, dumps_source, function_source
 from .host.codecs import get_codec
 from .host.members import find_offenders
 from .outcomes import MISSING_MODULE, OK, RoundTrip
-from .remote import agent
+from .remote.diagnosis import pickle_globals
 
 __tracebackhide__ = True
 _UNSET: Any = ...
@@ -54,7 +54,7 @@ def _references(func: Any, serializer: str) -> dict[str, set[str]] | None:
         payload = get_codec(serializer).dumps((func, (), {}))[0]
     except Exception:
         return None
-    found, strings = agent.pickle_globals(payload)
+    found, strings = pickle_globals(payload)
     refs: dict[str, set[str]] = {}
     for module, name in found:
         refs.setdefault(module, set()).add(f"{module}.{name}")

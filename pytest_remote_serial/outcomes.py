@@ -9,24 +9,23 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-OK = "ok"
-DUMP_ERROR = "dump_error"
-LOAD_ERROR = "load_error"
-MISSING_MODULE = "missing_module"
-SYNTAX_ERROR = "syntax_error"
-CALL_ERROR = "call_error"
-RESULT_ERROR = "result_error"
-CRASH = "crash"
-TIMEOUT = "timeout"
-UNAVAILABLE = "unavailable"
+from .remote.protocol import (  # one spelling for both ends
+    CALL_ERROR,
+    CRASH,
+    DUMP_ERROR,
+    LOAD_ERROR,
+    MISSING_MODULE,
+    OK,
+    RESULT_ERROR,
+    SYNTAX_ERROR,
+    TIMEOUT,
+    UNAVAILABLE,
+)
+from .remote.protocol import OUTCOMES as OUTCOMES  # the one list, re-exported for downstream suites
+
 # Not an outcome of the round trip: what the matrices show for an ok call whose answer was
 # compared with the host's and is not the same (remote.compare, compare_host=True).
 DIFFERS = "differs"
-
-OUTCOMES = (
-    OK, DUMP_ERROR, LOAD_ERROR, MISSING_MODULE, SYNTAX_ERROR,
-    CALL_ERROR, RESULT_ERROR, CRASH, TIMEOUT, UNAVAILABLE,
-)
 PHASES = ("dump", "send", "load", "call", "result", "total")
 
 

@@ -381,7 +381,7 @@ def local_has_gpu() -> bool:
 @functools.lru_cache(maxsize=1)
 def local_gpu_problem() -> str | None:
     """The local target has a GPU when CuPy imports on the host and sees a device."""
-    from .remote.agent import device_problem
+    from .remote.buffers import device_problem
 
     problem = device_problem()
     return None if problem is None else f"{problem} on the host"

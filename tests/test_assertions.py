@@ -175,13 +175,13 @@ def test_portable_names_the_missing_script_module():
 def test_pickle_globals_reads_stack_global_through_the_memo():
     import pickle
 
-    from pytest_remote_serial.remote import agent
+    from pytest_remote_serial.remote import diagnosis
 
-    found, _ = agent.pickle_globals(pickle.dumps([encode_tools.encode_query, encode_tools.encode_query,
+    found, _ = diagnosis.pickle_globals(pickle.dumps([encode_tools.encode_query, encode_tools.encode_query,
                                                   np.int64(3)], protocol=5))
     assert ("encode_tools", "encode_query") in found
     assert any(module.startswith("numpy") for module, _ in found)
-    found, _ = agent.pickle_globals(pickle.dumps(encode_tools.encode_query, protocol=0))  # GLOBAL
+    found, _ = diagnosis.pickle_globals(pickle.dumps(encode_tools.encode_query, protocol=0))  # GLOBAL
     assert found == [("encode_tools", "encode_query")]
 
 

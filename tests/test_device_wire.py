@@ -14,7 +14,8 @@ import types
 import numpy as np
 import pytest
 
-from pytest_remote_serial.remote import agent
+from pytest_remote_serial.host import replies
+from pytest_remote_serial.remote import buffers, payloads
 
 
 class StandInArray:
@@ -35,7 +36,7 @@ def device(monkeypatch):
     lib.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: 1),
                                      get_current_stream=lambda: stream)
     monkeypatch.setitem(sys.modules, "cupy", lib)
-    monkeypatch.setattr(agent, "_device_problem", [])
+    monkeypatch.setattr(buffers, "device_problem", lambda: None)
     return lib
 
 
@@ -46,33 +47,33 @@ def _fortran() -> StandInArray:
 @pytest.mark.parametrize("pickler", ["pickle", "cloudpickle", "dill"])
 def test_argument_keeps_order_and_is_counted(device, pickler):
     cls = {"pickle": pickle.Pickler}.get(pickler) or __import__(pickler).Pickler
-    host = agent.DeviceCopies()
-    buffers = agent.dump_with_buffers(cls, (abs, (_fortran(),), {}), host)
+    host = buffers.DeviceCopies()
+    sent = buffers.dump_with_buffers(cls, (abs, (_fortran(),), {}), host)
     assert host.arrays == 1 and host.d2h >= 0
-    loader = agent.LOADERS["dill" if pickler == "dill" else "pickle"]
-    agent._call_copies.reset()  # as run_call does for each call
-    _, (arg,), _ = loader(buffers[0], buffers[1:], {"device_arrays": host.arrays})
+    loader = payloads.LOADERS["dill" if pickler == "dill" else "pickle"]
+    buffers.CALL_COPIES.reset()  # as run_call does for each call
+    _, (arg,), _ = loader(sent[0], sent[1:], {"device_arrays": host.arrays})
     assert type(arg) is StandInArray and arg.flags.f_contiguous and not arg.flags.c_contiguous
     np.testing.assert_array_equal(arg._data, np.arange(12, dtype=np.float32).reshape(3, 4))
-    assert agent._call_copies.arrays == 1
+    assert buffers.CALL_COPIES.arrays == 1
 
 
 def test_result_rebuilt_on_the_hosts_device(device):
-    agent._call_copies.reset()
-    out = agent._dump_result({"r": _fortran()}, agent.PICKLE_PROTOCOL)
-    assert agent._call_copies.as_dict()["arrays"] == 1
-    host = agent.DeviceCopies()
-    got = agent.load_result(out, host)["r"]
+    buffers.CALL_COPIES.reset()
+    out = payloads.dump_result({"r": _fortran()}, buffers.PICKLE_PROTOCOL)
+    assert buffers.CALL_COPIES.as_dict()["arrays"] == 1
+    host = buffers.DeviceCopies()
+    got = replies.load_result(out, host)["r"]
     assert type(got) is StandInArray and got.flags.f_contiguous
     assert host.arrays == 1 and host.converted == []
 
 
 def test_result_for_a_host_without_a_device_is_numpy_and_says_why(device, monkeypatch):
-    agent._call_copies.reset()
-    out = agent._dump_result(_fortran(), agent.PICKLE_PROTOCOL)
-    monkeypatch.setattr(agent, "_device_problem", ["CuPy sees no CUDA device"])
-    host = agent.DeviceCopies()
-    got = agent.load_result(out, host)
+    buffers.CALL_COPIES.reset()
+    out = payloads.dump_result(_fortran(), buffers.PICKLE_PROTOCOL)
+    monkeypatch.setattr(buffers, "device_problem", lambda: "CuPy sees no CUDA device")
+    host = buffers.DeviceCopies()
+    got = replies.load_result(out, host)
     assert type(got) is np.ndarray and got.flags.f_contiguous and got.dtype == np.float32
     assert host.converted == ["a cupy.ndarray float32 (3, 4) arrived as numpy.ndarray: "
                               "CuPy sees no CUDA device"]
@@ -80,6 +81,6 @@ def test_result_for_a_host_without_a_device_is_numpy_and_says_why(device, monkey
 
 def test_without_cupy_loaded_nothing_changes(monkeypatch):
     monkeypatch.delitem(sys.modules, "cupy", raising=False)
-    copies = agent.DeviceCopies()
-    buffers = agent.dump_with_buffers(pickle.Pickler, [1, 2], copies)
-    assert pickle.loads(buffers[0]) == [1, 2] and copies.as_dict() is None
+    copies = buffers.DeviceCopies()
+    sent = buffers.dump_with_buffers(pickle.Pickler, [1, 2], copies)
+    assert pickle.loads(sent[0]) == [1, 2] and copies.as_dict() is None

@@ -174,7 +174,7 @@ def test_the_agent_runs_compiled_by_its_own_image_and_tracebacks_still_show_its_
     assert mount["RW"] is False and mount["Source"] == str(compiled_file(running.image_id))
     rt = call(controller, target, script_helpers.encode_query, "x")  # fails inside the agent's loader
     assert rt.outcome == "missing_module"
-    assert 'File "/opt/prs/agent.py", line' in rt.error["traceback"]
+    assert f'File "{COMPILED_PATH}/_prs_agent/call.py", line' in rt.error["traceback"]
     assert "LOADERS[header[\"serializer\"]]" in rt.error["traceback"]  # the line itself, from the source
 
 
@@ -186,13 +186,13 @@ def test_an_agent_that_cannot_be_compiled_runs_from_source(docker_client, monkey
     if failure == "the image's compile fails":
         monkeypatch.setattr(compiled, "_SCRIPT", "raise SystemExit(3)")
     else:
-        monkeypatch.setattr(compiled, "compiled_file", lambda image_id: Path("/proc/prs-nowhere/agent.pyc"))
+        monkeypatch.setattr(compiled, "compiled_file", lambda image_id: Path("/proc/prs-nowhere/agent.zip"))
     ctl = Controller(load_matrix(ROOT).select(["py3.11"]), print)
     try:
         running = ctl.get("py3.11")
         assert running.extra["agent"] == "source"
         assert call(ctl, "py3.11", divmod, 7, 2).result == (3, 1)
-        assert not list((tmp_path / "compiled").glob("*.pyc"))
+        assert not list((tmp_path / "compiled").glob("*.zip"))
     finally:
         ctl.shutdown()
     assert not [c for c in our_containers(docker_client) if label(c, "session") == ctl.session]

@@ -419,10 +419,10 @@ def test_keep_folders_of_containers_gone_are_pruned(tmp_path, monkeypatch):
 def test_describe_runs_in_a_child_and_a_child_that_dies_falls_back_to_what_is_imported():
     """The agent's describe imports importlib.metadata and numpy in a throwaway child; one that
     dies without answering (a crashing import) leaves the agent with the imported-only answer."""
-    from pytest_remote_serial.remote import agent
+    from pytest_remote_serial.remote import describe, envelope, processes
 
-    assert agent._in_child(lambda: {"pid": os.getpid()}, lambda: {})["pid"] != os.getpid()
-    assert agent._in_child(lambda: os._exit(3), lambda: {"fallback": True}) == {"fallback": True}
-    assert agent._in_child(lambda: os.kill(os.getpid(), signal.SIGSEGV), lambda: {"fallback": 1}) == {"fallback": 1}
-    lean = agent.describe(scan=False)
-    assert lean["python"] == agent.python_version() and lean["packages"]["cloudpickle"]
+    assert processes.in_child(lambda: {"pid": os.getpid()}, lambda: {})["pid"] != os.getpid()
+    assert processes.in_child(lambda: os._exit(3), lambda: {"fallback": True}) == {"fallback": True}
+    assert processes.in_child(lambda: os.kill(os.getpid(), signal.SIGSEGV), lambda: {"fallback": 1}) == {"fallback": 1}
+    lean = describe.describe(scan=False)
+    assert lean["python"] == envelope.python_version() and lean["packages"]["cloudpickle"]

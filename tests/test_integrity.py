@@ -16,7 +16,8 @@ from helpers import ROOT, remote_on
 from pytest_remote_serial.fixture import CallOptions, Remote
 from pytest_remote_serial.host.controller import Controller
 from pytest_remote_serial.host.matrix import load_matrix
-from pytest_remote_serial.remote.agent import _FRAME, OPS, encode_frame
+from pytest_remote_serial.remote.protocol import OPS
+from pytest_remote_serial.remote.wire import _FRAME, encode_frame
 
 pytestmark = pytest.mark.docker
 TARGETS = ["py3.9", "py3.11", "py3.13"]

@@ -204,12 +204,12 @@ def test_map_keeps_order(remote):
 
 
 def test_envelope_names_the_cross_version_cause():
-    from pytest_remote_serial.remote import agent
+    from pytest_remote_serial.remote import diagnosis, envelope
 
     header = {"serializer": "cloudpickle", "envelope": {"python": "3.11.7", "magic": 3495}}
-    if agent.magic_number() == 3495:
+    if envelope.magic_number() == 3495:
         header["envelope"]["magic"] = 3413
-    message = agent.diagnose_load(header, TypeError("code() takes at most 16 arguments (18 given)"))
+    message = diagnosis.diagnose_load(header, TypeError("code() takes at most 16 arguments (18 given)"))
     assert "bytecode magic" in message and "use serializer='source'" in message
 
 
@@ -314,9 +314,9 @@ def test_a_function_typed_at_the_real_repl_ships_by_source(tmp_path):
     text = out.decode(errors="replace")
     assert "CAPSULE" in text and " END" in text, text[-2000:]
     capsule = bytes.fromhex(text.rsplit("CAPSULE", 1)[1].split()[0])
-    from pytest_remote_serial.remote import agent
+    from pytest_remote_serial.remote import payloads
 
-    typed_fn, twice_fn = agent._load_source(capsule, [], {})
+    typed_fn, twice_fn = payloads._load_source(capsule, [], {})
     assert (typed_fn(3), typed_fn(3, b=5), twice_fn(21)) == (7, 16, 42)
 
 
@@ -412,7 +412,7 @@ def _kill_the_zygote():
     import signal
     import sys
 
-    (pid,) = sys.modules["__main__"]._never_swept  # the agent's own record of its zygote
+    (pid,) = sys.modules["_prs_agent.processes"].NEVER_SWEPT  # the agent's own record of its zygote
     os.kill(pid, signal.SIGKILL)
     return pid
 
@@ -525,7 +525,7 @@ def test_a_module_that_starts_a_thread_at_import_is_never_preloaded(tmp_path, ow
 def _zygotes():
     import sys
 
-    return sorted(sys.modules["__main__"]._never_swept)
+    return sorted(sys.modules["_prs_agent.processes"].NEVER_SWEPT)
 
 
 def test_a_non_isolated_call_times_out_at_its_own_deadline_after_a_longer_one(remote):

@@ -121,7 +121,7 @@ def test_the_second_engine_cannot_see_this_machines_folders(second_engine, remot
     finally:
         ctl.shutdown()
     (tmp_path / "here.txt").write_text("on this machine")
-    for folder, name in ((ensure_bundle().folder, "agent.py"), (tmp_path, "here.txt")):
+    for folder, name in ((ensure_bundle().folder, "agent.zip"), (tmp_path, "here.txt")):
         listing = ["python3", "-c", "import os; print(sorted(os.listdir('/x')))"]
         volumes = {str(folder): {"bind": "/x", "mode": "ro"}}
         here = docker_client.containers.run(image, listing, volumes=volumes, remove=True, network_mode="none")

@@ -27,7 +27,7 @@ from pytest_remote_serial.host.controller import Controller
 from pytest_remote_serial.host.images import image_tag
 from pytest_remote_serial.host.matrix import load_matrix
 from pytest_remote_serial.host.trust import Policy, UnsafeGlobal, load_reply, reply_problem
-from pytest_remote_serial.remote import agent
+from pytest_remote_serial.remote import buffers
 
 # Baked into the image of the site-packages route: a payload would create it on the host.
 IMAGE_MARKER = "/tmp/pytest-remote-serial-rce-image-marker"
@@ -78,8 +78,8 @@ def add_after_forging_the_reply(a, b, command):
 
             return (os.system, (command,))
 
-    main = sys.modules["__main__"]  # the agent
-    main._dump_result = lambda obj, protocol: [pickle.dumps(Forged(), protocol=2)]
+    call = sys.modules["_prs_agent.call"]  # the agent's own module that dumps a result
+    call.dump_result = lambda obj, protocol: [pickle.dumps(Forged(), protocol=2)]
     return a + b
 
 
@@ -112,14 +112,14 @@ def marker(tmp_path: Path) -> Path:
     ValueError("v"), KeyError("k"), OSError(2, "gone"), type(None), Ellipsis,
 ])
 def test_standard_data_loads(value):
-    data = agent.dump_with_buffers(pickle.Pickler, value)
+    data = buffers.dump_with_buffers(pickle.Pickler, value)
     assert load_reply(data, Policy()) == value or isinstance(value, BaseException)
 
 
 @pytest.mark.parametrize("array", [np.arange(5), np.arange(1 << 16) * 1.5, np.float64(2.5),
                                    np.zeros(3, dtype=[("a", "i4"), ("b", "f8")]), np.ma.masked_array([1, 2], [0, 1])])
 def test_arrays_load(array):
-    data = agent.dump_with_buffers(pickle.Pickler, array)
+    data = buffers.dump_with_buffers(pickle.Pickler, array)
     np.testing.assert_array_equal(load_reply(data, Policy()), array)
 
 
@@ -208,8 +208,8 @@ def forging_the_reply_header(fields, buffers=None):
     def forge():
         import sys
 
-        main = sys.modules["__main__"]  # the agent
-        real = main.Channel.send
+        wire = sys.modules["_prs_agent.wire"]  # the agent's channel
+        real = wire.Channel.send
 
         def send(self, header, bufs=()):
             if header.get("op") == "result":
@@ -217,7 +217,7 @@ def forging_the_reply_header(fields, buffers=None):
                 bufs = bufs if buffers is None else buffers
             return real(self, header, bufs)
 
-        main.Channel.send = send
+        wire.Channel.send = send
         return 1
     return forge
 

@@ -1,4 +1,4 @@
-"""The wire format (agent.py's ``Channel``): a binary prefix, JSON only for the rest.
+"""The wire format (``remote/wire.py``'s ``Channel``): a binary prefix, JSON only for the rest.
 
 Both ends import the same module, so these run the real code on a socket pair.
 """
@@ -17,20 +17,20 @@ import pytest
 from pytest_remote_serial.host import codecs, transport, trust
 from pytest_remote_serial.host.client import AgentClient
 from pytest_remote_serial.host.transport import SPIN_ENV, AgentLost, SocketChannel, spin_window
-from pytest_remote_serial.remote import agent
+from pytest_remote_serial.remote import buffers, payloads, protocol, serve, spin, wire
 
 
 @pytest.fixture
 def ends():
     a, b = socket.socketpair()
-    yield SocketChannel(a), agent.Channel(b.fileno(), b.fileno())
+    yield SocketChannel(a), wire.Channel(b.fileno(), b.fileno())
     a.close()
     b.close()
 
 
 @pytest.mark.parametrize("header", [
     {"op": "call", "id": 7, "serializer": "cloudpickle", "timeout": 2.5, "isolate": False},
-    {"op": "hello", "protocol": agent.PROTOCOL, "python": "3.11.2", "cpus": 2},
+    {"op": "hello", "protocol": protocol.PROTOCOL, "python": "3.11.2", "cpus": 2},
     {"op": "result", "id": 0, "outcome": "ok", "phases": {"load": 1e-05}},
     {"op": "echo", "id": 2**40},
     {"op": "not-a-known-op", "id": 3, "x": [1, "two"]},
@@ -45,17 +45,17 @@ def test_a_header_and_its_buffers_arrive_as_sent(ends, header):
 
 
 def test_the_binary_prefix_carries_op_id_and_sizes_and_json_only_the_rest(ends):
-    frame = agent.encode_frame({"op": "call", "id": 5, "timeout": 1.0}, [3, 4])
-    code, rid, rest, nbuf = agent._FRAME.unpack_from(frame)
-    assert (agent.OPS[code], rid - 1, nbuf) == ("call", 5, 2)
-    assert frame[agent.FRAME_SIZE + 16:] == b'{"timeout":1.0}' and rest == len(b'{"timeout":1.0}')
-    assert agent.encode_frame({"op": "echo", "id": 1}, [])[agent.FRAME_SIZE:] == b""  # nothing to encode
+    frame = wire.encode_frame({"op": "call", "id": 5, "timeout": 1.0}, [3, 4])
+    code, rid, rest, nbuf = wire._FRAME.unpack_from(frame)
+    assert (protocol.OPS[code], rid - 1, nbuf) == ("call", 5, 2)
+    assert frame[wire.FRAME_SIZE + 16:] == b'{"timeout":1.0}' and rest == len(b'{"timeout":1.0}')
+    assert wire.encode_frame({"op": "echo", "id": 1}, [])[wire.FRAME_SIZE:] == b""  # nothing to encode
 
 
 def test_a_header_encoded_once_is_sent_as_is(ends):
     host, far = ends
     header = {"op": "call", "serializer": "pickle", "timeout": 3.0}
-    header["_rest"] = agent.encode_frame(header, [])[agent.FRAME_SIZE:]
+    header["_rest"] = wire.encode_frame(header, [])[wire.FRAME_SIZE:]
     host.send(dict(header, id=1), [b"p"])
     assert far.recv_header() == {"op": "call", "id": 1, "serializer": "pickle", "timeout": 3.0, "buffers": [1]}
 
@@ -71,13 +71,13 @@ def test_decoded_headers_are_cached_but_never_shared(ends):
 
 
 @pytest.mark.parametrize("frame, why", [
-    (agent._FRAME.pack(len(agent.OPS), 1, 0, 0), "op"),
-    (agent._FRAME.pack(2, 1, (64 << 20) + 1, 0), "header of"),
-    (agent._FRAME.pack(2, 1, 2, 0) + b"[]", "not an object"),
-    (agent._FRAME.pack(2, 1, 5, 0) + b"{}{}x", "not an object"),
-    (agent._FRAME.pack(2, 1, 3, 0) + b"{x}", "not JSON"),
-    (agent._FRAME.pack(2, 1, 3, 0) + b"\xff{}", "not JSON"),
-    (agent._FRAME.pack(agent.OPS.index("result"), 1, 8, 0) + b"\0" * 8, "without its phases"),
+    (wire._FRAME.pack(len(protocol.OPS), 1, 0, 0), "op"),
+    (wire._FRAME.pack(2, 1, (64 << 20) + 1, 0), "header of"),
+    (wire._FRAME.pack(2, 1, 2, 0) + b"[]", "not an object"),
+    (wire._FRAME.pack(2, 1, 5, 0) + b"{}{}x", "not an object"),
+    (wire._FRAME.pack(2, 1, 3, 0) + b"{x}", "not JSON"),
+    (wire._FRAME.pack(2, 1, 3, 0) + b"\xff{}", "not JSON"),
+    (wire._FRAME.pack(protocol.OPS.index("result"), 1, 8, 0) + b"\0" * 8, "without its phases"),
 ])
 def test_a_corrupt_frame_is_an_eof_error_not_a_crash(ends, frame, why):
     host, far = ends
@@ -89,13 +89,13 @@ def test_a_corrupt_frame_is_an_eof_error_not_a_crash(ends, frame, why):
 def test_a_connection_closed_between_frames_is_channel_closed(ends):
     host, far = ends
     host.sock.close()
-    with pytest.raises(agent.ChannelClosed):
+    with pytest.raises(wire.ChannelClosed):
         far.recv_header()
 
 
 def test_a_frame_announcing_more_memory_than_there_is_ends_the_stream_not_the_host(ends):
     host, far = ends
-    far.write_all([agent.encode_frame({"op": "result", "id": 1}, [1 << 50])])
+    far.write_all([wire.encode_frame({"op": "result", "id": 1}, [1 << 50])])
     header = host.recv_header()
     with pytest.raises(EOFError, match="announced 1125899906842624 bytes, which cannot be allocated"):
         host.recv_buffers(header)
@@ -104,7 +104,7 @@ def test_a_frame_announcing_more_memory_than_there_is_ends_the_stream_not_the_ho
 def test_a_result_s_phases_travel_as_doubles_not_json(ends):
     host, far = ends
     phases = {"load": 0.000583838000011383, "call": 3.375000005689799e-06, "result": 8.7e-05}
-    frame = agent.encode_frame({"op": "result", "id": 1, "outcome": "ok", "phases": phases}, [])
+    frame = wire.encode_frame({"op": "result", "id": 1, "outcome": "ok", "phases": phases}, [])
     assert b"load" not in frame and b'{"outcome":"ok"}' in frame
     far.write_all([frame])
     assert host.recv_header()["phases"] == phases  # exactly: no decimal round trip
@@ -147,14 +147,14 @@ def test_a_dump_and_a_reply_load_leave_no_garbage_cycles(serializer):
     """The collector would have to find them after every call, on both ends."""
     codec = codecs.get_codec(serializer)
     policy = trust.Policy(trusted=False, listed=(), sent=set)
-    reply = agent.dump_with_buffers(__import__("pickle").Pickler, ValueError("x", b"y" * 70000))
+    reply = buffers.dump_with_buffers(__import__("pickle").Pickler, ValueError("x", b"y" * 70000))
     gc.collect()
     enabled = gc.isenabled()
     gc.disable()
     try:
         for _ in range(20):
-            codec.dumps((abs, (-1, b"z" * 70000), {"k": [b"w" * 70000]}), agent.DeviceCopies())
-            trust.load_reply(reply, policy, agent.DeviceCopies())
+            codec.dumps((abs, (-1, b"z" * 70000), {"k": [b"w" * 70000]}), buffers.DeviceCopies())
+            trust.load_reply(reply, policy, buffers.DeviceCopies())
         assert gc.collect() == 0
     finally:
         if enabled:
@@ -177,15 +177,15 @@ def test_the_agent_s_dump_and_load_of_buffers_leave_no_garbage_cycles(hooks):
 
     pickler = type("P", (*hooks, pickle.Pickler), {})
     unpickler = type("U", (*hooks, pickle.Unpickler), {})
-    out = agent.dump_with_buffers(pickler, (b"a" * 70000, bytearray(70000)))
+    out = buffers.dump_with_buffers(pickler, (b"a" * 70000, bytearray(70000)))
     header = {"buffer_kinds": out.kinds}
     gc.collect()
     enabled = gc.isenabled()
     gc.disable()
     try:
         for _ in range(20):
-            agent.dump_with_buffers(pickler, (b"a" * 70000, bytearray(70000)))
-            assert agent._unpickle(unpickler, out[0], out[1:], header) == (b"a" * 70000, bytearray(70000))
+            buffers.dump_with_buffers(pickler, (b"a" * 70000, bytearray(70000)))
+            assert payloads._unpickle(unpickler, out[0], out[1:], header) == (b"a" * 70000, bytearray(70000))
         assert gc.collect() == 0
     finally:
         if enabled:
@@ -247,7 +247,7 @@ def test_one_slow_answer_does_not_stop_the_spinning(ends):
 def test_a_quick_answer_makes_a_slow_kind_quick_again(ends):
     host, far = ends
     host.spin_s = 0.01
-    for _ in range(agent.QuickWaits.MISSES):
+    for _ in range(spin.QuickWaits.MISSES):
         _echo_after(host, far, 0.03)
     assert not host._waits[("echo", None)].worth()
     _echo_after(host, far, 0.0)  # slept, but came within twice the window
@@ -257,13 +257,13 @@ def test_a_quick_answer_makes_a_slow_kind_quick_again(ends):
 @pytest.mark.parametrize(("window", "seconds"), [(None, 0.0), ("junk", 0.0), (-1, 0.0), (0.0002, 0.0002), (5, 0.01),
                                                  (float("nan"), 0.0), (float("inf"), 0.01)])
 def test_the_agent_never_spins_longer_than_10_ms_whatever_the_header_says(window, seconds):
-    spin = agent._Spin()
-    spin.answered(window)
-    assert spin.window == seconds
+    waiting = spin.RequestSpin()
+    waiting.answered(window)
+    assert waiting.window == seconds
 
 
 def _hello(**changes):
-    return dict(agent.hello(), **changes)
+    return dict(serve.hello(), **changes)
 
 
 @pytest.mark.parametrize(("hello", "says"), [
@@ -283,7 +283,7 @@ def test_an_agent_whose_hello_is_not_this_host_s_is_refused_naming_why(ends, hel
 
 def test_an_agent_that_describes_itself_in_another_shape_is_named(ends):
     host, far = ends
-    far.send(agent.hello())
+    far.send(serve.hello())
     client = AgentClient(host, "t")
     answer = threading.Thread(target=lambda: (far.recv_header(), far.send(
         {"op": "describe", "id": 1, "packages": ["numpy"]})))
@@ -295,5 +295,5 @@ def test_an_agent_that_describes_itself_in_another_shape_is_named(ends):
 
 def test_this_host_s_agent_says_hello_as_the_host_expects(ends):
     host, far = ends
-    far.send(agent.hello())
-    assert AgentClient(host, "t").hello["protocol"] == agent.PROTOCOL
+    far.send(serve.hello())
+    assert AgentClient(host, "t").hello["protocol"] == protocol.PROTOCOL

@@ -1,7 +1,9 @@
-"""The folder a target gets: the agent plus zips of the host's own cloudpickle and dill.
+"""The folder a target gets: the agent as one zip, and zips of the host's own cloudpickle and dill.
 
-Zipping the host's pure-Python serializers means the target loads with exactly the
-versions that dumped, and an image with nothing installed still works (seed 004).
+Zipping the host's pure-Python serializers means the target loads with exactly the versions
+that dumped, and an image with nothing installed still works (seed 004). The agent's zip runs
+as ``python agent.zip``: a ``__main__.py`` at its root starts the far-side package, which it
+holds under the private name ``_prs_agent`` so that nothing a call imports can be shadowed by it.
 """
 
 from __future__ import annotations
@@ -15,10 +17,14 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..remote import agent
+from .. import remote
 from .paths import cache_dir
 
 INJECTED = ("cloudpickle", "dill")
+AGENT_ZIP = "agent.zip"
+FAR_PACKAGE = "_prs_agent"  # the far side's package name on a target
+_MAIN = f"from {FAR_PACKAGE}.__main__ import main\n\nmain()\n"
+_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed times: the same files make the same zip
 
 
 @dataclass(frozen=True)
@@ -27,11 +33,16 @@ class Bundle:
 
     @property
     def agent(self) -> Path:
-        return self.folder / "agent.py"
+        return self.folder / AGENT_ZIP
 
     @property
     def libs(self) -> list[str]:
-        return sorted(p.name for p in self.folder.glob("*.zip"))
+        return sorted(p.name for p in self.folder.glob("*.zip") if p.name != AGENT_ZIP)
+
+
+def remote_files() -> list[Path]:
+    """The far side's modules, as the host has them."""
+    return sorted(Path(remote.__file__).parent.glob("*.py"))
 
 
 def _package_dir(name: str) -> Path:
@@ -39,7 +50,9 @@ def _package_dir(name: str) -> Path:
 
 
 def _fingerprint() -> str:
-    digest = hashlib.sha256(Path(agent.__file__).read_bytes())
+    digest = hashlib.sha256()
+    for path in remote_files():
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     for name in INJECTED:
         mod = importlib.import_module(name)
         digest.update(f"{name}={getattr(mod, '__version__', '?')}".encode())
@@ -49,13 +62,13 @@ def _fingerprint() -> str:
 def ensure_bundle() -> Bundle:
     """Build the bundle once per agent/serializer version; atomic so parallel runs agree."""
     folder = cache_dir() / "bundle" / _fingerprint()
-    if (folder / "agent.py").is_file():
+    if (folder / AGENT_ZIP).is_file():
         return Bundle(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
     for name in INJECTED:
         _zip_package(_package_dir(name), tmp / f"{name}.zip")
-    shutil.copyfile(agent.__file__, tmp / "agent.py")
+    zip_agent(tmp / AGENT_ZIP)
     for path in tmp.iterdir():
         path.chmod(0o644)
     tmp.chmod(0o755)
@@ -64,6 +77,14 @@ def ensure_bundle() -> Bundle:
     except OSError:  # another process won the race
         shutil.rmtree(tmp, ignore_errors=True)
     return Bundle(folder)
+
+
+def zip_agent(dest: Path) -> None:
+    """Stored, not deflated: a cold start then reads each module without zlib."""
+    with zipfile.ZipFile(dest, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr(zipfile.ZipInfo("__main__.py", _EPOCH), _MAIN)
+        for path in remote_files():
+            zf.writestr(zipfile.ZipInfo(f"{FAR_PACKAGE}/{path.name}", _EPOCH), path.read_bytes())
 
 
 def _zip_package(package: Path, dest: Path) -> None:

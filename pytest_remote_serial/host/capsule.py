@@ -9,7 +9,7 @@ module, carries closure cells (empty ones too), class skeletons with their *curr
 - user code (anything not installed: test modules, scripts, ``__main__``, notebooks) goes by
   value even where a name would find it here: the question is whether a worker *without* the
   user's code can run it;
-- each code object becomes ``agent.src_code(capsule)``: the text of the statement that made it,
+- each code object becomes ``rebuild.src_code(capsule)``: the text of the statement that made it,
   found by position (``source.py``), compiled on the target with the module's ``__future__``
   flags; a function's globals are read from that clean compile, never from pytest's rewritten
   bytecode;
@@ -43,7 +43,8 @@ from typing import Any
 import cloudpickle
 from cloudpickle import cloudpickle as cp
 
-from ..remote import agent
+from ..remote import assert_standin, rebuild
+from ..remote.buffers import PICKLE_PROTOCOL
 from .source import NO_SOURCE_HINT, SourceUnavailable, clean_code, code_capsule
 
 __all__ = ["NO_SOURCE_HINT", "CapsulePickler", "SourceUnavailable", "dumps_source", "function_source",
@@ -77,7 +78,7 @@ def is_user_code(obj: Any) -> bool:
     """Must this travel by value? Yes unless a target could import it by name from an installed
     module: the user's own code is exactly what a worker does not have."""
     name = getattr(obj, "__module__", None)
-    if name == agent.HOST_MODULE:
+    if name is not None and name.startswith(rebuild.HOST_PACKAGE + "."):
         return False
     if isinstance(obj, (types.FunctionType, type)) and not cp._should_pickle_by_reference(obj):
         return True  # defined in a function, made at run time, or named after something else
@@ -87,7 +88,7 @@ def is_user_code(obj: Any) -> bool:
 def _found_by_name(func: types.FunctionType) -> bool:
     """Can the host find this very function by its module and qualname (so the way back may name it)?"""
     try:
-        return agent.lookup_qualname(sys.modules[func.__module__], func.__qualname__) is func
+        return functools.reduce(getattr, func.__qualname__.split("."), sys.modules[func.__module__]) is func
     except (KeyError, AttributeError):
         return False
 
@@ -118,11 +119,11 @@ def _class_body_names(code: types.CodeType) -> dict[str, None]:
 
 
 def _reduce_code(code: types.CodeType) -> tuple[Any, ...]:
-    return agent.src_code, (code_capsule(code),)
+    return rebuild.src_code, (code_capsule(code),)
 
 
 def _reduce_union(union: Any) -> tuple[Any, ...]:
-    return agent.src_union, (typing.get_args(union),)
+    return rebuild.src_union, (typing.get_args(union),)
 
 
 def _reduce_typevar(tv: Any) -> Any:
@@ -236,7 +237,7 @@ def _reduce_class(cls: type) -> tuple[Any, ...]:
         if "__slots__" in cls.__dict__:  # slots exist only if the class is created with them
             type_kwargs = dict(type_kwargs, __slots__=cls.__dict__["__slots__"])
         args = (metaclass, name, bases, type_kwargs, tracker, extra)
-    return builder, args, (clsdict, slotstate, generated), None, None, agent.src_class_setstate
+    return builder, args, (clsdict, slotstate, generated), None, None, rebuild.src_class_setstate
 
 
 def _reduce_module(module: types.ModuleType) -> Any:
@@ -254,7 +255,7 @@ def _reduce_module(module: types.ModuleType) -> Any:
 
 def standin_for_pytest_rewrite(obj: Any) -> Any:
     if isinstance(obj, types.ModuleType) and obj.__name__ == "_pytest.assertion.rewrite":
-        return agent.pytest_rewrite_standin, ()
+        return assert_standin.pytest_rewrite_standin, ()
     return NotImplemented
 
 
@@ -298,17 +299,17 @@ class CapsulePickler(cloudpickle.Pickler):
         if kind is types.FunctionType:
             if _is_singledispatch(obj) and is_user_code(obj.__wrapped__):
                 registry = [(k, v) for k, v in obj.registry.items() if k is not object]
-                return agent.src_singledispatch, (obj.__wrapped__, registry)
+                return rebuild.src_singledispatch, (obj.__wrapped__, registry)
             if is_user_code(obj):
                 return self._dynamic_function_reduce(obj)
             return super().reducer_override(obj)
         if kind is functools._lru_cache_wrapper and is_user_code(obj.__wrapped__):
             params = obj.cache_parameters()
-            return agent.src_lru_cache, (obj.__wrapped__, params["maxsize"], params["typed"])
+            return rebuild.src_lru_cache, (obj.__wrapped__, params["maxsize"], params["typed"])
         if kind is functools.partialmethod:  # its pickled form changed in 3.14
-            return agent.src_partialmethod, (obj.func, obj.args, obj.keywords)
+            return rebuild.src_partialmethod, (obj.func, obj.args, obj.keywords)
         if kind is functools.cached_property and is_user_code(obj.func):
-            return agent.src_cached_property, (obj.func, obj.attrname)
+            return rebuild.src_cached_property, (obj.func, obj.attrname)
         return NotImplemented
 
     def _dynamic_function_reduce(self, func: types.FunctionType) -> tuple[Any, ...]:
@@ -322,10 +323,10 @@ class CapsulePickler(cloudpickle.Pickler):
             clean_code(code, func.__globals__), itertools.chain(f_globals.values(), cells))
         named = isinstance(func.__module__, str) and _found_by_name(func)
         return (cp._make_function, (code, base_globals, None, None, closure), (state, slotstate, named),
-                None, None, agent.src_function_setstate)
+                None, None, rebuild.src_function_setstate)
 
 
-def dumps_source(obj: Any, protocol: int = agent.PICKLE_PROTOCOL, buffer_callback: Any = None) -> bytes:
+def dumps_source(obj: Any, protocol: int = PICKLE_PROTOCOL, buffer_callback: Any = None) -> bytes:
     buf = io.BytesIO()
     CapsulePickler(buf, protocol=protocol, buffer_callback=buffer_callback).dump(obj)
     return buf.getvalue()

@@ -15,7 +15,10 @@ from typing import Any
 
 from .. import outcomes as oc
 from ..outcomes import RemoteTraceback, RoundTrip
-from ..remote import agent
+from ..remote.buffers import DeviceCopies
+from ..remote.diagnosis import diagnose_load, missing_module_of, pickle_globals
+from ..remote.envelope import numpy_version
+from ..remote.wire import FRAME_SIZE, encode_frame
 from .codecs import UnknownSerializer, envelope, get_codec
 from .transport import AgentLost, SocketChannel
 from .trust import Policy, UnsafeGlobal, describe_problem, hello_problem, load_reply, owned_modules, reply_problem
@@ -118,7 +121,7 @@ class AgentClient:
         codec = get_codec(serializer)
         rt = RoundTrip(outcome=oc.OK, target=self.target, function=function_name(func),
                        serializer=codec.name)
-        copies = agent.DeviceCopies()
+        copies = DeviceCopies()
         t0 = time.perf_counter()
         try:
             payload = codec.dumps((func, args, kwargs), copies)
@@ -165,16 +168,16 @@ class AgentClient:
         return rt
 
     def _call_header(self, codec: Any, timeout: float, isolate: bool, arrays: int) -> dict[str, Any]:
-        """A call's header is the same every time: encoded once (``_rest``, see agent.encode_frame)."""
+        """A call's header is the same every time: encoded once (``_rest``, see wire.encode_frame)."""
         spin = 0.0 if isolate else self.channel.spin_s  # the agent's wait for the next request after it
-        key = (codec.name, timeout, isolate, arrays, agent.numpy_version(), spin)
+        key = (codec.name, timeout, isolate, arrays, numpy_version(), spin)
         header = self._call_headers.get(key)
         if header is None:
             header = {"op": "call", "serializer": codec.name, "envelope": envelope(codec), "timeout": timeout,
                       "isolate": isolate, "device_arrays": arrays}
             if spin:
                 header["spin"] = spin
-            header["_rest"] = agent.encode_frame(header, [])[agent.FRAME_SIZE:]
+            header["_rest"] = encode_frame(header, [])[FRAME_SIZE:]
             if len(self._call_headers) >= 64:  # timeouts computed per call: never a growing pile
                 self._call_headers.clear()
             self._call_headers[key] = header
@@ -192,7 +195,7 @@ class AgentClient:
                for _ in items]
         if not items:
             return rts
-        copies = agent.DeviceCopies()
+        copies = DeviceCopies()
         t0 = time.perf_counter()
         try:
             payload = codec.dumps((func, tuple(items), {}), copies)
@@ -242,10 +245,10 @@ class AgentClient:
         # The call's own modules and those the payload named: worked out only if the reply names
         # a global that is not a plain data type (most results never ask).
         return Policy(trusted=self.config.trusted, listed=self.config.trusted_modules,
-                      sent=lambda: owned_modules(objects) | {m for m, _ in agent.pickle_globals(payload[0])[0]})
+                      sent=lambda: owned_modules(objects) | {m for m, _ in pickle_globals(payload[0])[0]})
 
     def _interpret(self, rt: RoundTrip, answer: dict[str, Any], buffers: list[bytearray], policy: Policy,
-                   copies: agent.DeviceCopies) -> None:
+                   copies: DeviceCopies) -> None:
         """The outcome, result or exception of one answer, loaded inside the trust boundary."""
         rt.outcome = str(answer.get("outcome")) if answer.get("outcome") in oc.OUTCOMES else oc.RESULT_ERROR
         rt.error = answer.get("error") if isinstance(answer.get("error"), dict) else None
@@ -330,11 +333,11 @@ def _host_error(exc: BaseException, phase: str, message: str) -> dict[str, Any]:
 def _result_load_error(exc: BaseException, answer: dict[str, Any]) -> dict[str, Any]:
     """Explain from the reply's envelope why the host cannot load what the target sent."""
     env = answer.get("envelope") or {}
-    why = agent.diagnose_load({"envelope": env, "serializer": "pickle"}, exc)
+    why = diagnose_load({"envelope": env, "serializer": "pickle"}, exc)
     what = "the exception" if answer.get("outcome") == oc.CALL_ERROR else f"the result ({answer.get('result_type')})"
     error = _host_error(exc, "result", f"{what} came back from "
                         f"Python {env.get('python', '?')} but the host cannot load it")
-    module = agent.missing_module_of(exc)
+    module = missing_module_of(exc)
     if module:
         error["message"] += f"; module {module!r} exists on the target but not on the host"
     error["diagnosis"] = why

@@ -1,6 +1,6 @@
 """Serializers behind one small interface: turn ``(func, args, kwargs)`` into buffers.
 
-The agent's loader for each name lives in ``remote/agent.py``; a codec here only dumps.
+The agent's loader for each name is in ``remote/payloads.py`` (``LOADERS``); a codec here only dumps.
 """
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..remote import agent
+from ..remote.buffers import DeviceCopies, dump_with_buffers
+from ..remote.diagnosis import json_drift
+from ..remote.envelope import magic_number, numpy_version, python_version
+from ..remote.protocol import PROTOCOL
 from .capsule import flat_dispatch, standin_for_pytest_rewrite
 
 # (func, args, kwargs) and, optionally, where device arrays' copies are counted -> the buffers
@@ -36,10 +39,10 @@ class Codec:
         return getattr(mod, "__version__", None)
 
 
-def _pickle(obj: Any, copies: agent.DeviceCopies | None = None) -> list[Any]:
+def _pickle(obj: Any, copies: DeviceCopies | None = None) -> list[Any]:
     import pickle
 
-    return agent.dump_with_buffers(pickle.Pickler, obj, copies)
+    return dump_with_buffers(pickle.Pickler, obj, copies)
 
 
 @functools.cache
@@ -73,14 +76,14 @@ def _dill_pickler() -> type:
     return type("Pickler", (dill.Pickler,), {"reducer_override": reducer_override})
 
 
-def _cloudpickle(obj: Any, copies: agent.DeviceCopies | None = None) -> list[Any]:
-    return agent.dump_with_buffers(_cloudpickler(), obj, copies)
+def _cloudpickle(obj: Any, copies: DeviceCopies | None = None) -> list[Any]:
+    return dump_with_buffers(_cloudpickler(), obj, copies)
 
 
 _by_value_lock = threading.Lock()
 
 
-def _cloudpickle_by_value(obj: Any, copies: agent.DeviceCopies | None = None) -> list[Any]:
+def _cloudpickle_by_value(obj: Any, copies: DeviceCopies | None = None) -> list[Any]:
     """Register the function's module by value for this dump only (seed 001's real fix)."""
     import cloudpickle
 
@@ -101,22 +104,22 @@ def _cloudpickle_by_value(obj: Any, copies: agent.DeviceCopies | None = None) ->
                 cloudpickle.unregister_pickle_by_value(module)
 
 
-def _dill(obj: Any, copies: agent.DeviceCopies | None = None) -> list[Any]:
-    return agent.dump_with_buffers(_dill_pickler(), obj, copies)
+def _dill(obj: Any, copies: DeviceCopies | None = None) -> list[Any]:
+    return dump_with_buffers(_dill_pickler(), obj, copies)
 
 
-def _dill_recurse(obj: Any, copies: agent.DeviceCopies | None = None) -> list[Any]:
-    return agent.dump_with_buffers(_dill_pickler(), obj, copies, recurse=True)
+def _dill_recurse(obj: Any, copies: DeviceCopies | None = None) -> list[Any]:
+    return dump_with_buffers(_dill_pickler(), obj, copies, recurse=True)
 
 
-def _capsule(obj: Any, copies: agent.DeviceCopies | None = None) -> list[Any]:
+def _capsule(obj: Any, copies: DeviceCopies | None = None) -> list[Any]:
     """The source capsule; what it cannot carry is named by its member path, as
     ``assert_serializable`` names it."""
     from .capsule import CapsulePickler, SourceUnavailable, dumps_source
     from .members import find_offenders
 
     try:
-        return agent.dump_with_buffers(CapsulePickler, obj, copies)
+        return dump_with_buffers(CapsulePickler, obj, copies)
     except Exception as exc:
         func, args, kwargs = obj if isinstance(obj, tuple) and len(obj) == 3 else (obj, (), {})
         roots = [("func", func)] + [(f"args[{i}]", a) for i, a in enumerate(args)] + [
@@ -130,18 +133,18 @@ def _capsule(obj: Any, copies: agent.DeviceCopies | None = None) -> list[Any]:
         raise
 
 
-def _source(obj: Any, copies: agent.DeviceCopies | None = None) -> list[Any]:
+def _source(obj: Any, copies: DeviceCopies | None = None) -> list[Any]:
     return _capsule(obj, copies)
 
 
-def _json(obj: Any, copies: agent.DeviceCopies | None = None) -> list[Any]:
+def _json(obj: Any, copies: DeviceCopies | None = None) -> list[Any]:
     """Arguments as JSON, the function as a source capsule: the form a JSON-mode remote
     function API ships (seed 003). An argument JSON would change is refused, not altered."""
     import json
 
     func, args, kwargs = obj
     for path, value in [("args", list(args)), ("kwargs", kwargs)]:
-        drift = agent.json_drift(value, path)
+        drift = json_drift(value, path)
         if drift:
             raise ValueError(f"JSON cannot carry this argument unchanged: {drift}; pass JSON "
                              "types, or use serializer='source'")
@@ -180,10 +183,10 @@ def get_codec(name: str) -> Codec:
 def envelope(codec: Codec) -> dict[str, Any]:
     """The header every payload carries, so the agent can name the real cause of a failure."""
     return {
-        "proto": agent.PROTOCOL,
-        "python": agent.python_version(),
-        "magic": agent.magic_number(),
+        "proto": PROTOCOL,
+        "python": python_version(),
+        "magic": magic_number(),
         "serializer": codec.name,
         "serializer_version": codec.version,
-        "numpy": agent.numpy_version(),
+        "numpy": numpy_version(),
     }

@@ -4,7 +4,7 @@ A code object knows its file (``co_filename``), its first line and, from 3.11, t
 its instructions. That finds the one ``def`` or ``lambda`` that made it even when a file holds
 two local classes of the same name, an ``if``/``else`` pair of definitions or two lambdas on one
 line. What is shipped is that statement's exact text (so string constants stay byte-identical)
-with its line number, which the target compiles without executing (see ``agent.compile_capsule``).
+with its line number, which the target compiles without executing (see ``remote/rebuild.py``'s ``compile_capsule``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import types
 from functools import lru_cache
 from typing import Any
 
-from ..remote import agent
+from ..remote.rebuild import compile_capsule
 
 NO_SOURCE_HINT = (
     "define it in a file (or a notebook cell), keep the REPL's source in linecache, or use "
@@ -65,7 +65,7 @@ def _capsule(code: types.CodeType, lines: tuple[tuple[str, ...], ...]) -> tuple[
 
 @lru_cache(maxsize=4096)
 def _clean(code: types.CodeType, lines: tuple[tuple[str, ...], ...]) -> types.CodeType:
-    return agent.compile_capsule(dict(_capsule(code, lines)), remember_lines=False)
+    return compile_capsule(dict(_capsule(code, lines)), remember_lines=False)
 
 
 def _segment(code: types.CodeType, sources: tuple[tuple[str, ...], ...]) -> tuple[str, int]:

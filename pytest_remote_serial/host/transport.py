@@ -15,7 +15,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..remote.agent import SPIN_MAX_S, Channel, ChannelClosed, QuickWaits, cpus, receive_buffer
+from ..remote.envelope import cpus
+from ..remote.spin import SPIN_MAX_S, QuickWaits
+from ..remote.wire import Channel, ChannelClosed, receive_buffer
 
 
 class AgentLost(EOFError):

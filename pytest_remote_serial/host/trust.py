@@ -19,7 +19,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..remote import agent
+from ..remote.buffers import DeviceCopies
+from ..remote.protocol import PROTOCOL
+from .replies import ResultUnpickler, load_result, lookup_qualname
 
 # Builtins that only make data (never eval, exec, getattr, open, __import__, compile, ...).
 _BUILTIN_DATA = {
@@ -102,7 +104,7 @@ def _under(module: str, prefixes: Iterable[str]) -> bool:
 
 
 def _resolve(module: str, qualname: str) -> Any:
-    return agent.lookup_qualname(importlib.import_module(module), qualname)
+    return lookup_qualname(importlib.import_module(module), qualname)
 
 
 def _enum_member(cls: Any, name: str) -> Any:
@@ -199,24 +201,24 @@ class Policy:
         return None
 
 
-class RestrictedUnpickler(agent.ResultUnpickler):
+class RestrictedUnpickler(ResultUnpickler):
     def __init__(self, file: Any, *, buffers: Any, policy: Policy) -> None:
         super().__init__(file, buffers=buffers)
         self.policy = policy
 
     def find_class(self, module: str, name: str) -> Any:
-        module = agent.ResultUnpickler.map_module(module)
+        module = ResultUnpickler.map_module(module)
         if self.policy.trusted:
             return super().find_class(module, name)
         return self.policy.check_global(module, name)
 
 
-def load_reply(buffers: list[Any], policy: Policy, copies: agent.DeviceCopies | None = None) -> Any:
+def load_reply(buffers: list[Any], policy: Policy, copies: DeviceCopies | None = None) -> Any:
     """A result or an exception from a target, loaded inside the trust boundary."""
     def unpickler(file: Any, buffers: Any) -> pickle.Unpickler:
         return RestrictedUnpickler(file, buffers=buffers, policy=policy)
 
-    return agent.load_result(buffers, copies, unpickler=unpickler, host_ref=policy.check_host_ref)
+    return load_result(buffers, copies, unpickler=unpickler, host_ref=policy.check_host_ref)
 
 
 
@@ -288,8 +290,8 @@ def hello_problem(hello: dict[str, Any]) -> str | None:
     agent of another version), or fields of the wrong shape."""
     if hello.get("op") != "hello":
         return f"op = {hello.get('op')!r:.60} instead of 'hello'"
-    if hello.get("protocol") != agent.PROTOCOL:
-        return (f"protocol {hello.get('protocol')!r:.60}, where this host speaks {agent.PROTOCOL} (an agent of "
+    if hello.get("protocol") != PROTOCOL:
+        return (f"protocol {hello.get('protocol')!r:.60}, where this host speaks {PROTOCOL} (an agent of "
                 "another pytest-remote-serial version: remove the target's kept container or cached agent)")
     checks = [("python", lambda v: type(v) is str and v[:1].isdigit()), ("cpus", lambda v: _count(v) and v > 0),
               ("magic", _count), ("pid", _count), ("pickle_protocol", _count)]

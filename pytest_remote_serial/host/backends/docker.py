@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..bundle import ensure_bundle
+from ..bundle import AGENT_ZIP, ensure_bundle
 from ..client import AgentClient
 from ..images import BuildFailed, ImageBuilder, Progress
 from ..matrix import Target
@@ -218,7 +218,7 @@ class DockerBackend:
         return kwargs
 
     def _agent_command(self, target: Target, *mode: str) -> list[str]:
-        script = COMPILED_PATH if target.name in self._compiled else f"{AGENT_DIR}/agent.py"
+        script = COMPILED_PATH if target.name in self._compiled else f"{AGENT_DIR}/{AGENT_ZIP}"
         cmd = [target.python, script, *mode]
         for lib in ensure_bundle().libs:
             cmd += ["--lib", f"{AGENT_DIR}/{lib}"]

@@ -16,6 +16,7 @@ from pathlib import Path
 from ..bundle import ensure_bundle
 from ..matrix import Target
 from .base import AGENT_FILE, SOCKET_NAME, Running, private_socket_dir, process_stamp, wait_and_connect
+from .compiled import compiled_for
 
 
 def _clean_pythonpath(hidden: list[Path]) -> str:
@@ -43,7 +44,7 @@ def start_process(target: Target, python: list[str], env: dict[str, str], what: 
     bundle = ensure_bundle()
     parent, sock_dir = private_socket_dir(world_writable=False)
     sock_path = sock_dir / SOCKET_NAME
-    cmd = [*python, str(bundle.agent), "--socket", str(sock_path)]
+    cmd = [*python, str(compiled_for(python) or bundle.agent), "--socket", str(sock_path)]
     for lib in bundle.libs:
         cmd += ["--lib", str(bundle.folder / lib)]
     for path in target.paths:

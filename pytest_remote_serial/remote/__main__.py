@@ -1,0 +1,72 @@
+"""The agent's command line, as the backends start it: ``python agent.zip --socket PATH`` (or
+``--stdio``), with ``--lib`` for each injected serializer zip and ``--path`` for each folder of
+the target's ``paths``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+from . import preload
+from .serve import serve, serve_socket
+from .wire import Channel
+
+
+class Options:
+    socket = ""
+    stdio = False
+    keep = False
+    accept_timeout = 300.0
+
+    def __init__(self) -> None:
+        self.lib: list = []
+        self.path: list = []
+
+
+def parse_options(argv: list) -> Options:
+    """getopt, not argparse: argparse and what it imports (shutil, locale, gettext) cost ~15 ms
+    of a container's cold start."""
+    import getopt
+
+    pairs, rest = getopt.getopt(argv, "", ["socket=", "stdio", "lib=", "path=", "keep", "accept-timeout="])
+    if rest:
+        raise SystemExit("agent: unexpected arguments %r" % (rest,))
+    opts = Options()
+    for flag, value in pairs:
+        if flag == "--socket":
+            opts.socket = value
+        elif flag == "--accept-timeout":
+            opts.accept_timeout = float(value)
+        elif flag in ("--lib", "--path"):
+            getattr(opts, flag[2:]).append(value)
+        else:
+            setattr(opts, flag[2:], True)
+    return opts
+
+
+def main(argv: list | None = None) -> None:
+    opts = parse_options(sys.argv[1:] if argv is None else argv)
+    # The agent's own zip (sys.path[0] when run as ``python agent.zip``) goes last: user code
+    # never finds anything in it before what the target itself has.
+    here = os.path.abspath(sys.path[0] or ".") if sys.path else ""
+    ours = [p for p in sys.path if os.path.abspath(p or ".") == here]
+    sys.path[:] = opts.lib + opts.path + [p for p in sys.path if os.path.abspath(p or ".") != here] + ours
+    preload.KNOWN.libs = list(opts.lib)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if opts.stdio:
+        rfd, wfd = os.dup(0), os.dup(1)
+        os.dup2(2, 1)  # user prints must never corrupt the stream
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        try:
+            serve(Channel(rfd, wfd))
+        except EOFError as exc:
+            print("agent: connection lost: %s" % exc, file=sys.stderr)
+    else:
+        serve_socket(opts.socket, opts.keep, opts.accept_timeout)
+
+
+if __name__ == "__main__":
+    main()

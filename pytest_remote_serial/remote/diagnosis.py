@@ -1,0 +1,190 @@
+"""Naming what went wrong: error records, the real cause of a load failure read from the
+envelope, what a pickle stream refers to (read with ``pickletools``, never by loading), and where
+JSON would change a value.
+
+Both ends import this module: the host diagnoses its own loads of replies with it, and scans
+payloads (``assert_portable``, the trust boundary) with the reader the agent uses.
+"""
+
+from __future__ import annotations
+
+import json
+
+from .envelope import magic_number, python_version
+
+
+def json_drift(obj, path):
+    """Where ``obj`` would come out of JSON different from how it went in, else None.
+
+    JSON silently turns tuples into lists and int keys into strings (seed 003); a round
+    trip that changes a value must be reported, never passed as ``ok``.
+    """
+    kind = type(obj)
+    if obj is None or kind in (bool, int, float, str):
+        return None
+    if kind is list:
+        for i, item in enumerate(obj):
+            found = json_drift(item, "%s[%d]" % (path, i))
+            if found:
+                return found
+        return None
+    if kind is dict:
+        for key, item in obj.items():
+            if type(key) is not str:
+                return "%s has the key %r (%s), which JSON turns into the string %r" % (
+                    path, key, type(key).__name__, json.dumps(key).strip('"'))
+            found = json_drift(item, "%s[%r]" % (path, key))
+            if found:
+                return found
+        return None
+    if kind is tuple:
+        return "%s is a tuple and would arrive as a list (JSON has no tuples)" % path
+    for base in (bool, int, float, str, list, dict):
+        if isinstance(obj, base):
+            return "%s is a %s and would arrive as a plain %s" % (path, kind.__name__, base.__name__)
+    return "%s is a %s.%s, which JSON cannot carry" % (path, kind.__module__, kind.__qualname__)
+
+
+def missing_module_of(exc: BaseException | None) -> str | None:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, ModuleNotFoundError) and exc.name:
+            return exc.name
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def diagnose_load(header: dict, exc: BaseException) -> str | None:
+    """Name the real cause of a load failure from the envelope, not the symptom."""
+    env = header.get("envelope", {})
+    missing = missing_module_of(exc) or ""
+    theirs = env.get("numpy")
+    if theirs and (missing == "numpy" or missing.startswith("numpy.")):
+        ours = _try_numpy_version()
+        if not ours:
+            return "payload holds numpy %s objects but numpy is not installed here" % theirs
+        if theirs.split(".")[0] != ours.split(".")[0]:
+            return ("array pickled by numpy %s cannot be loaded by numpy %s here (module %r "
+                    "does not exist in numpy %s); send plain lists or match numpy versions"
+                    % (theirs, ours, missing, ours.split(".")[0]))
+    if missing:
+        return None
+    if env.get("magic") not in (None, magic_number()) and header.get("serializer") != "source":
+        return (
+            "payload written by Python %s (bytecode magic %s) cannot be loaded by Python %s "
+            "(magic %s): code objects are not portable across minor versions; "
+            "use serializer='source'" % (env.get("python", "?"), env.get("magic"), python_version(),
+                                         magic_number())
+        )
+    return None
+
+
+# Serializers whose payload may hold code objects, i.e. bytecode for one minor version.
+CODE_SERIALIZERS = ("cloudpickle", "cloudpickle-by-value", "dill", "dill-recurse")
+_CODE_BUILDERS = {("dill._dill", "_create_code"), ("types", "CodeType"), ("builtins", "code")}
+
+
+def pickle_globals(data) -> tuple:
+    """The ``(module, name)`` globals a pickle stream refers to, and the strings it holds.
+
+    Read with pickletools, never by loading: GLOBAL carries both names, STACK_GLOBAL takes
+    the last two values pushed (strings, or memo gets of strings).
+    """
+    import pickletools
+
+    found: list = []
+    strings: set = set()
+    memo: dict = {}
+    pushes: list = []
+    arg: object
+    for op, arg, _ in pickletools.genops(data):
+        name = op.name
+        if name == "GLOBAL":
+            module, _, attr = str(arg).partition(" ")
+            found.append((module, attr))
+            pushes.append(None)
+        elif name == "STACK_GLOBAL":
+            if len(pushes) >= 2 and isinstance(pushes[-2], str) and isinstance(pushes[-1], str):
+                found.append((pushes[-2], pushes[-1]))
+            pushes.append(None)
+        elif name == "MEMOIZE":
+            memo[len(memo)] = pushes[-1] if pushes else None
+        elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            memo[arg] = pushes[-1] if pushes else None
+        elif name in ("GET", "BINGET", "LONG_BINGET"):
+            pushes.append(memo.get(arg))
+        elif isinstance(arg, str) and ("UNICODE" in name or "STRING" in name):
+            strings.add(arg)
+            pushes.append(arg)
+        else:
+            pushes.append(None)
+        del pushes[:-2]
+    return found, strings
+
+
+def carries_code(data) -> bool:
+    """Does this pickle stream build code objects (cloudpickle's or dill's way)?"""
+    found, strings = pickle_globals(data)
+    names = set(found)
+    if names & _CODE_BUILDERS:
+        return True
+    return ("cloudpickle.cloudpickle", "_builtin_type") in names and "CodeType" in strings
+
+
+def foreign_bytecode(header: dict, payload) -> str | None:
+    """Why a payload that loaded must still not run: its code objects are another version's.
+
+    Measured: 3.11 code run by 3.9 raises ``SystemError: unknown opcode``, by 3.13 it
+    segfaults or calls the wrong thing. Neither is the function's own behaviour.
+    """
+    env = header.get("envelope", {})
+    if env.get("magic") in (None, magic_number()) or header.get("serializer") not in CODE_SERIALIZERS:
+        return None
+    if not carries_code(payload):
+        return None
+    return ("payload written by Python %s (bytecode magic %s) holds code objects, which Python %s "
+            "(magic %s) cannot run: code objects are not portable across minor versions; "
+            "use serializer='source'" % (env.get("python", "?"), env.get("magic"), python_version(),
+                                         magic_number()))
+
+
+def _try_numpy_version() -> str | None:
+    try:
+        import numpy
+    except Exception:
+        return None
+    return getattr(numpy, "__version__", None)
+
+
+def error_info(exc: BaseException, phase: str) -> dict:
+    info = {
+        "phase": phase,
+        "type": "%s.%s" % (type(exc).__module__, type(exc).__qualname__),
+        "message": safe_str(exc),
+        "traceback": format_exception(exc),
+        "python": python_version(),
+    }
+    module = missing_module_of(exc)
+    if module:
+        info["module"] = module
+    return info
+
+
+def format_exception(exc: BaseException) -> str:
+    import traceback
+
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+def print_exc() -> None:
+    import traceback
+
+    traceback.print_exc()
+
+
+def safe_str(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:
+        return "<unprintable %s>" % type(exc).__name__

@@ -1,0 +1,176 @@
+"""The agent's own processes, and what calls leave behind: killing a call's session, closing the
+connection in whatever a call forks, reaping and sweeping orphans (the agent is their
+subreaper), waiting for spares a zygote forked, and throwaway children for work the
+long-lived parent must not do itself.
+"""
+
+from __future__ import annotations
+
+import _thread
+import json
+import os
+import signal
+import time
+
+from .diagnosis import print_exc
+from .pipes import read_message, write_message
+
+
+def threads() -> int:
+    """Threads started (and still running) besides the main one: a C counter, no lock to take."""
+    return _thread._count()
+
+
+def children() -> list:
+    """This process's children, from /proc (orphans of calls included: it is their subreaper)."""
+    found: list = []
+    pid = os.getpid()
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/children" % (pid, tid)) as fh:
+                found += [int(x) for x in fh.read().split()]
+    except (OSError, ValueError):
+        return []
+    return found
+
+
+def become_subreaper() -> bool:
+    """Orphans of a call (a daemon that left its group) become the agent's children, to be
+    killed after the call, instead of init's, out of reach. False where it cannot be."""
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+    except Exception:
+        return False
+
+
+def kill_call(pid: int) -> None:
+    """SIGKILL a call's process group (its session: the call and what it forked)."""
+    for kill in (os.killpg, os.kill):
+        try:
+            kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def close_in_forks(fds: list) -> None:
+    """A process the call forks must not write on the agent's connection or status pipe."""
+
+    def close():
+        for fd in fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    os.register_at_fork(after_in_child=close)
+
+
+def close_all_but(keep: set, known: list) -> None:
+    """Every descriptor not in ``keep`` (the parent's ends of its spares' pipes, above all: a
+    copy held elsewhere would keep a pipe from ever reading end-of-file); ``known`` without /proc."""
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        fds = list(known)
+    for fd in fds:
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+class FosterGone(OSError):
+    """The process that forked a spare, and reaps it, is gone (a zygote killed)."""
+
+
+FOSTERED: dict = {}  # spare pid -> what forked and reaps it: ``.gone`` and ``.status(pid, block)``
+NEVER_SWEPT: set = set()  # children of the parent that no call left behind (the zygote)
+
+
+def waitpid(pid: int, flags: int = 0) -> tuple:
+    """``os.waitpid`` for any spare, a zygote's too: ``(0, 0)`` while it still runs."""
+    foster = FOSTERED.get(pid)
+    if foster is not None:
+        try:
+            if not foster.gone:
+                status = foster.status(pid, block=not flags & os.WNOHANG)
+                if status is None:
+                    return 0, 0
+                del FOSTERED[pid]
+                return pid, status
+        except FosterGone:
+            pass
+        # The foster died: its children came to this process, the subreaper, to be waited for.
+        del FOSTERED[pid]
+    return os.waitpid(pid, flags)
+
+
+def reap(pids: list) -> list:
+    left = []
+    for pid in pids:
+        try:
+            if waitpid(pid, os.WNOHANG) == (0, 0):
+                left.append(pid)
+        except ChildProcessError:
+            pass
+    return left
+
+
+def settle(keep: set, exited: list, within: float = 2.0) -> list:
+    """After a call that started processes: kill and reap all it left before the next call
+    starts. Until reaped, even a killed process counts against the pids limit, and the next call
+    would find it used up. Orphans of orphans surface here as their parents die, hence the loop;
+    one that will not die within ``within`` s is left to be reaped later."""
+    deadline = time.monotonic() + within
+    while True:
+        exited = reap(exited + sweep(keep, exited))
+        if not exited or time.monotonic() > deadline:
+            return exited
+        time.sleep(0.0005)
+
+
+def sweep(keep: set, known: list) -> list:
+    """Kill every child but the spares: what a call left behind (reparented here, see
+    ``become_subreaper``). Returns the new ones, to be reaped."""
+    new = []
+    for pid in children():
+        if pid in keep or pid in NEVER_SWEPT:
+            continue
+        kill_call(pid)
+        if pid not in known:
+            new.append(pid)
+    return new
+
+
+def in_child(work, fallback):
+    """``work()``'s JSON answer, computed in a throwaway child: what it imports (importlib.metadata,
+    and numpy for its version) stays out of the parent, which every later fork would copy.
+    ``fallback()``, in the parent, if no process can be started or the child gave no answer."""
+    try:
+        r, w = os.pipe()
+    except OSError:
+        return fallback()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(r)
+        os.close(w)
+        return fallback()
+    if pid == 0:
+        try:
+            os.close(r)
+            write_message(w, json.dumps(work()).encode())
+        except BaseException:
+            print_exc()
+        finally:
+            os._exit(0)
+    os.close(w)
+    try:
+        raw = read_message(r)
+    finally:
+        os.close(r)
+        os.waitpid(pid, 0)
+    return fallback() if raw is None else json.loads(raw)
