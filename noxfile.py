@@ -81,7 +81,8 @@ def matrix(session: nox.Session, target: str) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """DESIGN §6's figures, floors and peers side by side in one run on the py3.11 image.
+    """The performance floors (docs/architecture.md): floors, peers and ours side by side in one run
+    on the py3.11 image.
 
     Never part of the default sessions: it takes about a minute and its numbers only mean something
     as ratios on a quiet machine. Arguments after -- go to the benchmark (e.g. --json out.json).

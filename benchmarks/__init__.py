@@ -1,4 +1,5 @@
-"""Side-by-side benchmarks of pytest-remote-serial against its floors and peers (DESIGN §6).
+"""Side-by-side benchmarks of pytest-remote-serial against its floors and peers
+(docs/architecture.md, "Performance floors").
 
 The machines this runs on are shared and noisy, so a number on its own means little: every
 figure is taken in one run, interleaved with the floor it is compared to, and reported as a

@@ -2,7 +2,7 @@
 
 Every container carries ``LABEL=<run id>``, so the ``finally`` of the run (and a SIGTERM,
 turned into KeyboardInterrupt) removes all of them by label, whatever was mid-flight.
-The flags mirror ``pytest_remote_serial/host/backends/docker.py`` so the floors pay the same
+The flags mirror ``pytest_remote_serial/host/backends/containers.py`` so the floors pay the same
 isolation costs as the agent does.
 """
 

@@ -238,7 +238,7 @@ def cold_start_anatomy(session: Session, target: Target, settle_s: float = 1.0) 
 
     import docker.api.client
 
-    from pytest_remote_serial.host.backends import docker as backend
+    from pytest_remote_serial.host.backends import containers as backend
 
     counts: collections.Counter[str] = collections.Counter()
     seen: dict[str, float] = {}

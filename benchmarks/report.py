@@ -1,4 +1,4 @@
-"""The printed table and the DESIGN §6 verdicts, from one run's figures."""
+"""The printed table and the verdicts on the performance targets (docs/architecture.md), from one run's figures."""
 
 from __future__ import annotations
 

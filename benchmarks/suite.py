@@ -32,7 +32,7 @@ def log(msg: str) -> None:
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description="pytest-remote-serial against its floors "
-                                "and peers, side by side in one run (DESIGN §6).")
+                                "and peers, side by side in one run (docs/architecture.md).")
     p.add_argument("--target", default="py3.11", help="matrix target whose image is used (default py3.11)")
     p.add_argument("--json", metavar="PATH", help="also write every figure as JSON here")
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds of warm calls (default 5)")
@@ -325,7 +325,7 @@ def summarize(out: dict[str, Any], m: Measured) -> dict[str, Any]:
                 f"takes {fmt_s(call_s)}; with the agent's echo of the same bytes ({fmt_s(echo_64)}) "
                 f"the round trip cannot beat {2 * nbytes / bound_s / 1e6:,.0f} MB/s = "
                 f"{ratio(2 * nbytes / bound_s / 1e6, raw_mbs):.2f}× raw")
-    verdicts = [  # DESIGN §6, in its order; JSON series keys in brackets there
+    verdicts = [  # docs/architecture.md's performance targets, in its order; JSON series keys in brackets there
         Verdict("isolated call, spare ready (20 ms idle before) / inline call",
                 ratio(warm["call_isolated_paced"].median, inline), 1.5, True),
         Verdict("inline call / raw socket echo floor", ratio(inline, floor_s), 4, True),
@@ -340,7 +340,7 @@ def summarize(out: dict[str, Any], m: Measured) -> dict[str, Any]:
         Verdict(f"{nbytes // MIB} MiB numpy round trip (isolated) MB/s / raw socket MB/s", ratio(numpy_mbs, raw_mbs),
                 0.6, False),
     ]
-    text.append("\nDESIGN §6 targets (ratios measured side by side in this run):")
+    text.append("\nPerformance targets (docs/architecture.md; ratios measured side by side in this run):")
     text += [v.line() for v in verdicts]
     text.append(f"  info  like for like, both ends spin-then-block: inline / raw echo that spins: "
                 f"{ratio(inline, warm['raw_echo_spin'].median):.2f}; with spinning off at both ends: "

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .host.backends.base import StartFailed
-from .host.backends.docker import connect_engine, gpu_problem
+from .host.backends.containers import connect_engine, gpu_problem
 from .host.backends.engines import default_engine, engine_for
 from .host.images import BuildFailed, ImageBuilder
 from .host.matrix import MatrixError, load_matrix

@@ -55,5 +55,6 @@ def _standalone_remote(name: str) -> Remote:
             ctl = Controller(matrix.select([name]), lambda message: None)
             atexit.register(ctl.shutdown)
             _standalone[name] = Remote(ctl.get(name), CallOptions(), False, lambda rt: None,
-                                       restart=functools.partial(ctl.get, name))
+                                       restart=functools.partial(ctl.get, name),
+                                       host=functools.partial(remote_for, LOCAL))
         return _standalone[name]

@@ -13,12 +13,13 @@ from . import outcomes as oc
 from .drift import Comparison
 from .host.backends.base import Running
 from .host.codecs import SERIALIZERS, get_codec
+from .host.matrix import LOCAL
 from .outcomes import RoundTrip
 
 DEFAULT_TIMEOUT = 30.0
 MARKER_KEYS = ("serializer", "targets", "gpu", "timeout", "isolate", "expect", "compare_host")
 # What ``expect=`` may name: every outcome a round trip can end in but ``ok``, and ``differs``
-# (a call compared with the host whose result was not the same, DESIGN §2).
+# (a call compared with the host whose result was not the same).
 EXPECTABLE = tuple(o for o in oc.OUTCOMES if o not in (oc.OK, oc.UNAVAILABLE)) + ("differs",)
 
 
@@ -119,7 +120,7 @@ class TargetInfo:
 
 
 # Outcomes after which the next rung of the ``auto`` ladder is tried; a crash, a timeout
-# or an error of the function itself ends the ladder (DESIGN §2).
+# or an error of the function itself ends the ladder (docs/architecture.md, "Serializers").
 RETRY_ON = {oc.DUMP_ERROR, oc.LOAD_ERROR, oc.MISSING_MODULE, oc.SYNTAX_ERROR}
 
 
@@ -141,14 +142,16 @@ def next_rung(rungs: list[str], tried: str, outcome: str) -> str | None:
 class Remote:
     def __init__(self, running: Running, options: CallOptions, gpu: bool,
                  record: Callable[[RoundTrip], None], test: str | None = None,
-                 restart: Callable[[], Running] | None = None) -> None:
+                 restart: Callable[[], Running] | None = None, host: Callable[[], Remote] | None = None) -> None:
         """``restart``: the target again, with a fresh agent, once this one's was lost (a crash
-        costs only its own call, also within a test)."""
+        costs only its own call, also within a test). ``host``: the ``local`` remote that
+        ``compare`` runs the call on as well, asked for on first use."""
         self._running = running
         self._options = options
         self._record = record
         self._test = test
         self._restart = restart
+        self._host = host
         self.target = TargetInfo(running, gpu)
 
     def roundtrip(self, func: Callable[..., Any], *args: Any, serializer: str | None = None,
@@ -164,15 +167,19 @@ class Remote:
 
         ``rtol``/``atol`` loosen float and array comparisons (so they are not passed to ``func``).
         """
-        from . import current
-        from .host.matrix import LOCAL
-
-        host_remote = self if self.target.name == LOCAL else current.remote_for(LOCAL)
+        host_remote = self if self.target.name == LOCAL else self._host_remote()
         target_rt = self._roundtrip(func, args, kwargs, serializer)
         host_rt = host_remote._roundtrip(func, args, kwargs, serializer)
         result = drift.compare(target_rt, host_rt, self.target.python, host_remote.target.python, rtol, atol)
         self._record(target_rt)
         return result
+
+    def _host_remote(self) -> Remote:
+        if self._host is None:
+            raise RuntimeError(f"compare runs the call on the local target as well, and this Remote for "
+                               f"{self.target.name} was made without one: pass host= (the remote fixture "
+                               "and the assertion helpers do)")
+        return self._host()
 
     def _roundtrip(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                    serializer: str | None) -> RoundTrip:
@@ -196,7 +203,7 @@ class Remote:
 
     def call(self, func: Callable[..., Any], *args: Any, serializer: str | None = None,
              **kwargs: Any) -> Any:
-        """The result, or the exception DESIGN §4 names for the outcome; under
+        """The result, or the exception its outcome raises (``outcomes.ERRORS``); under
         ``compare_host=True`` also a ``BehaviourDrift`` when the host computes something else."""
         if not self._options.compare_host:
             return self.roundtrip(func, *args, serializer=serializer, **kwargs).raise_for_outcome()

@@ -1,4 +1,4 @@
-"""The record of one round trip, and the exceptions each outcome maps to (DESIGN §4).
+"""The record of one round trip, and the exceptions each outcome maps to (docs/architecture.md, "Outcomes").
 
 Kept apart from any transport so downstream suites and the report can use it without
 touching Docker.
@@ -184,7 +184,7 @@ class RoundTrip:
         return "".join(parts)
 
     def raise_for_outcome(self) -> Any:
-        """The result, or the exception DESIGN §4 assigns to this outcome."""
+        """The result, or the exception ``ERRORS`` assigns to this outcome."""
         if self.ok:
             return self.result
         if self.outcome == CALL_ERROR and self.exception is not None:
@@ -208,7 +208,7 @@ class RoundTrip:
                    host_result_repr=record.get("host_result_repr"))
 
     def as_record(self) -> dict[str, Any]:
-        """The call entry of the JSON report (DESIGN §5)."""
+        """The call entry of the JSON report."""
         return {
             "test": self.test, "target": self.target, "function": self.function,
             "serializer": self.serializer, "fallback_from": list(self.fallback_from),

@@ -336,7 +336,8 @@ class RemoteSerialPlugin:
             pytest.skip(f"needs a GPU; target {name} has none{why}")
         running = self._running(name, nodeid=request.node.nodeid)
         return Remote(running, options, gpu, self._record, test=request.node.nodeid,
-                      restart=functools.partial(self.controller.get, name))
+                      restart=functools.partial(self.controller.get, name),
+                      host=functools.partial(current.remote_for, LOCAL))
 
     def remote_by_name(self, name: str) -> Remote:
         """For the assertion helpers: any target of the matrix, started on first use."""
@@ -350,7 +351,8 @@ class RemoteSerialPlugin:
             self.controller.add(target)
         running = self._running(name, nodeid=self._nodeid)
         return Remote(running, CallOptions(), _has_gpu(target), self._record, test=self._nodeid,
-                      restart=functools.partial(self.controller.get, name))
+                      restart=functools.partial(self.controller.get, name),
+                      host=functools.partial(current.remote_for, LOCAL))
 
     def _record(self, rt: RoundTrip) -> None:
         self.records.append(rt)

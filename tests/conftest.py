@@ -9,7 +9,7 @@ import pytest
 def docker_client(pytestconfig: pytest.Config):
     """The real engine. Under --remote-strict (CI) its absence is an error, not a skip."""
     from pytest_remote_serial.host.backends.base import StartFailed
-    from pytest_remote_serial.host.backends.docker import connect_engine
+    from pytest_remote_serial.host.backends.containers import connect_engine
 
     try:
         client = connect_engine()

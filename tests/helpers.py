@@ -19,6 +19,8 @@ def label(container: dict, key: str) -> str | None:
 
 def remote_on(ctl, name: str, timeout: float = 30.0, record=None):
     """A ``Remote`` on a started Controller's target, as the fixture makes one, outside pytest's."""
+    from pytest_remote_serial import current
     from pytest_remote_serial.fixture import CallOptions, Remote
 
-    return Remote(ctl.get(name), CallOptions(timeout=timeout), False, record or (lambda rt: None))
+    return Remote(ctl.get(name), CallOptions(timeout=timeout), False, record or (lambda rt: None),
+                  host=lambda: current.remote_for("local"))

@@ -403,7 +403,7 @@ def _zombie(pid: int) -> bool:
 def test_keep_folders_of_containers_gone_are_pruned(tmp_path, monkeypatch):
     import tempfile
 
-    from pytest_remote_serial.host.backends.docker import _prune_keep_folders
+    from pytest_remote_serial.host.backends.containers import _prune_keep_folders
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     root = tmp_path / f"prs-keep-{os.geteuid()}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_remote_serial.host.backends.docker import gpu_problem
+from pytest_remote_serial.host.backends.containers import gpu_problem
 
 GPU_TEST = """
 import pytest

@@ -1,4 +1,4 @@
-"""Every outcome of DESIGN §4 on the ``local`` target: a fresh interpreter, no Docker needed.
+"""Every outcome (docs/architecture.md, "Outcomes") on the ``local`` target: a fresh interpreter, no Docker needed.
 
 Like cloudpickle's ``subprocess_pickle_echo`` tests, each one sends a real payload across a
 real process boundary and asserts what came back.

@@ -2,7 +2,7 @@
 
 Each cell's outcome is asserted. The expectation is one literal column per serializer for a
 target with the host's Python, plus the few rules (written out in ``expected``) that say what
-crossing a Python or numpy version does, so a reader can check both against DESIGN §4.
+crossing a Python or numpy version does, so a reader can check both against the outcomes table (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ SAME_MINOR = {
 
 
 def expected(case: str, target: str, serializer: str, python: str) -> str:
-    """DESIGN §4 applied to a cell: the same-minor outcome, then what crossing versions does."""
+    """The outcomes table applied to a cell: the same-minor outcome, then what crossing versions does."""
     outcome = SAME_MINOR[serializer][list(CASES).index(case)]
     same_minor = python.rsplit(".", 1)[0] == HOST_MINOR
     if not same_minor and serializer in CODE_SERIALIZERS and outcome != REF:

@@ -255,7 +255,7 @@ class AgentClient:
         if rt.outcome != answer.get("outcome"):
             rt.error = {"phase": "result", "type": "bad_reply",
                         "message": f"the target answered with outcome {answer.get('outcome')!r}, "
-                                   "which is not one of DESIGN §4's"}
+                                   "which is none of the outcomes a reply may carry"}
         rt.result_bytes = sum(len(b) for b in buffers)
         if answer.get("result_codec") == "json" and buffers:
             try:

@@ -23,7 +23,7 @@ from .images import Progress
 from .matrix import Target
 
 if TYPE_CHECKING:
-    from .backends.docker import DockerBackend
+    from .backends.containers import DockerBackend
 
 
 class Controller:
@@ -51,7 +51,7 @@ class Controller:
     def docker(self, engine: Engine | None = None) -> DockerBackend:
         """The backend for ``engine`` (default: DOCKER_HOST or the local engine); engines connect
         independently, so a slow or dead remote one never holds up the others."""
-        from .backends.docker import DockerBackend, connect_engine, reap
+        from .backends.containers import DockerBackend, connect_engine, reap
 
         engine = engine or default_engine()
         with self._docker_lock:
@@ -155,7 +155,7 @@ class Controller:
             with contextlib.suppress(Exception):
                 running.stop()
         if not self.keep:
-            from .backends.docker import reap
+            from .backends.containers import reap
 
             for backend in dockers:
                 with contextlib.suppress(Exception):

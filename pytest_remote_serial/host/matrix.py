@@ -29,7 +29,7 @@ TARGET_KEYS = {
 # What only a container has: an interpreter target names none of these.
 CONTAINER_ONLY = ("python", "memory", "pids", "engine", "context", "transport")
 ENGINE_SCHEMES = ("unix://", "tcp://", "ssh://", "http://", "https://")
-# The agent's own floor (DESIGN §3): an older interpreter cannot even import it.
+# The agent's own floor (docs/architecture.md, "The two sides"): an older interpreter cannot even import it.
 MIN_PYTHON = (3, 9)
 DEBIAN_KEYS = {"suite", "packages", "mirror", "components", "wheels"}
 MATRIX_KEYS = {"targets", "paths", "trusted", "trusted_modules", "extends", "memory", "pids", "context"}
@@ -62,7 +62,8 @@ class Target:
     memory: str = "2g"
     pids: int = 512
     root: Path = field(default=Path("."), compare=False)
-    # Results from a trusted target load with the full unpickler (DESIGN §3); None: only local is.
+    # Results from a trusted target load with the full unpickler (docs/architecture.md, "The trust
+    # boundary"); None: only local is.
     trusted: bool | None = None
     trusted_modules: tuple[str, ...] = ()
     engine: str | None = None  # a Docker engine URL (tcp://, ssh://); None: DOCKER_HOST or local
@@ -153,7 +154,7 @@ def local_target(paths: tuple[str, ...] = (), root: Path = Path("."), trusted: b
 
 
 def find_matrix_file(rootdir: Path, explicit: str | None) -> tuple[Path, str | None]:
-    """DESIGN §2's lookup order. Returns the file and, for pyproject, the table to read."""
+    """The matrix file's lookup order (README, "The matrix"). Returns the file and, for pyproject, the table to read."""
     if explicit:
         path = Path(explicit)
         if not path.is_absolute():

@@ -1,4 +1,5 @@
-"""The trust boundary (DESIGN §3): what the host agrees to rebuild from a target's bytes.
+"""The trust boundary: what the host agrees to rebuild from a target's bytes (docs/architecture.md,
+"The trust boundary").
 
 A pickle is a program: every global it names is called with arguments the sender chose.
 A target runs code the host does not control (its image, its site-packages, the call

@@ -17,8 +17,9 @@ interval. So a cell is judged against its own target's drift (the median change 
 target's cells, thin ones included; the whole run's when the target has fewer than
 ``MIN_CELLS``; a shared speed-up is never divided out): it fails when it got slower than the
 rest of its target, by more than those others scatter among themselves. A shift that every
-cell shares cannot be told from the machine's load with one pair of runs (DESIGN §6: only
-ratios measured side by side in one run mean anything); it is printed as the drift, not failed.
+cell shares cannot be told from the machine's load with one pair of runs (docs/architecture.md,
+"Performance floors": only ratios measured side by side in one run mean anything); it is printed
+as the drift, not failed.
 
 ``cold_start:0.5`` (seconds) compares each target's cold start(s), plainly: one sample per run.
 

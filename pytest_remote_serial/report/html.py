@@ -1,4 +1,4 @@
-"""A self-contained HTML page drawn from the JSON report (DESIGN §5).
+"""A self-contained HTML page drawn from the JSON report.
 
 One file that opens anywhere, offline, as a CI artifact: CSS, JS and the SVG chart are inline,
 nothing is fetched. Like terminal.py this only renders; it reads the report dictionary and

@@ -1,4 +1,4 @@
-"""The recorded data of a run (DESIGN §5): built once, written as JSON, rendered elsewhere.
+"""The recorded data of a run (docs/architecture.md, "Reports"): built once, written as JSON, rendered elsewhere.
 
 Like pytest-benchmark, the data is kept apart from the tables and pages drawn from it:
 ``terminal`` renders the terminal matrix, ``html`` the page, ``compare`` the diff.
@@ -42,7 +42,7 @@ def target_entry(target: Target, state: Running | str | None) -> dict[str, Any]:
         "name": target.name, "python": None, "image": None, "image_id": None, "gpu": target.gpu,
         "available": isinstance(state, Running), "reason": state if isinstance(state, str) else None,
         "cold_start_s": None, "build_s": None, "packages": {},
-        # Where and how it ran (DESIGN §5); known from the matrix even when it could not start.
+        # Where and how it ran; known from the matrix even when it could not start.
         "backend": "local" if target.is_local else "interpreter" if target.is_interpreter else "docker",
         "engine": target.engine or (f"context {target.context}" if target.context else None),
         "transport": None, "hardening": None,

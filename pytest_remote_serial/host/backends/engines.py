@@ -2,7 +2,7 @@
 
 An engine reached over ``tcp://`` or ``ssh://`` (directly, through ``DOCKER_HOST`` or a docker
 context) is *remote*: its containers cannot see this machine's folders, so nothing is
-bind-mounted and the agent talks over the attach stream (DESIGN §3 "Backends").
+bind-mounted and the agent talks over the attach stream (docs/architecture.md, "Backends").
 """
 
 from __future__ import annotations

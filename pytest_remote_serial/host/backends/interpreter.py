@@ -2,7 +2,7 @@
 
 A machine with several Pythons (pyenv, uv, setup-python, a GPU box with CuPy in a venv) runs
 the matrix without an engine. The target gets that Python's own packages, never the host's
-``PYTHONPATH``; it is not trusted by default, as a container is not (DESIGN §2).
+``PYTHONPATH``; it is not trusted by default, as a container is not.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Targets as hardened containers, through the docker SDK.
+"""The `docker` backend: targets as hardened containers, through the docker SDK.
 
 Every container is labelled with the session, the host and the host PID, so the next run
 can remove what a killed run left behind; and its agent exits when the host's connection
@@ -33,7 +33,7 @@ L_SESSION, L_HOST, L_PID, L_PID_START, L_TARGET, L_KEEP = (
     f"{PREFIX}.{k}" for k in ("session", "host", "pid", "pid-start", "target", "keep"))
 SOCK_DIR = "/run/prs"
 KEEP_IDLE_S = 4 * 3600
-# What every container gets (DESIGN §3 "Hardening"), on a local and a remote engine alike.
+# What every container gets (docs/architecture.md, "The trust boundary"), on a local and a remote engine alike.
 HARDENING = "network none, cap_drop ALL, no-new-privileges, non-root, read-only rootfs + tmpfs /tmp, pids/memory limits"
 
 
