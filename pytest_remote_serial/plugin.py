@@ -21,7 +21,7 @@ from .host.transport import spin_window
 from .outcomes import RoundTrip, TargetUnavailable
 from .report.compare import CompareError, Threshold, compare, failures, parse_threshold, render
 from .report.record import ReportError, build_report, cells, read_json, target_entry, write_json
-from .report.terminal import LEGEND, MARKUP, render_matrix
+from .report.terminal import GLYPHS, MARKUP, layout
 from .report.workers import WORKER_KEY, WorkerResults, merge_targets
 from .verdicts import TestLog, apply_expectation
 
@@ -46,6 +46,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--remote-html", metavar="PATH", help="write a self-contained HTML report")
     group.addoption("--remote-markdown", metavar="PATH",
                     help="write the matrix as GitHub-flavoured Markdown (e.g. >> $GITHUB_STEP_SUMMARY)")
+    group.addoption("--remote-all-rows", action="store_true",
+                    help="draw every row and target of the terminal matrix (as -v does); by default only "
+                         "rows that did not pass alike everywhere are drawn, the others counted")
     group.addoption("--remote-compare", metavar="PATH", help="print the change against an earlier JSON report")
     group.addoption("--remote-compare-fail", metavar="EXPR", action="append", default=[],
                     help="fail the run past a threshold against --remote-compare, e.g. roundtrip_p50:25%% "
@@ -273,12 +276,17 @@ class RemoteSerialPlugin:
             return
         order = [t["name"] for t in self.report["targets"]] or [t.name for t in self.targets]
         terminalreporter.section("remote-serial matrix")
-        width = max(getattr(terminalreporter._tw, "fullwidth", 100), 100)
-        for line in render_matrix(cells(self.report), order, width):
-            for text, verdict in line:
-                terminalreporter.write(text, **MARKUP.get(verdict or "", {}))
-            terminalreporter.write("\n")
-        terminalreporter.write_line(LEGEND)
+        every_row = self.config.getoption("remote_all_rows") or self.config.getoption("verbose") > 0
+        width = terminalreporter._tw.fullwidth
+        view = layout(cells(self.report), order, width, every_row,
+                      ascii_only=not _can_write(terminalreporter, "".join(GLYPHS.values()) + "…"))
+        if view is not None:
+            for line in view.lines():
+                for text, verdict in line:
+                    terminalreporter.write(text, **MARKUP.get(verdict or "", {}))
+                terminalreporter.write("\n")
+            for note in view.notes(width, "-v or --remote-all-rows"):
+                terminalreporter.write_line(note)
         for entry in self.report["targets"]:
             if not entry["available"]:
                 terminalreporter.write_line(f"{entry['name']}: unavailable: {str(entry['reason']).splitlines()[0]}")
@@ -367,6 +375,16 @@ class RemoteSerialPlugin:
             if self.strict:
                 pytest.fail(f"{exc} (--remote-strict)", pytrace=False)
             pytest.skip(str(exc))
+
+
+def _can_write(terminalreporter: Any, text: str) -> bool:
+    """Whether the terminal's encoding has the matrix's glyphs (else it gets ASCII ones)."""
+    encoding = getattr(getattr(terminalreporter._tw, "_file", None), "encoding", None) or "utf-8"
+    try:
+        text.encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
 
 
 def _has_gpu(target: Target) -> bool:

@@ -293,7 +293,8 @@ def test_stdio_transport_fallback(docker_client, pytester):
 # ------------------------------------------------------------------ the plugin, end to end
 
 
-def test_examples_matrix_end_to_end(pytester, docker_client):
+def test_examples_matrix_end_to_end(pytester, docker_client, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # room for the outcomes' long names
     pytester.syspathinsert()
     for path in EXAMPLES.rglob("*.py"):
         dest = pytester.path / path.relative_to(EXAMPLES)
@@ -310,15 +311,16 @@ def test_examples_matrix_end_to_end(pytester, docker_client):
     matrix = parse_matrix(lines[start:end])
     closure = matrix["test_examples.py::test_closure"]
     assert {"py3.9", "py3.11", "py3.13", "py3.14"} <= set(closure)
-    assert closure["py3.11"].startswith("passed ok")
-    assert closure["py3.9"].startswith("xfailed load_error")  # declared: a known gap
-    assert closure["py3.13"].startswith("xfailed load_error")
-    assert matrix["test_examples.py::test_numpy_argument"]["py3.9"].startswith("xfailed missing_module")
+    # -v draws every row; a cell is the verdict's glyph and the outcome.
+    assert closure["py3.11"].startswith("✓ ok")
+    assert closure["py3.9"].startswith("x load_error")  # xfailed: declared, a known gap
+    assert closure["py3.13"].startswith("x load_error")
+    assert matrix["test_examples.py::test_numpy_argument"]["py3.9"].startswith("x missing_module")
     # The test expects the exception: a call_error outcome, a passed verdict.
-    assert matrix["test_examples.py::test_function_that_raises"]["py3.9"].startswith("passed call_error")
+    assert matrix["test_examples.py::test_function_that_raises"]["py3.9"].startswith("✓ call_error")
     for target in ("py3.9", "py3.11", "py3.13", "py3.14"):
-        assert matrix["test_examples.py::test_closure_auto"][target].startswith("passed ok"), target
-        assert matrix["test_examples.py::test_script_module_function"][target].startswith("passed ok"), target
+        assert matrix["test_examples.py::test_closure_auto"][target].startswith("✓ ok"), target
+        assert matrix["test_examples.py::test_script_module_function"][target].startswith("✓ ok"), target
     # The seed scenarios (issue 4) hold on every target.
     failed = [line for line in lines if "test_seed_" in line and ("FAILED" in line or "ERROR" in line)]
     assert not failed, failed

@@ -102,8 +102,9 @@ def test_without_matrix_everything_runs_on_local(pytester):
     """)
     result = pytester.runpytest_subprocess()
     result.assert_outcomes(passed=1)
+    # One row that passed alike: counted, not drawn (-v draws it).
     result.stdout.fnmatch_lines(["*remote-serial: local only*", "*remote-serial matrix*",
-                                 "*test_local*ok*", "local: Python *, cold start *"])
+                                 "1 more passed alike*✓ 1", "local: Python *, cold start *"])
 
 
 def test_functions_from_the_test_module_are_missing_on_local(pytester):
@@ -144,11 +145,11 @@ def test_summary_wraps_wide_matrices():
 
     targets = [f"target-{i}" for i in range(12)]
     report = _report([(f"tests/test_a.py::test_{n}[{t}]", t, "ok") for t in targets for n in ("one", "two")])
-    lines = plain(render_matrix(cells(report), targets, width=100))
+    lines = plain(render_matrix(cells(report), targets, width=100, every_row=True))
     assert max(len(line) for line in lines) <= 100
     assert "" in lines  # wrapped into blocks
     parsed = parse_matrix(lines)
-    assert parsed["test_one"] == {t: "passed ok 2.0ms" for t in targets}
+    assert parsed["test_one"] == {t: "✓ ok" for t in targets}
 
 
 def test_summary_groups_rows_by_file_and_keeps_parameters():
@@ -162,15 +163,21 @@ def test_summary_groups_rows_by_file_and_keeps_parameters():
                                          ("test_two.py", long))]
                      + [(f"suite/test_two.py::test_p[{p}-{t}]", t, "ok") for t in ("a", "b") for p in (1, 2)])
     report["tests"][-1]["verdict"] = "failed"
-    lines = plain(render_matrix(cells(report), ["a", "b"], width=100))
+    lines = plain(render_matrix(cells(report), ["a", "b"], width=80, every_row=True))
     assert lines[0].startswith("suite/") and lines[1] == "test_one.py" and lines[2].startswith("  test_x ")
     assert any(line.startswith("  …") and "xxx " in line for line in lines)  # the end of a long name stays
     parsed = parse_matrix(lines)
     assert parsed["test_one.py::test_x"] == parsed["test_two.py::test_x"] == {
-        "a": "passed ok 2.0ms", "b": "passed crash 2.0ms"}
+        "a": "✓ ok 2.0ms", "b": "✓ crash 2.0ms"}
     # One row per test id: the target's own parameter goes, the others stay.
-    assert parsed["test_two.py::test_p[1]"] == {"a": "passed ok 2.0ms", "b": "passed ok 2.0ms"}
-    assert parsed["test_two.py::test_p[2]"] == {"a": "passed ok 2.0ms", "b": "failed ok 2.0ms"}
+    assert parsed["test_two.py::test_p[1]"] == {"a": "✓ ok 2.0ms", "b": "✓ ok 2.0ms"}
+    assert parsed["test_two.py::test_p[2]"] == {"a": "✓ ok 2.0ms", "b": "✗ ok 2.0ms"}
+    # By default only the rows with something to say: outcomes that change between targets, a
+    # verdict other than passed; test_p[1] passed alike and is counted.
+    parsed = parse_matrix(plain(render_matrix(cells(report), ["a", "b"], width=100)))
+    assert set(parsed) == {"test_one.py::test_x", "test_two.py::test_x", f"test_two.py::{long}",
+                           "test_two.py::test_p[2]", "1 more passed alike"}
+    assert parsed["1 more passed alike"] == {"a": "✓ 1", "b": "✓ 1"}
 
 
 def test_row_of_drops_only_the_targets_parameter():

@@ -44,7 +44,7 @@ def _tests(pytester) -> dict[str, dict]:
 
 def test_every_test_reports_its_verdict_beside_its_outcomes(pytester):
     pytester.makepyfile(SUITE)
-    result = pytester.runpytest_subprocess("--remote-report=r.json", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("--remote-report=r.json", "-p", "no:cacheprovider", "--remote-all-rows")
     result.assert_outcomes(passed=3, failed=3, xfailed=1)
     tests = _tests(pytester)
     got = {name: (t["verdict"], t["outcomes"], t["target"]) for name, t in tests.items()}
@@ -58,12 +58,12 @@ def test_every_test_reports_its_verdict_beside_its_outcomes(pytester):
         "test_marked_xfail": ("xfailed", ["ok"], "local"),
     }
     assert all(t["duration_s"] > 0 for t in tests.values())
-    # The terminal matrix: a row per test id, the verdict first, then the outcome.
+    # The terminal matrix (every row, as asked): a row per test id, the verdict's glyph, then the outcome.
     result.stdout.fnmatch_lines(["*remote-serial matrix*"])
     out = result.stdout.str()
-    for row, cell in (("test_wrong_value", "failed ok"), ("test_expects_the_exception", "passed call_error"),
-                      ("test_only_portable", "failed -"), ("test_param[1]", "passed ok"),
-                      ("test_param[2]", "failed ok"), ("test_marked_xfail", "xfailed ok")):
+    for row, cell in (("test_wrong_value", "✗ ok"), ("test_expects_the_exception", "✓ call_error"),
+                      ("test_only_portable", "✗ -"), ("test_param[1]", "✓ ok"),
+                      ("test_param[2]", "✗ ok"), ("test_marked_xfail", "x ok")):
         assert any(line.startswith(row + " ") and cell in line for line in out.splitlines()), (row, out)
 
 
