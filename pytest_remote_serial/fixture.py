@@ -110,6 +110,9 @@ class TargetInfo:
         self.python = running.python
         self.image = running.image
         self.gpu = gpu
+        # The matrix's ``paths`` as folders of this machine: on the target's sys.path, and on
+        # PYTHONPATH for the processes a call starts.
+        self.paths = tuple(str(p) for p in running.target.host_paths)
 
     @property
     def packages(self) -> dict[str, str]:

@@ -16,7 +16,7 @@ from . import current
 from .fixture import CallOptions, MarkerError, Remote
 from .host.backends.base import Running
 from .host.controller import Controller
-from .host.matrix import LOCAL, MatrixError, PathsError, Target, load_matrix, local_target
+from .host.matrix import LOCAL, LocalTableError, MatrixError, PathsError, Target, load_matrix, local_target
 from .host.transport import spin_window
 from .outcomes import RoundTrip, TargetUnavailable
 from .report.compare import CompareError, Threshold, compare, failures, parse_threshold, render
@@ -95,7 +95,7 @@ class RemoteSerialPlugin:
     def _select_targets(self) -> list[Target]:
         rootdir = Path(self.config.rootpath)
         if not self.matrix_mode:
-            return [local_target(self._shared_paths(rootdir), rootdir)]
+            return [self._local(rootdir)]
         try:
             matrix = load_matrix(rootdir, self.config.getoption("remote_matrix_file"))
             chosen = matrix.select(self.explicit or None)
@@ -115,14 +115,15 @@ class RemoteSerialPlugin:
         except (CompareError, ReportError) as exc:
             raise pytest.UsageError(str(exc)) from None
 
-    def _shared_paths(self, rootdir: Path) -> tuple[str, ...]:
-        """Without the matrix, ``local`` still honours the matrix file's shared ``paths``."""
+    def _local(self, rootdir: Path) -> Target:
+        """Without the matrix, ``local`` is still the matrix file's: its shared ``paths`` and
+        ``[targets.local]``; a file that cannot be read otherwise leaves the built-in one."""
         try:
-            return load_matrix(rootdir, self.config.getoption("remote_matrix_file")).targets[LOCAL].paths
-        except PathsError as exc:
+            return load_matrix(rootdir, self.config.getoption("remote_matrix_file")).targets[LOCAL]
+        except (PathsError, LocalTableError) as exc:
             raise pytest.UsageError(str(exc)) from None
         except MatrixError:
-            return ()
+            return local_target(root=rootdir)
 
     @property
     def controller(self) -> Controller:

@@ -497,12 +497,13 @@ def _threaded_module_alive():
     return threaded_at_import.worker_alive()
 
 
+@pytest.mark.parametrize("folder", ["site-packages", "src"])
 @pytest.mark.parametrize("first", ["isolated", "non-isolated"])
-def test_a_module_that_starts_a_thread_at_import_is_never_preloaded(tmp_path, own_agent, first):
-    """The agent preloads installed modules a call imported, so later forks have them. One
-    whose import starts a thread must not be: its thread would be missing in every fork, where
-    a fresh process that imports it has one."""
-    site = tmp_path / "site-packages"  # counts as installed, as a site folder does
+def test_a_module_that_starts_a_thread_at_import_is_never_preloaded(tmp_path, own_agent, first, folder):
+    """The agent preloads installed modules a call imported (a site folder's, or a ``paths``
+    folder's), so later forks have them. One whose import starts a thread must not be: its
+    thread would be missing in every fork, where a fresh process that imports it has one."""
+    site = tmp_path / folder
     site.mkdir()
     (site / "threaded_at_import.py").write_text(
         "import threading, time\n"

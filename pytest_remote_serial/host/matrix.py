@@ -35,6 +35,8 @@ DEBIAN_KEYS = {"suite", "packages", "mirror", "components", "wheels"}
 MATRIX_KEYS = {"targets", "paths", "trusted", "trusted_modules", "extends", "memory", "pids", "context"}
 # What a target table that only overrides an inherited (``extends``) target may hold.
 OVERRIDE_KEYS = TARGET_KEYS - set(RECIPE_KINDS) | {"packages", "wheels"}
+# What ``[targets.local]`` may hold: local is the host's own Python, never a recipe.
+LOCAL_KEYS = {"paths", "trusted", "trusted_modules", "description"}
 # Below this the agent's interpreter cannot even start (measured: ~20 MiB with the serializers).
 MIN_MEMORY = 32 << 20
 TRANSPORTS = ("auto", "socket", "stdio")
@@ -47,6 +49,10 @@ class MatrixError(ValueError):
 
 class PathsError(MatrixError):
     """A ``paths`` entry that is no folder: a usage error even when only ``local`` runs."""
+
+
+class LocalTableError(MatrixError):
+    """A ``[targets.local]`` that cannot be used: a usage error even when only ``local`` runs."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,11 @@ class Target:
     @property
     def is_trusted(self) -> bool:
         return self.is_local if self.trusted is None else self.trusted
+
+    @property
+    def host_paths(self) -> tuple[Path, ...]:
+        """The ``paths`` folders on this machine, resolved, in ``sys.path`` order."""
+        return tuple((self.root / p).resolve() for p in self.paths)
 
     def recipe_hash(self, extra: str = "") -> str:
         """Stable across runs; changes exactly when what the image is built from changes."""
@@ -184,17 +195,17 @@ def load_matrix(rootdir: Path, explicit: str | None = None) -> Matrix:
         raise MatrixError(f"{where}: expected a table")
     _check_keys(data, MATRIX_KEYS, where)
     base = path.parent if path != BUNDLED else rootdir
+    own = data.get("targets")
+    local_spec = own.pop(LOCAL, None) if isinstance(own, dict) else None
     data = extend(data, where)
     shared_paths = _paths(data.get("paths", []), where, "paths")
     check_paths(shared_paths, base, where)
     shared = _trust(data, where, None, ())
     raw_targets = data.get("targets")
-    if not isinstance(raw_targets, dict) or not raw_targets:
+    if not isinstance(raw_targets, dict) or not (raw_targets or local_spec is not None):
         raise MatrixError(f"{where}: no [targets.<name>] tables; define at least one target")
-    targets = {LOCAL: local_target(shared_paths, base, *shared)}
+    targets = {LOCAL: _local(local_spec, where, base, shared_paths, shared)}
     for name, spec in raw_targets.items():
-        if name == LOCAL:
-            raise MatrixError(f"{where}: target 'local' is built in and cannot be redefined")
         if isinstance(spec, dict):
             # Top-level memory, pids and context are container keys: an interpreter target has none.
             defaults = {} if "interpreter" in spec else {k: data[k] for k in ("memory", "pids", "context") if k in data}
@@ -202,6 +213,37 @@ def load_matrix(rootdir: Path, explicit: str | None = None) -> Matrix:
         targets[name] = _target(name, spec, where, base, shared_paths, shared)
         check_paths(targets[name].paths[len(shared_paths):], base, f"{where}: target {name!r}")
     return Matrix(where, targets)
+
+
+def _local(spec: Any, where: str, base: Path, shared_paths: tuple[str, ...],
+           shared: tuple[bool | None, tuple[str, ...]]) -> Target:
+    """``[targets.local]``: more ``paths`` (after the top-level ones) and trust for the built-in
+    target. It stays the host's own Python: a recipe or a container's key is refused by name."""
+    if spec is None:
+        return local_target(shared_paths, base, *shared)
+    here = f"{where}: target 'local'"
+    if not isinstance(spec, dict):
+        raise LocalTableError(f"{here}: expected a table, got {type(spec).__name__}")
+    wrong = [k for k in spec if k not in LOCAL_KEYS]
+    recipes = [k for k in wrong if k in RECIPE_KINDS]
+    if recipes:
+        raise LocalTableError(f"{where}: target 'local' is built in (a fresh process of the host's own Python) and "
+                          f"cannot be redefined: remove key {recipes[0]!r}, or give that recipe a name of its own "
+                          f"([targets.\"mine\"]); [targets.local] takes only {', '.join(sorted(LOCAL_KEYS))}")
+    foreign = [k for k in wrong if k in TARGET_KEYS | {"packages", "wheels"}]
+    if foreign:
+        why = ("local's GPU is the host's own (CuPy on this machine)" if foreign[0] == "gpu"
+               else "local is a process of the host's own Python, not a container")
+        raise LocalTableError(f"{here}: key {foreign[0]!r} does not apply to local ({why}); [targets.local] "
+                          f"takes only {', '.join(sorted(LOCAL_KEYS))}")
+    try:
+        _check_keys(spec, LOCAL_KEYS, here)
+        own = _paths(spec.get("paths", []), here, "paths")
+        trust = _trust(spec, here, *shared)
+    except MatrixError as exc:
+        raise LocalTableError(str(exc)) from None
+    check_paths(own, base, here)
+    return local_target(shared_paths + own, base, *trust)
 
 
 def extend(data: dict[str, Any], where: str) -> dict[str, Any]:

@@ -46,6 +46,17 @@ def parse_options(argv: list) -> Options:
     return opts
 
 
+def export_paths(paths: list) -> None:
+    """The target's ``paths`` reach the processes a call starts as they reach a worker's: on
+    ``PYTHONPATH``, before what the target's own environment had there, so a framework's runner
+    started as a subprocess imports the user's code. The agent's zip and the injected serializer
+    zips stay off it: a worker's subprocess imports what the worker has installed, so a runner
+    that needs cloudpickle where the image has none fails here as it would fail there."""
+    if paths:
+        old = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p not in paths]
+        os.environ["PYTHONPATH"] = os.pathsep.join(list(paths) + old)
+
+
 def main(argv: list | None = None) -> None:
     opts = parse_options(sys.argv[1:] if argv is None else argv)
     # The agent's own zip (sys.path[0] when run as ``python agent.zip``) goes last: user code
@@ -53,7 +64,8 @@ def main(argv: list | None = None) -> None:
     here = os.path.abspath(sys.path[0] or ".") if sys.path else ""
     ours = [p for p in sys.path if os.path.abspath(p or ".") == here]
     sys.path[:] = opts.lib + opts.path + [p for p in sys.path if os.path.abspath(p or ".") != here] + ours
-    preload.KNOWN.libs = list(opts.lib)
+    preload.KNOWN.libs = list(opts.lib) + list(opts.path)
+    export_paths(opts.path)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if opts.stdio:
         rfd, wfd = os.dup(0), os.dup(1)

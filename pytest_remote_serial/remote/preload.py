@@ -1,7 +1,9 @@
 """Installed packages a call imported are imported once in the agent's parent, so later call
-processes inherit them (numpy costs ~80 ms per child otherwise). Only installed ones: user code
-stays per call. GPU frameworks never (a CUDA context must not cross a fork), nor a module whose
-import starts a thread (a thread does not survive a fork).
+processes inherit them (numpy costs ~80 ms per child otherwise). Installed means what the target
+has before any call: its site folders, the injected serializers and the target's ``paths`` (the
+user's library, installed there as on a worker); what a call shipped stays per call. GPU
+frameworks never (a CUDA context must not cross a fork), nor a module whose import starts a
+thread (a thread does not survive a fork).
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ class _Known:
         self.modules: set = set()
         self.count = 0  # len(sys.modules) when ``modules`` was last brought up to date
         self.site_roots: tuple = ()
-        self.libs: list = []  # the host's injected zips (--lib): their modules are learned like installed ones
+        # The host's injected zips (--lib) and the target's paths (--path): their modules are
+        # learned like installed ones.
+        self.libs: list = []
 
 
 KNOWN = _Known()

@@ -46,6 +46,8 @@ def target_entry(target: Target, state: Running | str | None) -> dict[str, Any]:
         "backend": "local" if target.is_local else "interpreter" if target.is_interpreter else "docker",
         "engine": target.engine or (f"context {target.context}" if target.context else None),
         "transport": None, "hardening": None,
+        # The matrix's paths as this machine's folders, and (once started) where the target has them.
+        "paths": [str(p) for p in target.host_paths], "paths_on_target": None,
     }
     if isinstance(state, Running):
         entry.update(_how(target, state))
@@ -72,7 +74,7 @@ def _how(target: Target, state: Running) -> dict[str, Any]:
         engine = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"  # docker.engine_location
     transport = extra.get("transport") or ("socket" if target.is_local else None)
     how = {"backend": backend, "engine": engine, "transport": transport}
-    how.update({k: extra[k] for k in ("hardening", "interpreter", "layer") if k in extra})
+    how.update({k: extra[k] for k in ("hardening", "interpreter", "layer", "paths_on_target") if k in extra})
     return how
 
 

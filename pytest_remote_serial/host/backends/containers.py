@@ -177,7 +177,8 @@ class DockerBackend:
         running.build_s = build_s
         running.image_id = image_id
         running.extra.update(backend="docker", engine=self.engine.name, hardening=HARDENING,
-                             agent="compiled" if target.name in self._compiled else "source")
+                             agent="compiled" if target.name in self._compiled else "source",
+                             paths_on_target=[f"{PATHS_DIR}/{i}" for i in range(len(target.paths))])
         if compile_s:
             running.extra["agent_compile_s"] = compile_s
         if run_image != image:

@@ -47,8 +47,8 @@ def start_process(target: Target, python: list[str], env: dict[str, str], what: 
     cmd = [*python, str(compiled_for(python) or bundle.agent), "--socket", str(sock_path)]
     for lib in bundle.libs:
         cmd += ["--lib", str(bundle.folder / lib)]
-    for path in target.paths:
-        cmd += ["--path", str((target.root / path).resolve())]
+    for folder in target.host_paths:
+        cmd += ["--path", str(folder)]
     start = time.monotonic()
     # A session of its own: a terminal Ctrl-C reaches pytest, which then closes the agent.
     log = parent / "agent.log"
@@ -83,4 +83,5 @@ def start_process(target: Target, python: list[str], env: dict[str, str], what: 
                    cold_start_s=time.monotonic() - start,
                    extra={"backend": "interpreter" if target.is_interpreter else "local", "engine": None,
                           "transport": "socket", "interpreter": python[0],
+                          "paths_on_target": [str(p) for p in target.host_paths],
                           "hardening": "not applicable: a process on this machine, not a container"})
