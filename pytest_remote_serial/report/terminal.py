@@ -148,7 +148,8 @@ class MatrixView:
                   "then the round trips' outcome(s)")
         legend += " and median time" if self.form == "full" else ""
         if self.form == "short":
-            used = {o for row in self.grid.values() for cell in row.values() for o in cell.outcomes}
+            drawn = [self.grid[key].get(c) for key, _ in self.rows if key is not None for c in self.columns]
+            used = {o for cell in drawn if cell is not None for o in cell.outcomes}
             names = [f"{short} = {name}" for name, short in SHORT.items() if name in used]
             legend += f" ({', '.join(names)})" if names else ""
         return [line for note in out + [legend] for line in textwrap.wrap(note, max(width, 40))]
