@@ -19,6 +19,7 @@ from .assertions import (  # noqa: E402
     assert_source_recoverable,
 )
 from .drift import Comparison  # noqa: E402
+from .host.downstream import Serializer  # noqa: E402
 from .outcomes import (  # noqa: E402
     BehaviourDrift,
     DeserializationError,
@@ -39,6 +40,6 @@ __all__ = [
     "assert_portable", "assert_roundtrip", "assert_same_as_host", "assert_serializable",
     "assert_source_recoverable", "BehaviourDrift", "Comparison", "DeserializationError",
     "MissingModuleError", "RemoteCallError", "RemoteError", "RemoteTimeout", "ResultError",
-    "RoundTrip", "SerializationError", "SourceIncompatibleError", "TargetCrashed",
+    "RoundTrip", "SerializationError", "Serializer", "SourceIncompatibleError", "TargetCrashed",
     "TargetUnavailable", "__version__",
 ]

@@ -12,7 +12,7 @@ from . import drift
 from . import outcomes as oc
 from .drift import Comparison
 from .host.backends.base import Running
-from .host.codecs import SERIALIZERS, get_codec
+from .host.codecs import Codec, UnknownSerializer, get_codec
 from .host.matrix import LOCAL
 from .outcomes import RoundTrip
 
@@ -31,7 +31,7 @@ class MarkerError(ValueError):
 class CallOptions:
     """What ``@pytest.mark.remote(...)`` sets for a test."""
 
-    serializer: str = "auto"
+    serializer: str | Codec = "auto"  # a name, or a downstream Serializer itself
     targets: tuple[str, ...] | None = None
     gpu: bool = False
     timeout: float = DEFAULT_TIMEOUT
@@ -57,8 +57,11 @@ class CallOptions:
             raise MarkerError(f"@pytest.mark.remote: unknown argument(s) {', '.join(sorted(unknown))}; "
                               f"use {', '.join(MARKER_KEYS)}")
         serializer = kwargs.get("serializer", "auto")
-        if serializer not in SERIALIZERS:
-            raise MarkerError(f"@pytest.mark.remote(serializer={serializer!r}): use one of {', '.join(SERIALIZERS)}")
+        if serializer != "auto":
+            try:
+                get_codec(serializer)
+            except UnknownSerializer as exc:
+                raise MarkerError(f"@pytest.mark.remote(serializer={serializer!r}): {exc}") from None
         targets = kwargs.get("targets")
         if targets is not None:
             if isinstance(targets, str) or not all(isinstance(t, str) for t in targets):
@@ -116,7 +119,26 @@ class TargetInfo:
 
     @property
     def packages(self) -> dict[str, str]:
+        """Distribution name -> version, as a call imports it (the serializers and numpy by the
+        module an ``import`` finds there, whichever side brought it)."""
         return dict(self._running.client.describe()["packages"])
+
+    @property
+    def serializers(self) -> str:
+        """Where a call's cloudpickle and dill come from: ``"injected"`` (the host's first) or
+        ``"image"`` (the target's own where it has them)."""
+        return self._running.target.serializers
+
+    @property
+    def injected(self) -> dict[str, str]:
+        """Those of ``packages`` that the host brought, because the target has none or because
+        they come first (``serializers = "injected"``)."""
+        return dict(self._running.client.describe().get("injected", {}))
+
+    @property
+    def shadowed(self) -> dict[str, str]:
+        """The target's own versions that an injected one hides from calls."""
+        return dict(self._running.client.describe().get("shadowed", {}))
 
     def __repr__(self) -> str:
         return f"<target {self.name} python={self.python} image={self.image}>"
@@ -157,7 +179,7 @@ class Remote:
         self._host = host
         self.target = TargetInfo(running, gpu)
 
-    def roundtrip(self, func: Callable[..., Any], *args: Any, serializer: str | None = None,
+    def roundtrip(self, func: Callable[..., Any], *args: Any, serializer: str | Codec | None = None,
                   **kwargs: Any) -> RoundTrip:
         """Serialize, load and call on the target; the record, never a serialization raise."""
         rt = self._roundtrip(func, args, kwargs, serializer)
@@ -165,7 +187,7 @@ class Remote:
         return rt
 
     def compare(self, func: Callable[..., Any], *args: Any, rtol: float | None = None,
-                atol: float | None = None, serializer: str | None = None, **kwargs: Any) -> Comparison:
+                atol: float | None = None, serializer: str | Codec | None = None, **kwargs: Any) -> Comparison:
         """The call on this target and in a fresh host process (``local``): do they agree?
 
         ``rtol``/``atol`` loosen float and array comparisons (so they are not passed to ``func``).
@@ -185,7 +207,7 @@ class Remote:
         return self._host()
 
     def _roundtrip(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-                   serializer: str | None) -> RoundTrip:
+                   serializer: str | Codec | None) -> RoundTrip:
         chosen = serializer or self._options.serializer
         rungs = ladder(self.target.python) if chosen == "auto" else [get_codec(chosen).name]
         tried: list[str] = []
@@ -198,13 +220,13 @@ class Remote:
         return rt
 
     def _once(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-              serializer: str) -> RoundTrip:
+              serializer: str | Codec) -> RoundTrip:
         if not self._running.client.alive and self._restart is not None:
             self._running = self.target._running = self._restart()
         return self._running.client.roundtrip(func, args, kwargs, serializer,
                                               timeout=self._options.timeout, isolate=self._options.isolate)
 
-    def call(self, func: Callable[..., Any], *args: Any, serializer: str | None = None,
+    def call(self, func: Callable[..., Any], *args: Any, serializer: str | Codec | None = None,
              **kwargs: Any) -> Any:
         """The result, or the exception its outcome raises (``outcomes.ERRORS``); under
         ``compare_host=True`` also a ``BehaviourDrift`` when the host computes something else."""
@@ -219,7 +241,7 @@ class Remote:
         """Which of these modules the target cannot import (asked there, never guessed)."""
         return self._running.client.missing_modules(modules)
 
-    def map(self, func: Callable[..., Any], iterable: Iterable[tuple[Any, ...]], serializer: str | None = None,
+    def map(self, func: Callable[..., Any], iterable: Iterable[tuple[Any, ...]], serializer: str | Codec | None = None,
             roundtrips: bool = False, concurrency: int | None = None) -> list[Any]:
         """Like ``[func(*a) for a in iterable]`` on the target, in order: the function ships once,
         and each item runs in a fresh process there, as many at a time as the target has CPUs

@@ -148,6 +148,8 @@ class RoundTrip:
     # Set when the call was compared with the host (remote.compare, compare_host=True).
     same_as_host: bool | None = None
     host_result_repr: str | None = None
+    # The serializer's version where it has one (a library's, or a downstream framework's).
+    serializer_version: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -173,7 +175,8 @@ class RoundTrip:
             return f"{self.function} on {self.target}: ok via {self.serializer}"
         err = self.error or {}
         parts = [f"{self.function} on {self.target} (Python {err.get('python', '?')}): "
-                 f"{self.outcome} in phase {err.get('phase', '?')} via {self.serializer}"]
+                 f"{self.outcome} in phase {err.get('phase', '?')} via {self.serializer}"
+                 + (f" {self.serializer_version}" if self.serializer_version else "")]
         if self.fallback_from:
             parts.append(f" after {', '.join(self.fallback_from)} failed")
         parts.append(f"\n  {err.get('type', 'error')}: {err.get('message', '')}")
@@ -205,13 +208,15 @@ class RoundTrip:
                    result_bytes=int(record.get("result_bytes") or 0),
                    phases=dict(record.get("phases_s") or {}), test=record.get("test"),
                    device=record.get("device"), same_as_host=record.get("same_as_host"),
-                   host_result_repr=record.get("host_result_repr"))
+                   host_result_repr=record.get("host_result_repr"),
+                   serializer_version=record.get("serializer_version"))
 
     def as_record(self) -> dict[str, Any]:
         """The call entry of the JSON report."""
         return {
             "test": self.test, "target": self.target, "function": self.function,
-            "serializer": self.serializer, "fallback_from": list(self.fallback_from),
+            "serializer": self.serializer, "serializer_version": self.serializer_version,
+            "fallback_from": list(self.fallback_from),
             "outcome": self.outcome, "error": _error_summary(self.error),
             "payload_bytes": self.payload_bytes, "result_bytes": self.result_bytes,
             "phases_s": dict(self.phases),
@@ -225,4 +230,4 @@ def _error_summary(error: dict[str, Any] | None) -> dict[str, Any] | None:
     if not error:
         return None
     return {k: error[k] for k in ("type", "message", "phase", "module", "signal", "exit_code",
-                                   "diagnosis", "traceback", "python") if error.get(k) is not None}
+                                   "diagnosis", "hint", "traceback", "python") if error.get(k) is not None}

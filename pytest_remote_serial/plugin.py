@@ -14,6 +14,7 @@ import pytest
 
 from . import current
 from .fixture import CallOptions, MarkerError, Remote
+from .host import downstream
 from .host.backends.base import Running
 from .host.controller import Controller
 from .host.matrix import LOCAL, LocalTableError, MatrixError, PathsError, Target, load_matrix, local_target
@@ -79,6 +80,7 @@ class RemoteSerialPlugin:
         self.log = TestLog()
         self.matrix_source = "built-in"
         self.targets = self._select_targets()
+        self._declare_serializers()
         self._controller: Controller | None = None
         self._previous_sigterm: Any = None
         self._nodeid: str | None = None
@@ -103,6 +105,19 @@ class RemoteSerialPlugin:
             raise pytest.UsageError(str(exc)) from None
         self.matrix_source = matrix.source
         return chosen
+
+    def _declare_serializers(self) -> None:
+        """The matrix file's ``[serializers.NAME]``: known by name from the start (the marker is
+        checked at collection). A bad one is a usage error naming its table."""
+        try:
+            matrix = load_matrix(Path(self.config.rootpath), self.config.getoption("remote_matrix_file"))
+        except MatrixError:
+            return  # in matrix mode _select_targets said so already; without it no target reads the file
+        for spec in matrix.serializers.values():
+            try:
+                downstream.from_spec(spec.name, spec.dumps, spec.loads, spec.version, spec.where)
+            except ValueError as exc:
+                raise pytest.UsageError(str(exc)) from None
 
     def _baseline(self) -> tuple[dict[str, Any] | None, list[Threshold]]:
         """Read and check the baseline now: a bad path fails before any container starts."""

@@ -19,7 +19,7 @@ from ..remote.buffers import DeviceCopies
 from ..remote.diagnosis import diagnose_load, missing_module_of, pickle_globals
 from ..remote.envelope import numpy_version
 from ..remote.wire import FRAME_SIZE, encode_frame
-from .codecs import UnknownSerializer, envelope, get_codec
+from .codecs import Codec, UnknownSerializer, call_header, get_codec
 from .transport import AgentLost, SocketChannel
 from .trust import Policy, UnsafeGlobal, describe_problem, hello_problem, load_reply, owned_modules, reply_problem
 
@@ -117,10 +117,10 @@ class AgentClient:
         return self.request({"op": "echo"}, buffers)[1]
 
     def roundtrip(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-                  serializer: str, timeout: float, isolate: bool = True) -> RoundTrip:
+                  serializer: str | Codec, timeout: float, isolate: bool = True) -> RoundTrip:
         codec = get_codec(serializer)
         rt = RoundTrip(outcome=oc.OK, target=self.target, function=function_name(func),
-                       serializer=codec.name)
+                       serializer=codec.name, serializer_version=codec.version)
         copies = DeviceCopies()
         t0 = time.perf_counter()
         try:
@@ -173,8 +173,8 @@ class AgentClient:
         key = (codec.name, timeout, isolate, arrays, numpy_version(), spin)
         header = self._call_headers.get(key)
         if header is None:
-            header = {"op": "call", "serializer": codec.name, "envelope": envelope(codec), "timeout": timeout,
-                      "isolate": isolate, "device_arrays": arrays}
+            header = {"op": "call", **call_header(codec), "timeout": timeout, "isolate": isolate,
+                      "device_arrays": arrays}
             if spin:
                 header["spin"] = spin
             header["_rest"] = encode_frame(header, [])[FRAME_SIZE:]
@@ -183,7 +183,7 @@ class AgentClient:
             self._call_headers[key] = header
         return header
 
-    def map(self, func: Callable[..., Any], items: list[tuple[Any, ...]], serializer: str, timeout: float,
+    def map(self, func: Callable[..., Any], items: list[tuple[Any, ...]], serializer: str | Codec, timeout: float,
             concurrency: int | None = None) -> list[RoundTrip]:
         """Every item's round trip, in order: the function and items shipped once, each item
         called in a fresh process there, ``concurrency`` (default: the target's CPUs) at a time.
@@ -191,8 +191,8 @@ class AgentClient:
         codec = get_codec(serializer)
         name = function_name(func)
         n = len(items)
-        rts = [RoundTrip(outcome=oc.OK, target=self.target, function=name, serializer=codec.name)
-               for _ in items]
+        rts = [RoundTrip(outcome=oc.OK, target=self.target, function=name, serializer=codec.name,
+                         serializer_version=codec.version) for _ in items]
         if not items:
             return rts
         copies = DeviceCopies()
@@ -209,8 +209,8 @@ class AgentClient:
         t1 = time.perf_counter()
         workers = max(1, concurrency or int(self.hello.get("cpus") or 1))
         total = timeout * -(-n // workers) + 1.0  # every wave at its longest, and the load
-        header = {"op": "map", "serializer": codec.name, "envelope": envelope(codec), "timeout": timeout,
-                  "map_timeout": total, "isolate": True, "device_arrays": copies.arrays, "concurrency": workers}
+        header = {"op": "map", **call_header(codec), "timeout": timeout, "map_timeout": total, "isolate": True,
+                  "device_arrays": copies.arrays, "concurrency": workers}
         try:
             answer, buffers = self.request(header, payload, total)
         except (OutOfStep, EOFError) as exc:

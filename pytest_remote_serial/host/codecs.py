@@ -1,6 +1,7 @@
 """Serializers behind one small interface: turn ``(func, args, kwargs)`` into buffers.
 
 The agent's loader for each name is in ``remote/payloads.py`` (``LOADERS``); a codec here only dumps.
+A downstream serializer (``downstream.py``) names its own loader, imported on the target.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Codec:
     name: str
     dumps: Dumps
     library: str | None  # the distribution whose version goes into the envelope
+    loads: str | None = None  # a downstream serializer's "module:attr", imported on the target
 
     @property
     def version(self) -> str | None:
@@ -171,13 +173,33 @@ class UnknownSerializer(ValueError):
     pass
 
 
-def get_codec(name: str) -> Codec:
-    try:
-        return CODECS[name]
-    except KeyError:
+def get_codec(serializer: str | Codec) -> Codec:
+    """A built-in serializer by name, or a downstream one by name or as itself."""
+    if isinstance(serializer, Codec):
+        return serializer
+    found = CODECS.get(serializer) if isinstance(serializer, str) else None
+    if found is not None:
+        return found
+    from .downstream import known, names
+
+    found = known(serializer) if isinstance(serializer, str) else None
+    if found is None:
+        declared = f"; declared downstream serializers: {', '.join(names())}" if names() else ""
         raise UnknownSerializer(
-            f"unknown serializer {name!r}: use one of {', '.join(SERIALIZERS)}"
-        ) from None
+            f"unknown serializer {serializer!r}: use one of {', '.join(SERIALIZERS)}, a "
+            "pytest_remote_serial.Serializer(...), or the name of one declared with it or in the matrix "
+            f"file's [serializers.NAME]{declared}"
+        )
+    return found
+
+
+def call_header(codec: Codec) -> dict[str, Any]:
+    """What a call's header says about its serializer: the name, the envelope, and for a
+    downstream serializer the loader the agent imports."""
+    header = {"serializer": codec.name, "envelope": envelope(codec)}
+    if codec.loads:
+        header["loads"] = codec.loads
+    return header
 
 
 def envelope(codec: Codec) -> dict[str, Any]:

@@ -24,7 +24,7 @@ RECIPE_KINDS = ("debian", "image", "dockerfile", "interpreter")
 CONTAINER_KINDS = ("debian", "image", "dockerfile")
 TARGET_KEYS = {
     *RECIPE_KINDS, "python", "gpu", "paths", "transport", "memory", "pids", "engine", "context",
-    "description", "trusted", "trusted_modules",
+    "description", "trusted", "trusted_modules", "serializers",
 }
 # What only a container has: an interpreter target names none of these.
 CONTAINER_ONLY = ("python", "memory", "pids", "engine", "context", "transport")
@@ -32,7 +32,14 @@ ENGINE_SCHEMES = ("unix://", "tcp://", "ssh://", "http://", "https://")
 # The agent's own floor (docs/architecture.md, "The two sides"): an older interpreter cannot even import it.
 MIN_PYTHON = (3, 9)
 DEBIAN_KEYS = {"suite", "packages", "mirror", "components", "wheels"}
-MATRIX_KEYS = {"targets", "paths", "trusted", "trusted_modules", "extends", "memory", "pids", "context"}
+MATRIX_KEYS = {"targets", "paths", "trusted", "trusted_modules", "extends", "memory", "pids", "context",
+               "serializers"}
+# A target's ``serializers``: the host's cloudpickle and dill put before the target's own
+# ("injected"), or the target's own used where it has them ("image"; docs/architecture.md,
+# "Serializers and the source capsule").
+SERIALIZER_SOURCES = ("injected", "image")
+# A downstream serializer's table (``[serializers.NAME]``): "module:attr" strings.
+DOWNSTREAM_KEYS = {"dumps", "loads", "version"}
 # What a target table that only overrides an inherited (``extends``) target may hold.
 OVERRIDE_KEYS = TARGET_KEYS - set(RECIPE_KINDS) | {"packages", "wheels"}
 # What ``[targets.local]`` may hold: local is the host's own Python, never a recipe.
@@ -74,6 +81,7 @@ class Target:
     trusted_modules: tuple[str, ...] = ()
     engine: str | None = None  # a Docker engine URL (tcp://, ssh://); None: DOCKER_HOST or local
     context: str | None = None  # a docker context name, read from the docker CLI's config
+    serializers: str = "injected"  # one of SERIALIZER_SOURCES
 
     @property
     def is_local(self) -> bool:
@@ -142,9 +150,21 @@ def _read_or_missing(path: Path) -> str:
 
 
 @dataclass(frozen=True)
+class DownstreamSpec:
+    """A downstream serializer as the matrix file declares it (``[serializers.NAME]``)."""
+
+    name: str
+    dumps: str  # "module:attr", imported on the host
+    loads: str  # "module:attr", imported on the target
+    version: str | None
+    where: str  # the table, for messages
+
+
+@dataclass(frozen=True)
 class Matrix:
     source: str
     targets: dict[str, Target]
+    serializers: dict[str, DownstreamSpec] = field(default_factory=dict)
 
     def select(self, names: list[str] | None) -> list[Target]:
         if not names:
@@ -212,7 +232,33 @@ def load_matrix(rootdir: Path, explicit: str | None = None) -> Matrix:
             spec = {**defaults, **spec}
         targets[name] = _target(name, spec, where, base, shared_paths, shared)
         check_paths(targets[name].paths[len(shared_paths):], base, f"{where}: target {name!r}")
-    return Matrix(where, targets)
+    return Matrix(where, targets, _downstream(data.get("serializers", {}), where))
+
+
+def _downstream(tables: Any, where: str) -> dict[str, DownstreamSpec]:
+    """``[serializers.NAME]`` tables: each a ``dumps`` and a ``loads`` written "module:attr"."""
+    from .downstream import check_name, check_ref
+
+    example = '[serializers.mine]\ndumps = "mypkg.wire:dumps"\nloads = "mypkg.wire:loads"'
+    if not isinstance(tables, dict):
+        raise MatrixError(f"{where}: key 'serializers' must hold [serializers.<name>] tables, e.g.\n{example}")
+    found = {}
+    for name, spec in tables.items():
+        here = f"{where}: [serializers.{name}]"
+        if not isinstance(spec, dict):
+            raise MatrixError(f"{here}: expected a table with dumps and loads, e.g.\n{example}")
+        _check_keys(spec, DOWNSTREAM_KEYS, here)
+        try:
+            check_name(name)
+            for key in ("dumps", "loads"):
+                check_ref(spec.get(key), key)
+        except ValueError as exc:
+            raise MatrixError(f"{here}: {exc}") from None
+        version = spec.get("version")
+        if version is not None and not isinstance(version, str):
+            raise MatrixError(f"{here}: key 'version' must be a string (e.g. \"1.5.3\")")
+        found[name] = DownstreamSpec(name, spec["dumps"], spec["loads"], version, here)
+    return found
 
 
 def _local(spec: Any, where: str, base: Path, shared_paths: tuple[str, ...],
@@ -412,12 +458,17 @@ def _target(name: str, spec: Any, where: str, base: Path, shared_paths: tuple[st
         raise MatrixError(f"{here}: key 'memory' = {memory!r} is too small for the agent's Python to start; "
                           f"give at least {MIN_MEMORY >> 20}m")
     trusted, trusted_modules = _trust(spec, here, *shared)
+    serializers = spec.get("serializers", "injected")
+    if serializers not in SERIALIZER_SOURCES:
+        raise MatrixError(f"{here}: key 'serializers' = {serializers!r}; use \"image\" (the target's own "
+                          "cloudpickle and dill where it has them) or \"injected\" (the host's, the default)")
     return Target(
         name=name, source=where, recipe_kind=kind, recipe=recipe,
         python=spec.get("python", "python3"), gpu=gpu,
         paths=shared_paths + _paths(spec.get("paths", []), here, "paths"),
         transport=transport, memory=memory, pids=pids, root=base,
         trusted=trusted, trusted_modules=trusted_modules, engine=engine, context=context,
+        serializers=serializers,
     )
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..remote.buffers import DeviceCopies, attach_device_loads
+from .bundle import private_module
 
 HostRef = Callable[[str, str], Any]
 
@@ -38,7 +39,7 @@ class ResultUnpickler(pickle.Unpickler):
     def map_module(module: str) -> str:
         if (module == "numpy.core" or module.startswith("numpy.core.")) and _has_module("numpy._core"):
             return "numpy._core" + module[len("numpy.core"):]
-        return module
+        return private_module(module)  # the agent's copy of the host's cloudpickle is the host's own
 
     def find_class(self, module: str, name: str) -> Any:
         return super().find_class(self.map_module(module), name)

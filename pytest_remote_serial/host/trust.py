@@ -303,7 +303,8 @@ def hello_problem(hello: dict[str, Any]) -> str | None:
 
 
 def describe_problem(answer: dict[str, Any]) -> str | None:
-    packages = answer.get("packages")
-    if type(packages) is not dict or not all(type(k) is str and type(v) is str for k, v in packages.items()):
-        return f"packages = {packages!r:.120} (the agent writes a dict of names to version strings)"
+    for key in ("packages", "injected", "shadowed"):
+        found = answer.get(key, {}) if key != "packages" else answer.get(key)
+        if type(found) is not dict or not all(type(k) is str and type(v) is str for k, v in found.items()):
+            return f"{key} = {found!r:.120} (the agent writes a dict of names to version strings)"
     return None

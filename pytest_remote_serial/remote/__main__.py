@@ -1,6 +1,6 @@
 """The agent's command line, as the backends start it: ``python agent.zip --socket PATH`` (or
-``--stdio``), with ``--lib`` for each injected serializer zip and ``--path`` for each folder of
-the target's ``paths``.
+``--stdio``), with ``--lib`` for each injected serializer zip, ``--path`` for each folder of
+the target's ``paths``, and ``--serializers image`` where the target's own serializers come first.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 
-from . import preload
+from . import describe, preload
 from .serve import serve, serve_socket
 from .wire import Channel
 
@@ -19,6 +19,7 @@ class Options:
     stdio = False
     keep = False
     accept_timeout = 300.0
+    serializers = "injected"  # "image": the --lib zips go after the target's own packages
 
     def __init__(self) -> None:
         self.lib: list = []
@@ -30,7 +31,8 @@ def parse_options(argv: list) -> Options:
     of a container's cold start."""
     import getopt
 
-    pairs, rest = getopt.getopt(argv, "", ["socket=", "stdio", "lib=", "path=", "keep", "accept-timeout="])
+    pairs, rest = getopt.getopt(argv, "", ["socket=", "stdio", "lib=", "path=", "keep", "accept-timeout=",
+                                           "serializers="])
     if rest:
         raise SystemExit("agent: unexpected arguments %r" % (rest,))
     opts = Options()
@@ -39,6 +41,8 @@ def parse_options(argv: list) -> Options:
             opts.socket = value
         elif flag == "--accept-timeout":
             opts.accept_timeout = float(value)
+        elif flag == "--serializers":
+            opts.serializers = value
         elif flag in ("--lib", "--path"):
             getattr(opts, flag[2:]).append(value)
         else:
@@ -60,11 +64,14 @@ def export_paths(paths: list) -> None:
 def main(argv: list | None = None) -> None:
     opts = parse_options(sys.argv[1:] if argv is None else argv)
     # The agent's own zip (sys.path[0] when run as ``python agent.zip``) goes last: user code
-    # never finds anything in it before what the target itself has.
+    # never finds anything in it before what the target itself has. The host's serializers go
+    # first, or with ``--serializers image`` after the target's own: used only where it has none.
     here = os.path.abspath(sys.path[0] or ".") if sys.path else ""
     ours = [p for p in sys.path if os.path.abspath(p or ".") == here]
-    sys.path[:] = opts.lib + opts.path + [p for p in sys.path if os.path.abspath(p or ".") != here] + ours
+    first, last = ([], opts.lib) if opts.serializers == "image" else (opts.lib, [])
+    sys.path[:] = first + opts.path + [p for p in sys.path if os.path.abspath(p or ".") != here] + last + ours
     preload.KNOWN.libs = list(opts.lib) + list(opts.path)
+    describe.HOST_LIBS[:] = opts.lib
     export_paths(opts.path)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if opts.stdio:

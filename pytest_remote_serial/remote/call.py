@@ -15,7 +15,7 @@ from .buffers import CALL_COPIES, PICKLE_PROTOCOL
 from .diagnosis import diagnose_load, error_info, foreign_bytecode
 from .envelope import python_version, reply_envelope
 from .limits import CALL_LIMITS, cgroup_counter, cgroup_limit
-from .payloads import LOADERS, dump_exception, dump_json_result, dump_result
+from .payloads import dump_exception, dump_json_result, dump_result, loader_for
 from .preload import installed_imports
 from .processes import threads
 from .protocol import CALL_ERROR, LOAD_ERROR, MISSING_MODULE, OK, RESULT_ERROR, SYNTAX_ERROR
@@ -88,8 +88,13 @@ def status(fd: int | None, kind: bytes) -> None:
 
 
 def _load_payload(bufs: list, header: dict) -> tuple:
-    func, args, kwargs = LOADERS[header["serializer"]](bufs[0], bufs[1:], header)
-    foreign = foreign_bytecode(header, bufs[0])
+    downstream = bool(header.get("loads"))
+    # A framework's own loader is never handed another Python's bytecode: scanned first.
+    foreign = foreign_bytecode(header, bufs[0]) if downstream else None
+    if foreign:
+        raise ForeignBytecode(foreign)
+    func, args, kwargs = loader_for(header)(bufs[0], bufs[1:], header)
+    foreign = None if downstream else foreign_bytecode(header, bufs[0])
     if foreign:
         raise ForeignBytecode(foreign)
     return func, args, kwargs

@@ -70,7 +70,10 @@ def diagnose_load(header: dict, exc: BaseException) -> str | None:
                     % (theirs, ours, missing, ours.split(".")[0]))
     if missing:
         return None
-    if env.get("magic") not in (None, magic_number()) and header.get("serializer") != "source":
+    # A downstream serializer's payload was scanned before its loader ran: it held no code of
+    # another version, so the version is not the cause.
+    if env.get("magic") not in (None, magic_number()) and header.get("serializer") != "source" \
+            and not header.get("loads"):
         return (
             "payload written by Python %s (bytecode magic %s) cannot be loaded by Python %s "
             "(magic %s): code objects are not portable across minor versions; "
@@ -123,13 +126,36 @@ def pickle_globals(data) -> tuple:
     return found, strings
 
 
-def carries_code(data) -> bool:
-    """Does this pickle stream build code objects (cloudpickle's or dill's way)?"""
+def carries_code(data, depth: int = 0) -> bool:
+    """Does this pickle stream build code objects (cloudpickle's or dill's way)? Also a copy
+    of cloudpickle vendored under another package (``joblib.externals.cloudpickle``, ...), and
+    a pickle held as bytes inside this one, as a wrapper that pickles its function separately
+    ships it (loky's ``wrap_non_picklable_objects``)."""
     found, strings = pickle_globals(data)
-    names = set(found)
-    if names & _CODE_BUILDERS:
-        return True
-    return ("cloudpickle.cloudpickle", "_builtin_type") in names and "CodeType" in strings
+    for module, name in found:
+        if (module, name) in _CODE_BUILDERS or (name == "_builtin_type" and "cloudpickle" in module
+                                                 and "CodeType" in strings):
+            return True
+    return depth < 3 and any(pickle_carries_code(inner, depth + 1) for inner in _held_pickles(data))
+
+
+def _held_pickles(data) -> list:
+    import pickletools
+
+    return [arg for op, arg, _ in pickletools.genops(data)
+            if op.name in ("SHORT_BINBYTES", "BINBYTES", "BINBYTES8", "BYTEARRAY8")
+            and isinstance(arg, (bytes, bytearray)) and arg[:1] == b"\x80"]
+
+
+def pickle_carries_code(data, depth: int = 0) -> bool:
+    """``carries_code`` for bytes that may not be a pickle stream at all (a framework's own
+    format): False unless they read as one, to its STOP."""
+    if not data or bytes(data[:1]) != b"\x80":  # PROTO: every pickle of protocol 2 or later starts so
+        return False
+    try:
+        return carries_code(data, depth)
+    except Exception:  # not a pickle stream after all
+        return False
 
 
 def foreign_bytecode(header: dict, payload) -> str | None:
@@ -139,9 +165,10 @@ def foreign_bytecode(header: dict, payload) -> str | None:
     segfaults or calls the wrong thing. Neither is the function's own behaviour.
     """
     env = header.get("envelope", {})
-    if env.get("magic") in (None, magic_number()) or header.get("serializer") not in CODE_SERIALIZERS:
+    downstream = bool(header.get("loads"))  # a framework's own bytes: scanned where they are a pickle
+    if env.get("magic") in (None, magic_number()) or not (downstream or header.get("serializer") in CODE_SERIALIZERS):
         return None
-    if not carries_code(payload):
+    if not (pickle_carries_code(payload) if downstream else carries_code(payload)):
         return None
     return ("payload written by Python %s (bytecode magic %s) holds code objects, which Python %s "
             "(magic %s) cannot run: code objects are not portable across minor versions; "

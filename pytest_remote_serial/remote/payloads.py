@@ -8,12 +8,12 @@ from __future__ import annotations
 import functools
 import json
 import pickle
-import sys
 
 from . import assert_standin, rebuild
 from .buffers import CALL_COPIES, PICKLE_PROTOCOL, Buffers, _no_persistent_load, attach_device_loads, dump_with_buffers
 from .diagnosis import json_drift
 from .envelope import python_version
+from .own_cloudpickle import cloudpickle, private_name, trackers
 from .protocol import RESULT_ERROR
 from .rebuild import _FROM_HOST, HOST_PACKAGE
 
@@ -78,6 +78,7 @@ _MOVED = {
 
 class _SourceUnpickler(HostNames, pickle.Unpickler):
     def find_class(self, module, name):
+        module = private_name(module, name)  # the capsule's runtime: the cloudpickle that dumped it
         try:
             return super().find_class(module, name)
         except (ImportError, AttributeError) as exc:
@@ -112,11 +113,41 @@ LOADERS = {
 }
 
 
+class LoaderResult(Exception):
+    """A downstream serializer's loader returned something other than the call tuple."""
+
+
+def load_downstream(payload, buffers, header):
+    """A framework's own path: its ``loads`` ("module:attr"), imported here and called on the
+    bytes, as its worker would. A module it lacks is the ModuleNotFoundError naming it."""
+    import importlib
+
+    module, _, attr = header["loads"].partition(":")
+    loads = importlib.import_module(module)
+    for part in attr.split("."):
+        loads = getattr(loads, part)
+    loaded = loads(bytes(payload))
+    if type(loaded) is not tuple or len(loaded) != 3 or not isinstance(loaded[1], tuple) \
+            or not isinstance(loaded[2], dict) or not callable(loaded[0]):
+        raise LoaderResult("%s returned %s, not the call tuple (func, args, kwargs) the host dumped: the "
+                           "serializer's dumps and loads must be inverses" % (header["loads"], _shape(loaded)))
+    return loaded
+
+
+def _shape(obj):
+    if type(obj) is tuple:
+        return "a tuple of %d (%s)" % (len(obj), ", ".join(type(x).__name__ for x in obj[:4]))
+    return "a %s.%s" % (type(obj).__module__, type(obj).__qualname__)
+
+
+def loader_for(header):
+    return load_downstream if header.get("loads") else LOADERS[header["serializer"]]
+
+
 def _rebuilt_classes():
     """Classes cloudpickle rebuilt here from a host payload (by value, or a capsule's skeleton),
     keyed to the tracker id the host gave them: the host resolves that id to its own class."""
-    cp = sys.modules.get("cloudpickle.cloudpickle")
-    return getattr(cp, "_DYNAMIC_CLASS_TRACKER_BY_CLASS", None)
+    return trackers()
 
 
 def _host_ref(obj):
@@ -124,10 +155,10 @@ def _host_ref(obj):
     if ref is not None and ref[0] is obj:
         return ("host", ref[1], ref[2])
     if isinstance(obj, type):
-        tracker = _rebuilt_classes()
-        tid = tracker.get(obj) if tracker else None
-        if tid is not None:
-            return ("host-class", tid, obj.__qualname__)
+        for tracker in _rebuilt_classes():
+            tid = tracker.get(obj)
+            if tid is not None:
+                return ("host-class", tid, obj.__qualname__)
     return None
 
 
@@ -144,10 +175,9 @@ def dump_result(obj, protocol: int) -> list:
     try:
         return dump_with_buffers(pickle.Pickler, obj, CALL_COPIES, refs)
     except Exception:
-        import cloudpickle
-
         CALL_COPIES.d2h, CALL_COPIES.arrays = d2h, arrays  # the failed attempt's copies are redone
-        return dump_with_buffers(cloudpickle.Pickler, obj, CALL_COPIES, refs)
+        # The plugin's own cloudpickle (the host's version): the way back is the plugin's.
+        return dump_with_buffers(cloudpickle().Pickler, obj, CALL_COPIES, refs)
 
 
 def dump_json_result(result, response: dict) -> list:

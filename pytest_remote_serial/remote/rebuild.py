@@ -6,7 +6,8 @@ what a library generated from no file (dataclass and namedtuple methods, ``lru_c
 The host's ``CapsulePickler`` is cloudpickle's own Pickler with one change: each code object is
 reduced to ``src_code(capsule)``, the exact text of the statement that made it. Everything else
 (globals, cells, defaults, class skeletons, enum members, data) is cloudpickle's own data, loaded
-with the host's cloudpickle that is injected on the target. Only code is bound to a version.
+with the host's cloudpickle, which the target has under a private name (``own_cloudpickle``).
+Only code is bound to a version.
 
 Both ends import this module: a capsule names these functions (``PAYLOAD_API``), and the host
 compiles capsules with the same ``compile_capsule`` to check them.
@@ -117,7 +118,9 @@ def src_code(capsule):
 
 def src_function_setstate(func, state):
     """``named``: the host finds this function by module and qualname, so it may go back by name."""
-    from cloudpickle import cloudpickle as cp
+    from .own_cloudpickle import cloudpickle
+
+    cp = cloudpickle()
 
     state, slotstate, named = state
     cp._function_setstate(func, (state, slotstate))
@@ -126,7 +129,9 @@ def src_function_setstate(func, state):
 
 
 def src_class_setstate(cls, state):
-    from cloudpickle import cloudpickle as cp
+    from .own_cloudpickle import cloudpickle
+
+    cp = cloudpickle()
 
     clsdict, slotstate, generated = state
     cp._class_setstate(cls, (clsdict, slotstate))

@@ -15,7 +15,7 @@ import socket
 import sys
 import time
 
-from . import preload
+from . import own_cloudpickle, preload
 from .call import call_begins, call_spawned, count_fork
 from .describe import describe, missing_modules
 from .envelope import cpus, magic_number, python_version
@@ -238,14 +238,20 @@ def serve(channel: Channel, close_in_child: list | tuple = ()) -> None:
 
 
 def _warm_imports() -> None:
-    """The default serializer, once in the parent so every forked child has it. Not dill: it
-    doubles the parent's private memory (6 MB, 27 mappings), which every fork then copies and
-    every exit unmaps (fork+exit+wait 1.02 -> 1.36 ms in a container); a target that is sent dill
-    learns it after its first dill call, like any module a call imports."""
-    try:
-        import cloudpickle  # noqa: F401
-    except Exception:
-        pass
+    """The default serializer, once in the parent so every forked child has it: the cloudpickle
+    a call imports, and the plugin's own copy that source capsules load with (``own_cloudpickle``).
+    Not dill: it doubles the parent's private memory (6 MB, 27 mappings), which every fork then
+    copies and every exit unmaps (fork+exit+wait 1.02 -> 1.36 ms in a container); a target that
+    is sent dill learns it after its first dill call, like any module a call imports."""
+    for warm in (_import_cloudpickle, own_cloudpickle.cloudpickle):
+        try:
+            warm()
+        except Exception:
+            pass
+
+
+def _import_cloudpickle() -> None:
+    import cloudpickle  # noqa: F401
 
 
 def serve_socket(path: str, keep: bool, accept_timeout: float) -> None:

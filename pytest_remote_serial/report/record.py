@@ -45,7 +45,7 @@ def target_entry(target: Target, state: Running | str | None) -> dict[str, Any]:
         # Where and how it ran; known from the matrix even when it could not start.
         "backend": "local" if target.is_local else "interpreter" if target.is_interpreter else "docker",
         "engine": target.engine or (f"context {target.context}" if target.context else None),
-        "transport": None, "hardening": None,
+        "transport": None, "hardening": None, "serializers": target.serializers,
         # The matrix's paths as this machine's folders, and (once started) where the target has them.
         "paths": [str(p) for p in target.host_paths], "paths_on_target": None,
     }
@@ -55,7 +55,11 @@ def target_entry(target: Target, state: Running | str | None) -> dict[str, Any]:
                      cold_start_s=round(state.cold_start_s, 6),
                      build_s=None if state.build_s is None else round(state.build_s, 3))
         try:
-            entry["packages"] = dict(state.client.describe().get("packages", {}))
+            described = state.client.describe()
+            entry["packages"] = dict(described.get("packages", {}))
+            # What a call imports that the host brought, and the target's own versions it hides.
+            entry["injected"] = dict(described.get("injected", {}))
+            entry["shadowed"] = dict(described.get("shadowed", {}))
         except Exception:  # a target lost by now still has its calls in the report
             entry["packages"] = {}
     elif state is None:

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..bundle import AGENT_ZIP, ensure_bundle
+from ..bundle import AGENT_ZIP, agent_options, ensure_bundle
 from ..client import AgentClient
 from ..images import BuildFailed, ImageBuilder, Progress
 from ..matrix import Target
@@ -223,7 +223,7 @@ class DockerBackend:
         cmd = [target.python, script, *mode]
         for lib in ensure_bundle().libs:
             cmd += ["--lib", f"{AGENT_DIR}/{lib}"]
-        return cmd
+        return cmd + agent_options(target)
 
     def _create(self, kwargs: dict[str, Any]) -> Any:
         import docker.errors

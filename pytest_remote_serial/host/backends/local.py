@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..bundle import ensure_bundle
+from ..bundle import agent_options, ensure_bundle
 from ..matrix import Target
 from .base import AGENT_FILE, SOCKET_NAME, Running, private_socket_dir, process_stamp, wait_and_connect
 from .compiled import compiled_for
@@ -47,6 +47,7 @@ def start_process(target: Target, python: list[str], env: dict[str, str], what: 
     cmd = [*python, str(compiled_for(python) or bundle.agent), "--socket", str(sock_path)]
     for lib in bundle.libs:
         cmd += ["--lib", str(bundle.folder / lib)]
+    cmd += agent_options(target)
     for folder in target.host_paths:
         cmd += ["--path", str(folder)]
     start = time.monotonic()
