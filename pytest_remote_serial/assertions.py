@@ -13,10 +13,11 @@ from typing import Any
 
 from . import current
 from .host.capsule import SourceUnavailable, dumps_source, function_source
-from .host.codecs import get_codec
+from .host.codecs import Codec, get_codec
 from .host.members import find_offenders
 from .outcomes import MISSING_MODULE, OK, RoundTrip
-from .remote.diagnosis import pickle_globals
+from .remote.diagnosis import pickle_carries_code, pickle_globals
+from .remote.envelope import magic_number, python_version
 
 __tracebackhide__ = True
 _UNSET: Any = ...
@@ -46,15 +47,19 @@ def _unwrap(func: Any, limit: int = 10) -> list[Any]:
     return layers
 
 
-def _references(func: Any, serializer: str) -> dict[str, set[str]] | None:
+def _references(func: Any, serializer: str | Codec) -> dict[str, set[str]] | None:
     """Modules a payload of ``func`` refers to by reference: GLOBAL opcodes, and a wrapped
     function named as a ``module.qualname`` string (toolz.curry pickles its function so).
-    None when ``func`` does not serialize that way at all."""
+    None when ``func`` does not serialize that way at all; empty for a downstream serializer's
+    bytes that are no pickle stream (nothing to read them with)."""
     try:
         payload = get_codec(serializer).dumps((func, (), {}))[0]
     except Exception:
         return None
-    found, strings = pickle_globals(payload)
+    try:
+        found, strings = pickle_globals(payload)
+    except Exception:
+        return {}
     refs: dict[str, set[str]] = {}
     for module, name in found:
         refs.setdefault(module, set()).add(f"{module}.{name}")
@@ -94,7 +99,8 @@ def assert_roundtrip(func: Callable[..., Any], *args: Any, target: str | None = 
     if rt.outcome != OK:
         message = _failure(rt, where)
         if rt.outcome == MISSING_MODULE:
-            message += "\n" + _missing_fix(remote, rt, func, args, kwargs)
+            fixes = remote.fix(rt, func, args, kwargs, record=True)
+            message += "\nhow to fix:\n" + "\n".join(f"  {line}" for line in fixes)
         raise AssertionError(message)
     if expected is _UNSET:
         expected = func(*args, **kwargs)
@@ -120,23 +126,6 @@ def assert_same_as_host(func: Callable[..., Any], *args: Any, target: str | None
     else:
         lines.append("the target's outcome is not the host's; remote.roundtrip(...) shows the whole record")
     raise AssertionError("\n".join(lines))
-
-
-def _missing_fix(remote: Any, rt: RoundTrip, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-    """A fix for a missing module that was tried on the target, not guessed."""
-    module = (rt.error or {}).get("module") or "the module"
-    lines = ["how to fix:"]
-    tried = {rt.serializer, *rt.fallback_from}
-    for candidate in ("cloudpickle-by-value", "source"):
-        if candidate in tried:
-            continue
-        again = remote.roundtrip(func, *args, serializer=candidate, **kwargs)
-        verdict = "works (tried on the target: ok)" if again.outcome == OK else \
-            f"does not help (tried on the target: {again.outcome})"
-        lines.append(f"  serializer={candidate!r} {verdict}")
-    lines.append(f"  or make {module!r} importable there: paths = [\"<folder holding it>\"] in the matrix, or add it "
-                 "to the target's packages/wheels")
-    return "\n".join(lines)
 
 
 def assert_serializable(obj: Any, serializer: str = "cloudpickle", max_depth: int = 6) -> None:
@@ -174,35 +163,51 @@ def assert_serializable(obj: Any, serializer: str = "cloudpickle", max_depth: in
 
 
 def assert_portable(func: Callable[..., Any], target: str | None = None,
-                    serializer: str = "cloudpickle") -> None:
-    """Fail when the payload refers by reference to a module the target cannot import,
-    looking through wrappers (partial, curry, decorators) at the functions they hold."""
-    refs = _references(func, serializer)
+                    serializer: str | Codec = "cloudpickle") -> None:
+    """Fail when the payload cannot run on the target: it refers by reference to a module the
+    target cannot import (looking through wrappers such as partial, curry and decorators at the
+    functions they hold), or it holds code objects, which only the Python minor that wrote them
+    runs (the target's bytecode magic is asked, not guessed)."""
+    codec = get_codec(serializer)
+    refs = _references(func, codec)
     if refs is None:
-        get_codec(serializer).dumps((func, (), {}))  # raises the real serialization error
+        codec.dumps((func, (), {}))  # raises the real serialization error
         return
     remote = current.remote_for(target)
-    missing = remote.missing_modules(sorted(refs))
-    if not missing:
+    missing = remote.missing_modules(sorted(refs)) if refs else []
+    foreign = remote.target.magic != magic_number() and pickle_carries_code(codec.dumps((func, (), {}))[0])
+    if not missing and not foreign:
         return
     where = f"{remote.target.name} (Python {remote.target.python})"
-    lines = [f"{_name(func)} is not portable to {where}: its {serializer} payload refers by reference "
-             f"to {'modules' if len(missing) > 1 else 'a module'} the target cannot import:"]
-    lines += [f"  {module}: {', '.join(sorted(refs[module]))}" for module in missing]
+    lines = []
+    if foreign:
+        lines.append(f"{_name(func)} is not portable to {where}: its {codec.name} payload holds code objects "
+                     f"(bytecode of this host's Python {python_version()}, magic {magic_number()}), which the "
+                     f"target's Python (magic {remote.target.magic}) cannot run: bytecode is not portable across "
+                     "minor versions")
+    if missing:
+        lines.append(f"{_name(func)} is not portable to {where}: its {codec.name} payload refers by reference "
+                     f"to {'modules' if len(missing) > 1 else 'a module'} the target cannot import:")
+        lines += [f"  {module}: {', '.join(sorted(refs[module]))}" for module in missing]
     lines.append("how to fix:")
     for candidate in ("cloudpickle-by-value", "source"):
-        if candidate == serializer:
-            continue
+        if candidate == codec.name or (foreign and candidate != "source"):
+            continue  # by value carries the same code objects
         other = _references(func, candidate)
         still = sorted(set(missing) & set(other or {}))
         if other is not None and not still:
-            lines.append(f"  serializer={candidate!r} (checked: its payload refers to none of them)")
+            checked = "the target compiles its source; its payload refers to none of those modules" if foreign \
+                else "its payload refers to none of them"
+            lines.append(f"  serializer={candidate!r} (checked: {checked})")
     by_name = [r for m in missing for r in refs[m] if r.endswith("(by name, as a string)")]
     if by_name:
         lines.append(f"  {type(func).__name__} names {by_name[0].split(' ')[0]} by name whatever the serializer: "
                      "ship the function itself and apply the arguments on the target")
-    lines.append(f"  or make {'them' if len(missing) > 1 else 'it'} importable there: paths = [\"<folder>\"] in the "
-                 "matrix, or the target's packages/wheels")
+    if missing:
+        lines.append(f"  or make {'them' if len(missing) > 1 else 'it'} importable there: paths = [\"<folder>\"] in "
+                     "the matrix, or the target's packages/wheels")
+    if foreign:
+        lines.append(f"  or run it where the Python minor is the host's ({python_version().rsplit('.', 1)[0]})")
     raise AssertionError("\n".join(lines))
 
 

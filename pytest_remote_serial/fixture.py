@@ -118,6 +118,12 @@ class TargetInfo:
         self.paths = tuple(str(p) for p in running.target.host_paths)
 
     @property
+    def magic(self) -> int:
+        """The bytecode magic number of the target's Python: code objects run only where it is
+        the host's."""
+        return int(self._running.client.hello["magic"])
+
+    @property
     def packages(self) -> dict[str, str]:
         """Distribution name -> version, as a call imports it (the serializers and numpy by the
         module an ``import`` finds there, whichever side brought it)."""
@@ -228,14 +234,38 @@ class Remote:
 
     def call(self, func: Callable[..., Any], *args: Any, serializer: str | Codec | None = None,
              **kwargs: Any) -> Any:
-        """The result, or the exception its outcome raises (``outcomes.ERRORS``); under
-        ``compare_host=True`` also a ``BehaviourDrift`` when the host computes something else."""
+        """The result, or the exception its outcome raises (``outcomes.ERRORS``), with the fix
+        the assertion helpers give (``fix``); under ``compare_host=True`` also a
+        ``BehaviourDrift`` when the host computes something else."""
         if not self._options.compare_host:
-            return self.roundtrip(func, *args, serializer=serializer, **kwargs).raise_for_outcome()
-        found = self.compare(func, *args, serializer=serializer, **kwargs)
-        if found.target.outcome == oc.OK and not found.same:
-            raise oc.BehaviourDrift(found.describe(), found)
-        return found.target.raise_for_outcome()
+            rt = self.roundtrip(func, *args, serializer=serializer, **kwargs)
+        else:
+            found = self.compare(func, *args, serializer=serializer, **kwargs)
+            if found.target.outcome == oc.OK and not found.same:
+                raise oc.BehaviourDrift(found.describe(), found)
+            rt = found.target
+        if rt.outcome == oc.MISSING_MODULE and rt.error is not None:
+            rt.error.setdefault("hint", "; ".join(self.fix(rt, func, args, kwargs)))
+        return rt.raise_for_outcome()
+
+    def fix(self, rt: RoundTrip, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+            record: bool = False) -> list[str]:
+        """How to fix a missing module, tried on the target rather than guessed: each built-in
+        serializer that carries the function by value, and what it gave there."""
+        module = (rt.error or {}).get("module") or "the module"
+        lines = []
+        tried = {rt.serializer, *rt.fallback_from}
+        for candidate in ("cloudpickle-by-value", "source"):
+            if candidate in tried:
+                continue
+            again = self.roundtrip(func, *args, serializer=candidate, **kwargs) if record else \
+                self._roundtrip(func, args, kwargs, candidate)
+            verdict = "works (tried on the target: ok)" if again.outcome == oc.OK else \
+                f"does not help (tried on the target: {again.outcome})"
+            lines.append(f"serializer={candidate!r} {verdict}")
+        lines.append(f"or make {module!r} importable there: paths = [\"<folder holding it>\"] in the matrix, or "
+                     "add it to the target's packages/wheels")
+        return lines
 
     def missing_modules(self, modules: list[str]) -> list[str]:
         """Which of these modules the target cannot import (asked there, never guessed)."""

@@ -17,7 +17,8 @@ from .fixture import CallOptions, MarkerError, Remote
 from .host import downstream
 from .host.backends.base import Running
 from .host.controller import Controller
-from .host.matrix import LOCAL, LocalTableError, MatrixError, PathsError, Target, load_matrix, local_target
+from .host.matrix import (LOCAL, LocalTableError, MatrixError, PathsError, SerializersError, Target, load_matrix,
+                          local_target)
 from .host.transport import spin_window
 from .outcomes import RoundTrip, TargetUnavailable
 from .report.compare import CompareError, Threshold, compare, failures, parse_threshold, render
@@ -111,6 +112,8 @@ class RemoteSerialPlugin:
         checked at collection). A bad one is a usage error naming its table."""
         try:
             matrix = load_matrix(Path(self.config.rootpath), self.config.getoption("remote_matrix_file"))
+        except SerializersError as exc:
+            raise pytest.UsageError(str(exc)) from None
         except MatrixError:
             return  # in matrix mode _select_targets said so already; without it no target reads the file
         for spec in matrix.serializers.values():

@@ -62,6 +62,10 @@ class LocalTableError(MatrixError):
     """A ``[targets.local]`` that cannot be used: a usage error even when only ``local`` runs."""
 
 
+class SerializersError(MatrixError):
+    """A ``[serializers.NAME]`` table that cannot work: a usage error even when only ``local`` runs."""
+
+
 @dataclass(frozen=True)
 class Target:
     name: str
@@ -241,22 +245,25 @@ def _downstream(tables: Any, where: str) -> dict[str, DownstreamSpec]:
 
     example = '[serializers.mine]\ndumps = "mypkg.wire:dumps"\nloads = "mypkg.wire:loads"'
     if not isinstance(tables, dict):
-        raise MatrixError(f"{where}: key 'serializers' must hold [serializers.<name>] tables, e.g.\n{example}")
+        raise SerializersError(f"{where}: key 'serializers' must hold [serializers.<name>] tables, e.g.\n{example}")
     found = {}
     for name, spec in tables.items():
         here = f"{where}: [serializers.{name}]"
         if not isinstance(spec, dict):
-            raise MatrixError(f"{here}: expected a table with dumps and loads, e.g.\n{example}")
-        _check_keys(spec, DOWNSTREAM_KEYS, here)
+            raise SerializersError(f"{here}: expected a table with dumps and loads, e.g.\n{example}")
+        try:
+            _check_keys(spec, DOWNSTREAM_KEYS, here)
+        except MatrixError as exc:
+            raise SerializersError(str(exc)) from None
         try:
             check_name(name)
             for key in ("dumps", "loads"):
                 check_ref(spec.get(key), key)
         except ValueError as exc:
-            raise MatrixError(f"{here}: {exc}") from None
+            raise SerializersError(f"{here}: {exc}") from None
         version = spec.get("version")
         if version is not None and not isinstance(version, str):
-            raise MatrixError(f"{here}: key 'version' must be a string (e.g. \"1.5.3\")")
+            raise SerializersError(f"{here}: key 'version' must be a string (e.g. \"1.5.3\")")
         found[name] = DownstreamSpec(name, spec["dumps"], spec["loads"], version, here)
     return found
 
