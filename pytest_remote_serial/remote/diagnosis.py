@@ -70,6 +70,11 @@ def diagnose_load(header: dict, exc: BaseException) -> str | None:
                     % (theirs, ours, missing, ours.split(".")[0]))
     if missing:
         return None
+    other = _other_library_version(header)
+    if other and isinstance(exc, (AttributeError, ImportError, TypeError)):
+        return ("payload written by %s %s on the host, loaded by %s %s here (the target's own): the "
+                "versions differ; install the host's version on the target, or use serializer='source' "
+                "(loaded with the plugin's own copy of the host's cloudpickle)" % other)
     # A downstream serializer's payload was scanned before its loader ran: it held no code of
     # another version, so the version is not the cause.
     if env.get("magic") not in (None, magic_number()) and header.get("serializer") != "source" \
@@ -81,6 +86,21 @@ def diagnose_load(header: dict, exc: BaseException) -> str | None:
                                          magic_number())
         )
     return None
+
+
+def _other_library_version(header: dict):
+    """(library, host's version, library, version here) when the serializer's library here is
+    another version than the one that dumped (a worker's own, ``serializers = "image"``)."""
+    import sys
+
+    library = header.get("serializer", "").partition("-")[0]
+    theirs = header.get("envelope", {}).get("serializer_version")
+    if header.get("loads") or library not in ("cloudpickle", "dill") or not theirs:
+        return None
+    ours = getattr(sys.modules.get(library), "__version__", None)
+    if not ours or ours == theirs:
+        return None
+    return (library, theirs, library, ours)
 
 
 # Serializers whose payload may hold code objects, i.e. bytecode for one minor version.
