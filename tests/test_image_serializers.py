@@ -59,8 +59,9 @@ def test_a_worker_set_to_image_imports_its_own_serializers_and_says_so(remotes):
     # A call's own imports, whatever its serializer (the capsule itself loads with the host's copy).
     for serializer in ("source", "json"):
         origins = worker.call(serializer_origins, serializer=serializer)
-        assert origins["cloudpickle"] == [packages["cloudpickle"], "/usr/lib/python3/dist-packages/cloudpickle/__init__.py"]
-        assert origins["dill"][0] == packages["dill"] and origins["dill"][1].startswith("/usr/lib/python3/dist-packages/")
+        debian = "/usr/lib/python3/dist-packages/"
+        assert origins["cloudpickle"] == [packages["cloudpickle"], f"{debian}cloudpickle/__init__.py"]
+        assert origins["dill"][0] == packages["dill"] and origins["dill"][1].startswith(debian)
 
 
 def test_the_same_image_with_the_host_injected_names_what_it_hides(remotes):

@@ -61,8 +61,9 @@ def test_assert_portable_fails_where_the_bytecode_cannot_run(pytester, docker_cl
     """Before: it checked module references only, and passed on py3.13 where ``remote.call``
     with the same serializer is a load_error (another Python's bytecode)."""
     pytester.makepyfile(PORTABLE)
-    result = pytester.runpytest_subprocess("--remote-targets=py3.11,py3.13", "--remote-strict", "-p",
-                                           "no:cacheprovider", f"--remote-matrix-file={ROOT / 'matrix' / 'targets.toml'}")
+    result = pytester.runpytest_subprocess("--remote-targets=py3.11,py3.13", "--remote-strict",
+                                           "-p", "no:cacheprovider",
+                                           f"--remote-matrix-file={ROOT / 'matrix' / 'targets.toml'}")
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines([
         "*test_closure_by_value?py3.13?*",

@@ -267,7 +267,8 @@ def _hello(**changes):
 
 
 @pytest.mark.parametrize(("hello", "says"), [
-    (_hello(protocol=2), "protocol 2, where this host speaks 3 (an agent of another pytest-remote-serial version"),
+    (_hello(protocol=2), f"protocol 2, where this host speaks {protocol.PROTOCOL} (an agent of another "
+                         "pytest-remote-serial version"),
     (_hello(cpus="x"), "cpus = 'x'"),
     (_hello(cpus=0), "cpus = 0"),
     (_hello(python=None), "python = None"),
