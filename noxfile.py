@@ -19,13 +19,21 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["lint", "tests"]
 ROOT = Path(__file__).parent
 MATRIX = ROOT / "matrix" / "targets.toml"
+BUNDLED = ROOT / "pytest_remote_serial" / "targets.toml"
 
 
 def _targets() -> list[Any]:
     """One parameter per target, tagged: ``matrix`` for CI's default fan-out (every CPU target),
-    ``gpu`` for those only a runner with a GPU can run (never built or run elsewhere)."""
+    ``gpu`` for those only a runner with a GPU can run (never built or run elsewhere). The
+    project's matrix extends the bundled one: its tables add to (or override) those targets."""
     with MATRIX.open("rb") as fh:
-        targets = tomllib.load(fh)["targets"]
+        data = tomllib.load(fh)
+    targets: dict[str, Any] = {}
+    if data.get("extends") == "default":
+        with BUNDLED.open("rb") as fh:
+            targets = tomllib.load(fh)["targets"]
+    for name, spec in data.get("targets", {}).items():
+        targets[name] = {**targets.get(name, {}), **spec}
     params = [nox.param("local", tags=["matrix"])]
     for name, spec in targets.items():
         params.append(nox.param(name, tags=["gpu"] if spec.get("gpu") else ["matrix"]))

@@ -280,3 +280,17 @@ def test_a_payload_without_code_runs_on_every_minor_through_the_framework(cross)
     for name, remote in cross.items():
         rt = remote.roundtrip(math.fsum, [0.1] * 10, serializer=LOKY)
         assert (rt.outcome, rt.result) == ("ok", math.fsum([0.1] * 10)), (name, rt.describe())
+
+
+def test_the_html_report_names_the_serializers_version_and_what_was_injected():
+    from test_report_html import make_report
+
+    from pytest_remote_serial.report.html import render_html
+
+    report = make_report()
+    report["calls"][0].update(serializer="joblib", serializer_version="1.5.3")
+    report["targets"][0].update(packages={"cloudpickle": "3.1.3", "numpy": "1.19.5"},
+                                injected={"cloudpickle": "3.1.3"}, shadowed={"cloudpickle": "2.2.0"})
+    page = render_html(report)
+    assert "<th>serializer</th><td>joblib 1.5.3</td>" in page
+    assert "cloudpickle&nbsp;3.1.3&nbsp;(injected, hiding the target's 2.2.0), numpy&nbsp;1.19.5" in page

@@ -195,10 +195,21 @@ def _css_name(outcome: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", outcome)
 
 
-def _packages(packages: Any) -> str:
+def _packages(packages: Any, injected: Any = None, shadowed: Any = None) -> str:
+    """Each as a call imports it; those the host injected say so, with the target's own version
+    they hide."""
     if not isinstance(packages, dict) or not packages:
         return "—"
-    return ", ".join(f"{_e(k)}&nbsp;{_e(v)}" for k, v in sorted(packages.items()))
+    injected = injected if isinstance(injected, dict) else {}
+    shadowed = shadowed if isinstance(shadowed, dict) else {}
+
+    def note(name: str) -> str:
+        if name not in injected:
+            return ""
+        hides = f", hiding the target's {_e(shadowed[name])}" if name in shadowed else ""
+        return f"&nbsp;(injected{hides})"
+
+    return ", ".join(f"{_e(k)}&nbsp;{_e(v)}{note(k)}" for k, v in sorted(packages.items()))
 
 
 def _embed(report: dict[str, Any]) -> str:
@@ -312,7 +323,8 @@ def _details(cells: dict[tuple[str, str], Cell]) -> str:
 def _call(number: int, call: dict[str, Any]) -> str:
     outcome = call_outcome(call)
     fallback = call.get("fallback_from") or []
-    rows = [("serializer", _e(call.get("serializer") or "?")),
+    version = call.get("serializer_version")
+    rows = [("serializer", _e(call.get("serializer") or "?") + (f" {_e(version)}" if version else "")),
             ("fallback from", _e(", ".join(map(str, fallback))) if fallback else "—"),
             ("payload", _bytes(call.get("payload_bytes"))), ("result", _bytes(call.get("result_bytes")))]
     facts = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
@@ -449,7 +461,8 @@ def _targets_table(calls: list[dict[str, Any]], targets: list[dict[str, Any]]) -
                    f"<td class=\"num\">{_seconds(t.get('cold_start_s'))}</td>"
                    + (f"<td class=\"num\">{_seconds(t.get('build_s'))}</td>" if build else "")
                    + f"<td class=\"num\">{len(ok)}/{len(mine)}</td><td class=\"num\">{_ms(total)}</td>"
-                   f"<td class=\"pkgs\">{_packages(t.get('packages'))}</td></tr>\n")
+                   f"<td class=\"pkgs\">{_packages(t.get('packages'), t.get('injected'), t.get('shadowed'))}"
+                   "</td></tr>\n")
     out.append("</tbody>\n</table>\n")
     return "".join(out)
 
