@@ -15,13 +15,12 @@ import zlib
 
 import cloudpickle
 import pytest
-from helpers import ROOT
 
 import pytest_remote_serial as prs
 from pytest_remote_serial.fixture import CallOptions, MarkerError, Remote
 from pytest_remote_serial.host.codecs import UnknownSerializer, get_codec
 from pytest_remote_serial.host.controller import Controller
-from pytest_remote_serial.host.matrix import load_matrix, local_target
+from pytest_remote_serial.host.matrix import local_target
 
 # The plainest framework: cloudpickle on the host, the standard unpickler on the worker.
 CLOUD = prs.Serializer("cloud-worker", dumps=cloudpickle.dumps, loads="pickle:loads")
@@ -250,11 +249,8 @@ WRAPPED = prs.Serializer("loky-wrapper", dumps=lambda call: pickle.dumps(
 
 
 @pytest.fixture(scope="module")
-def cross(docker_client):
-    ctl = Controller(load_matrix(ROOT).select(CROSS), print)
-    ctl.start_all()
-    yield {t: Remote(ctl.get(t), CallOptions(timeout=20.0), False, lambda rt: None) for t in CROSS}
-    ctl.shutdown()
+def cross(table_remotes):
+    return {t: table_remotes[t] for t in CROSS}
 
 
 @pytest.mark.docker

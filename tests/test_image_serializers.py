@@ -14,9 +14,8 @@ import textwrap
 import cloudpickle
 import dill
 import pytest
-from helpers import ROOT
+from helpers import ROOT, remote_on
 
-from pytest_remote_serial.fixture import CallOptions, Remote
 from pytest_remote_serial.host.controller import Controller
 from pytest_remote_serial.host.matrix import load_matrix
 
@@ -38,7 +37,7 @@ def remotes(docker_client):
     chosen = targets()
     ctl = Controller(chosen, print)
     ctl.start_all()
-    yield {t.name: Remote(ctl.get(t.name), CallOptions(timeout=20.0), False, lambda rt: None) for t in chosen}
+    yield {t.name: remote_on(ctl, t.name, 20.0) for t in chosen}
     ctl.shutdown()
 
 

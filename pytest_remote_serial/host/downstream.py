@@ -58,6 +58,11 @@ def resolve_ref(ref: str, what: str) -> Any:
     return obj
 
 
+def _named(func: Any) -> Any:
+    module, qualname = getattr(func, "__module__", None), getattr(func, "__qualname__", None)
+    return (module, qualname) if isinstance(module, str) and isinstance(qualname, str) else id(func)
+
+
 def _version_of(func: Any) -> str | None:
     """The version of the distribution ``func`` comes from, where it has one."""
     top = str(getattr(func, "__module__", None) or "").partition(".")[0]
@@ -117,7 +122,9 @@ class Serializer(Codec):
         return self.declared_version or _version_of(self.framework_dumps)
 
     def same_as(self, other: Serializer) -> bool:
-        return (self.framework_dumps is other.framework_dumps and self.loads == other.loads
+        """The same declaration: the same dumps (by name, so a module imported again still
+        declares the same serializer), loads and version."""
+        return (_named(self.framework_dumps) == _named(other.framework_dumps) and self.loads == other.loads
                 and self.declared_version == other.declared_version)
 
     def __eq__(self, other: object) -> bool:
