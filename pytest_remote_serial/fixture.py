@@ -253,6 +253,11 @@ class Remote:
         """How to fix a missing module, tried on the target rather than guessed: each built-in
         serializer that carries the function by value, and what it gave there."""
         module = (rt.error or {}).get("module") or "the module"
+        loads = get_codec(rt.serializer).loads  # a downstream serializer's own loader
+        top = module.partition(".")[0]
+        if loads and top == loads.partition(".")[0].partition(":")[0]:
+            return [f"the {rt.serializer} serializer's loader ({loads}) is imported on the target: install {top} "
+                    "there, as on the framework's workers (the target's wheels, packages or paths)"]
         lines = []
         tried = {rt.serializer, *rt.fallback_from}
         for candidate in ("cloudpickle-by-value", "source"):

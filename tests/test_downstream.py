@@ -89,6 +89,8 @@ def test_the_frameworks_missing_module_is_named(local):
     with pytest.raises(prs.MissingModuleError) as info:
         local.call(scale, 1, serializer=ABSENT)
     assert info.value.module == "no_such_framework"
+    assert "fix: the absent-framework serializer's loader (no_such_framework.wire:loads) is imported on the " \
+           "target: install no_such_framework there" in str(info.value)
 
 
 def test_the_frameworks_load_failure_is_a_load_error_with_its_own_message(local):

@@ -144,18 +144,14 @@ def loader_for(header):
     return load_downstream if header.get("loads") else LOADERS[header["serializer"]]
 
 
-def _rebuilt_classes():
-    """Classes cloudpickle rebuilt here from a host payload (by value, or a capsule's skeleton),
-    keyed to the tracker id the host gave them: the host resolves that id to its own class."""
-    return trackers()
-
-
 def _host_ref(obj):
     ref = _FROM_HOST.get(id(obj))
     if ref is not None and ref[0] is obj:
         return ("host", ref[1], ref[2])
     if isinstance(obj, type):
-        for tracker in _rebuilt_classes():
+        # Classes cloudpickle rebuilt here from a host payload (by value, or a capsule's skeleton),
+        # keyed to the tracker id the host gave them: the host resolves that id to its own class.
+        for tracker in trackers():
             tid = tracker.get(obj)
             if tid is not None:
                 return ("host-class", tid, obj.__qualname__)
@@ -170,7 +166,7 @@ def dump_result(obj, protocol: int) -> list:
     back as references to the host's own). cloudpickle only for what plain pickle refuses."""
     if type(obj) in _SCALARS:  # nothing to refer back to, no buffers: the common tiny result
         return Buffers([pickle.dumps(obj, protocol)])
-    refs = _host_ref if _FROM_HOST or _rebuilt_classes() else None
+    refs = _host_ref if _FROM_HOST or trackers() else None
     d2h, arrays = CALL_COPIES.d2h, CALL_COPIES.arrays
     try:
         return dump_with_buffers(pickle.Pickler, obj, CALL_COPIES, refs)
