@@ -79,8 +79,7 @@ def numpy_promotion():
 # Known drift, declared per target: CI fails only on a new difference, and on a difference
 # that went away ("now works on ...: remove the expectation"). Measured on the default matrix:
 # host 3.11.7 with numpy 2; py3.9/py3.11 images have numpy 1; the py3.10/py3.12 interpreters none.
-# The interpreter targets and the pinned worker (Debian's own serializers, nothing else) have no numpy.
-NO_NUMPY = {"py3.10": "call_error", "py3.12": "call_error", "py3.11-worker": "call_error"}
+NO_NUMPY = {"py3.10": "call_error", "py3.12": "call_error"}
 
 
 @pytest.mark.remote(compare_host=True, expect={"py3.12": "differs", "py3.13": "differs", "py3.14": "differs"})

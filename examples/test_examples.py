@@ -25,10 +25,8 @@ square = lambda x: x * x  # noqa: E731
 
 
 # Known gaps, declared: bytecode of the host's 3.11 does not load on another minor version
-# (refused as a load_error naming both magics), nor does the host's cloudpickle 3.1 payload on
-# the pinned worker's own cloudpickle 2.2 (py3.11-worker, serializers = "image"). Anything else
-# there fails the run.
-OTHER_MINORS = {name: "load_error" for name in ("py3.9", "py3.10", "py3.12", "py3.13", "py3.14", "py3.11-worker")}
+# (refused as a load_error naming both magics). Anything else there fails the run.
+OTHER_MINORS = {name: "load_error" for name in ("py3.9", "py3.10", "py3.12", "py3.13", "py3.14")}
 
 
 @pytest.mark.remote(serializer="cloudpickle", expect=OTHER_MINORS)
@@ -52,9 +50,8 @@ def test_lambda_auto(remote):
 
 
 # A numpy 2 array (the host's) refers to numpy._core, which numpy 1.x (bullseye, bookworm) lacks;
-# the py3.10 and py3.12 interpreters (pyenv's) and the pinned worker have no numpy at all.
-@pytest.mark.remote(expect={name: "missing_module" for name in ("py3.9", "py3.10", "py3.11", "py3.12",
-                                                                 "py3.11-worker")})
+# the py3.10 and py3.12 interpreters (pyenv's) have no numpy at all.
+@pytest.mark.remote(expect={name: "missing_module" for name in ("py3.9", "py3.10", "py3.11", "py3.12")})
 def test_numpy_argument(remote):
     values = np.arange(10, dtype=np.int64)
     assert remote.call(np.sum, values) == 45

@@ -12,7 +12,7 @@ from . import drift
 from . import outcomes as oc
 from .drift import Comparison
 from .host.backends.base import Running
-from .host.codecs import Codec, UnknownSerializer, get_codec
+from .host.codecs import Codec, UnknownSerializer, choices, get_codec
 from .host.matrix import LOCAL
 from .outcomes import RoundTrip
 
@@ -60,8 +60,8 @@ class CallOptions:
         if serializer != "auto":
             try:
                 get_codec(serializer)
-            except UnknownSerializer as exc:
-                raise MarkerError(f"@pytest.mark.remote(serializer={serializer!r}): {exc}") from None
+            except UnknownSerializer:
+                raise MarkerError(f"@pytest.mark.remote(serializer={serializer!r}): {choices()}") from None
         targets = kwargs.get("targets")
         if targets is not None:
             if isinstance(targets, str) or not all(isinstance(t, str) for t in targets):

@@ -175,7 +175,7 @@ def test_the_agent_runs_compiled_by_its_own_image_and_tracebacks_still_show_its_
     rt = call(controller, target, script_helpers.encode_query, "x")  # fails inside the agent's loader
     assert rt.outcome == "missing_module"
     assert f'File "{COMPILED_PATH}/_prs_agent/call.py", line' in rt.error["traceback"]
-    assert "LOADERS[header[\"serializer\"]]" in rt.error["traceback"]  # the line itself, from the source
+    assert "loader_for(header)(bufs[0], bufs[1:], header)" in rt.error["traceback"]  # the line itself, from the source
 
 
 @pytest.mark.parametrize("failure", ["the image's compile fails", "the cache cannot be written"])

@@ -2,8 +2,9 @@
 dill, the host's only where the image has none; the plugin's own machinery keeps the host's
 cloudpickle under a private name; and ``remote.target.packages`` says what a call imports.
 
-The worker is ``py3.11-worker`` of the project's matrix: Debian bookworm's ``python3-cloudpickle``
-(2.2) and ``python3-dill`` (0.3.6), built by the project through its ``debian`` recipe.
+The worker is ``py3.11-worker`` of ``tests/worker-targets.toml``: Debian bookworm's
+``python3-cloudpickle`` (2.2) and ``python3-dill`` (0.3.6), built by the project through its
+``debian`` recipe.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from pytest_remote_serial.host.matrix import load_matrix
 
 pytestmark = pytest.mark.docker
 HOST = {"cloudpickle": cloudpickle.__version__, "dill": dill.__version__}
+WORKER_MATRIX = ROOT / "tests" / "worker-targets.toml"
 
 
 def targets():
     """The worker as the matrix has it (image), the same image with the host's injected first,
     and the default py3.11 image, which has no cloudpickle or dill, set to image."""
-    matrix = load_matrix(ROOT).targets
+    matrix = load_matrix(ROOT, str(WORKER_MATRIX)).targets
     worker = matrix["py3.11-worker"]
     return [worker, dataclasses.replace(worker, name="worker-injected", serializers="injected"),
             dataclasses.replace(matrix["py3.11"], name="bare-image", serializers="image")]
@@ -131,7 +133,7 @@ def test_the_report_names_what_calls_import(pytester, docker_client):
     """))
     result = pytester.runpytest_subprocess("--remote-targets=py3.11-worker", "--remote-strict", "-p",
                                            "no:cacheprovider", "--remote-report=report.json",
-                                           f"--remote-matrix-file={ROOT / 'matrix' / 'targets.toml'}")
+                                           f"--remote-matrix-file={WORKER_MATRIX}")
     result.assert_outcomes(passed=1)
     import json
 

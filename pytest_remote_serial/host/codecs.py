@@ -180,17 +180,21 @@ def get_codec(serializer: str | Codec) -> Codec:
     found = CODECS.get(serializer) if isinstance(serializer, str) else None
     if found is not None:
         return found
-    from .downstream import known, names
+    from .downstream import known
 
     found = known(serializer) if isinstance(serializer, str) else None
     if found is None:
-        declared = f"; declared downstream serializers: {', '.join(names())}" if names() else ""
-        raise UnknownSerializer(
-            f"unknown serializer {serializer!r}: use one of {', '.join(SERIALIZERS)}, a "
-            "pytest_remote_serial.Serializer(...), or the name of one declared with it or in the matrix "
-            f"file's [serializers.NAME]{declared}"
-        )
+        raise UnknownSerializer(f"unknown serializer {serializer!r}: {choices()}")
     return found
+
+
+def choices() -> str:
+    """What a serializer may be, for messages: the built-in names and the declared ones."""
+    from .downstream import names
+
+    declared = f"; declared downstream serializers: {', '.join(names())}" if names() else ""
+    return (f"use one of {', '.join(SERIALIZERS)}, a pytest_remote_serial.Serializer(...), or the name of one "
+            f"declared with it or in the matrix file's [serializers.NAME]{declared}")
 
 
 def call_header(codec: Codec) -> dict[str, Any]:
