@@ -17,8 +17,16 @@ from .fixture import CallOptions, MarkerError, Remote
 from .host import downstream
 from .host.backends.base import Running
 from .host.controller import Controller
-from .host.matrix import (LOCAL, LocalTableError, MatrixError, PathsError, SerializersError, Target, load_matrix,
-                          local_target)
+from .host.matrix import (
+    LOCAL,
+    LocalTableError,
+    MatrixError,
+    PathsError,
+    SerializersError,
+    Target,
+    load_matrix,
+    local_target,
+)
 from .host.transport import spin_window
 from .outcomes import RoundTrip, TargetUnavailable
 from .report.compare import CompareError, Threshold, compare, failures, parse_threshold, render
