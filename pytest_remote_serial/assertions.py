@@ -47,19 +47,26 @@ def _unwrap(func: Any, limit: int = 10) -> list[Any]:
     return layers
 
 
-def _references(func: Any, serializer: str | Codec) -> dict[str, set[str]] | None:
+def _payload(func: Any, serializer: str | Codec) -> Any:
+    """The payload of ``func`` alone; None when it does not serialize that way at all."""
+    try:
+        return get_codec(serializer).dumps((func, (), {}))[0]
+    except Exception:
+        return None
+
+
+def _references(func: Any, serializer: str | Codec, payload: Any = None) -> dict[str, set[str]] | None:
     """Modules a payload of ``func`` refers to by reference: GLOBAL opcodes, and a wrapped
     function named as a ``module.qualname`` string (toolz.curry pickles its function so).
-    None when ``func`` does not serialize that way at all; empty for a downstream serializer's
-    bytes that are no pickle stream (nothing to read them with)."""
-    try:
-        payload = get_codec(serializer).dumps((func, (), {}))[0]
-    except Exception:
+    None when ``func`` does not serialize that way at all, or its payload is no pickle stream
+    (a downstream serializer's own format)."""
+    payload = _payload(func, serializer) if payload is None else payload
+    if payload is None:
         return None
     try:
         found, strings = pickle_globals(payload)
     except Exception:
-        return {}
+        return None
     refs: dict[str, set[str]] = {}
     for module, name in found:
         refs.setdefault(module, set()).add(f"{module}.{name}")
@@ -169,13 +176,17 @@ def assert_portable(func: Callable[..., Any], target: str | None = None,
     functions they hold), or it holds code objects, which only the Python minor that wrote them
     runs (the target's bytecode magic is asked, not guessed)."""
     codec = get_codec(serializer)
-    refs = _references(func, codec)
-    if refs is None:
+    payload = _payload(func, codec)
+    if payload is None:
         codec.dumps((func, (), {}))  # raises the real serialization error
         return
+    refs = _references(func, codec, payload)
+    if refs is None:
+        raise ValueError(f"assert_portable reads pickle streams, and the {codec.name} serializer's payload is not one: "
+                         f"try the call on the target instead, assert_roundtrip(func, ..., serializer={codec.name!r})")
     remote = current.remote_for(target)
     missing = remote.missing_modules(sorted(refs)) if refs else []
-    foreign = remote.target.magic != magic_number() and pickle_carries_code(codec.dumps((func, (), {}))[0])
+    foreign = remote.target.magic != magic_number() and pickle_carries_code(payload)
     if not missing and not foreign:
         return
     where = f"{remote.target.name} (Python {remote.target.python})"

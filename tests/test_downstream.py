@@ -198,6 +198,7 @@ def test_a_serializer_declared_in_the_matrix_file_is_used_by_name(pytester: pyte
     pytester.makepyprojecttoml(textwrap.dedent(MATRIX_WITH_SERIALIZER))
     pytester.makepyfile(test_fw="""
         import pytest
+        from pytest_remote_serial import assert_portable, assert_roundtrip
 
         def double(x):
             return 2 * x
@@ -211,9 +212,15 @@ def test_a_serializer_declared_in_the_matrix_file_is_used_by_name(pytester: pyte
             rt = remote.roundtrip(double, 4, serializer="wire")
             # the test module is not on the worker: the framework ships it by reference
             assert rt.outcome == "missing_module" and rt.module == "test_fw", rt.describe()
+
+        def test_helpers_and_compare(remote):
+            assert_roundtrip(lambda x: x + 1, 1, serializer="wire", expected=2)
+            assert remote.compare(lambda: [1, 2], serializer="wire").same
+            with pytest.raises(ValueError, match="the wire serializer's payload is not one"):
+                assert_portable(double, serializer="wire")  # its own format: nothing to read
     """)
     result = pytester.runpytest("-p", "no:cacheprovider", "--remote-report=report.json")
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=3)
     report = json.loads((pytester.path / "report.json").read_text())
     assert {(c["serializer"], c["serializer_version"]) for c in report["calls"]} == {("wire", "0.7")}
 
