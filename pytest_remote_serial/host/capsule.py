@@ -236,6 +236,8 @@ def _reduce_class(cls: type) -> tuple[Any, ...]:
             metaclass, bases = type, cls.__bases__  # __orig_bases__ names typing.NamedTuple, a function
         if "__slots__" in cls.__dict__:  # slots exist only if the class is created with them
             type_kwargs = dict(type_kwargs, __slots__=cls.__dict__["__slots__"])
+        if "__del__" in cls.__dict__:  # PyPy calls a finalizer only if the class was created with one
+            type_kwargs = dict(type_kwargs, __del__=rebuild.src_finalizer)
         args = (metaclass, name, bases, type_kwargs, tracker, extra)
     return builder, args, (clsdict, slotstate, generated), None, None, rebuild.src_class_setstate
 

@@ -140,6 +140,14 @@ def src_class_setstate(cls, state):
     return cls  # it goes back by cloudpickle's tracker id (_host_ref): its __qualname__ is not restored
 
 
+def src_finalizer(self):
+    """A rebuilt class's ``__del__`` until its own is set from the class's state. It must be in
+    the namespace the class is created with: PyPy never calls a ``__del__`` added to a class after
+    its creation (it warns "a __del__ method added to an existing type will not be called"), and
+    setting the class's own in place of this one is then honoured there as on CPython."""
+    return None
+
+
 class _ModuleFor:
     """Library generators look classes' modules up in sys.modules (dataclasses does, for string
     annotations); the user's module does not exist here, so stand one in while they run."""
@@ -246,4 +254,5 @@ def src_union(args):
 
 # What a payload may name in this module (see payloads.HostNames); nothing else of the agent.
 PAYLOAD_API = frozenset(("src_code", "src_function_setstate", "src_class_setstate", "src_lru_cache",
-                         "src_cached_property", "src_partialmethod", "src_singledispatch", "src_union"))
+                         "src_cached_property", "src_partialmethod", "src_singledispatch", "src_union",
+                         "src_finalizer"))
