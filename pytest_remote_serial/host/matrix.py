@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -480,15 +481,18 @@ def _target(name: str, spec: Any, where: str, base: Path, shared_paths: tuple[st
 
 
 def _check_interpreter(recipe: Any, spec: dict[str, Any], here: str) -> None:
-    """A path to a Python, or a version ("3.12") looked up on this machine when the target starts."""
+    """A path to a Python, a version ("3.12": a CPython), or a PyPy ("pypy3", "pypy3.11"), looked up
+    on this machine when the target starts."""
     if not isinstance(recipe, str) or not recipe.strip():
-        raise MatrixError(f"{here}: key 'interpreter' must be a path (\"/usr/bin/python3.12\") "
-                          "or a version (\"3.12\")")
+        raise MatrixError(f"{here}: key 'interpreter' must be a path (\"/usr/bin/python3.12\"), "
+                          "a version (\"3.12\") or a PyPy (\"pypy3\", \"pypy3.11\")")
     if "/" not in recipe:
+        if re.fullmatch(r"pypy3(\.\d+)?", recipe):
+            recipe = recipe[len("pypy"):] if "." in recipe else "3.9"  # the version part, checked below
         parts = recipe.split(".")
         if len(parts) != 2 or not all(p.isdigit() for p in parts):
             raise MatrixError(f"{here}: key 'interpreter' = {recipe!r} is neither a path nor a version "
-                              "like \"3.12\"")
+                              "like \"3.12\" nor a PyPy like \"pypy3\" or \"pypy3.11\"")
         if tuple(map(int, parts)) < MIN_PYTHON:
             raise MatrixError(f"{here}: key 'interpreter' = {recipe!r}: the agent needs Python "
                               f"{'.'.join(map(str, MIN_PYTHON))} or newer")
