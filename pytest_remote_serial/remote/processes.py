@@ -6,19 +6,19 @@ long-lived parent must not do itself.
 
 from __future__ import annotations
 
-import _thread
 import json
 import os
 import signal
 import time
 
+from .compat import thread_count
 from .diagnosis import print_exc
 from .pipes import read_message, write_message
 
 
 def threads() -> int:
     """Threads started (and still running) besides the main one: a C counter, no lock to take."""
-    return _thread._count()
+    return thread_count()
 
 
 def children() -> list:

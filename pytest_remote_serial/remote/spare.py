@@ -15,7 +15,7 @@ import select
 import signal
 import time
 
-from . import pipes
+from . import compat, pipes
 from .buffers import dump_with_buffers
 from .call import CALL, call_begins, fresh_random_state, run_call
 from .diagnosis import print_exc
@@ -138,7 +138,7 @@ class Spare:
                 if self.pid == 0:
                     spare_main(channel, close_in_child + [self.hw, self.sr], hr, sw, self.flags)
             else:  # forked by a process the parent did not fork: the flags live in a memfd
-                flags_fd = os.memfd_create("prs-flags")
+                flags_fd = compat.memfd_create("prs-flags")
                 try:
                     os.ftruncate(flags_fd, len(pipes.FLAGS))
                     self.flags = mmap.mmap(flags_fd, len(pipes.FLAGS))

@@ -10,6 +10,7 @@ Both ends import this module: a change to the frame is a protocol change (``prot
 
 from __future__ import annotations
 
+import io
 import json
 import mmap
 import os
@@ -35,6 +36,37 @@ _RESULT = OP_CODE["result"]
 _NAN = float("nan")
 # Buffers from this size are received into huge-page mappings (see receive_buffer).
 BULK_THRESHOLD = 4 << 20
+_JOIN_MAX = 1 << 16  # without writev, smaller pieces are joined into one write
+
+_READERS: dict = {}  # fd -> a FileIO on it that never closes it (where there is no readv)
+
+
+def _readv_by_readinto(fd: int, buffers: list) -> int:
+    """``os.readv`` into one buffer, where there is none (PyPy): ``readinto`` fills it in place."""
+    reader = _READERS.get(fd)
+    if reader is None:
+        reader = _READERS[fd] = io.FileIO(fd, "rb", closefd=False)
+    return reader.readinto(buffers[0]) or 0
+
+
+def _writev_by_write(fd: int, buffers: list) -> int:
+    """``os.writev`` where there is none (PyPy): small leading pieces joined into one write, else
+    the first piece alone; the caller writes what is left, as after any short write."""
+    first = buffers[0]
+    if len(buffers) > 1 and first.nbytes < _JOIN_MAX:
+        joined = []
+        size = 0
+        for view in buffers:
+            if size and size + view.nbytes > _JOIN_MAX:
+                break
+            joined.append(view)
+            size += view.nbytes
+        first = b"".join(joined)
+    return os.write(fd, first)
+
+
+_fd_readv = getattr(os, "readv", None) or _readv_by_readinto
+_fd_writev = getattr(os, "writev", None) or _writev_by_write
 
 
 def receive_buffer(n: int):
@@ -121,10 +153,10 @@ class Channel:
 
     # Subclasses on the host override these two for deadlines and docker's stream mux.
     def _read_into(self, view: memoryview) -> int:
-        return os.readv(self.rfd, [view])
+        return _fd_readv(self.rfd, [view])
 
     def _writev(self, views: list) -> int:
-        return os.writev(self.wfd, views)
+        return _fd_writev(self.wfd, views)
 
     def read_exact(self, n: int, at_boundary: bool = False) -> bytearray:
         return self._read_full(receive_buffer(n), at_boundary)

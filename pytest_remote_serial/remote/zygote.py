@@ -13,7 +13,6 @@ Parent and zygote talk over a SOCK_SEQPACKET pair, one message a datagram, a kin
 
 from __future__ import annotations
 
-import gc
 import mmap
 import os
 import select
@@ -21,7 +20,7 @@ import signal
 import socket
 import struct
 
-from . import pipes
+from . import compat, pipes
 from .diagnosis import print_exc
 from .preload import preload
 from .processes import FOSTERED, NEVER_SWEPT, FosterGone, close_all_but
@@ -145,7 +144,7 @@ def _zygote_main(channel: Channel, sock: socket.socket) -> None:
             preload([x for x in msg[1:].decode().split(",") if x])
             continue
         hr, sw, flags_fd = fds
-        gc.freeze()
+        compat.freeze()
         try:
             pid = os.fork()
         except OSError as exc:
