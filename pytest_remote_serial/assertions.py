@@ -102,7 +102,7 @@ def assert_roundtrip(func: Callable[..., Any], *args: Any, target: str | None = 
     """
     remote = current.remote_for(target)
     rt = remote.roundtrip(func, *args, serializer=serializer, **kwargs)
-    where = f"{remote.target.name} (Python {remote.target.python})"
+    where = f"{remote.target.name} ({remote.target.python_label})"
     if rt.outcome != OK:
         message = _failure(rt, where)
         if rt.outcome == MISSING_MODULE:
@@ -189,7 +189,7 @@ def assert_portable(func: Callable[..., Any], target: str | None = None,
     foreign = remote.target.magic != magic_number() and pickle_carries_code(payload)
     if not missing and not foreign:
         return
-    where = f"{remote.target.name} (Python {remote.target.python})"
+    where = f"{remote.target.name} ({remote.target.python_label})"
     lines = []
     if foreign:
         lines.append(f"{_name(func)} is not portable to {where}: its {codec.name} payload holds code objects "

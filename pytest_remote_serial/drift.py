@@ -29,6 +29,8 @@ class Comparison:
     host_python: str
     same: bool
     diff: str | None
+    target_label: str = ""  # "PyPy 3.11.17": how messages name each side's Python
+    host_label: str = ""
 
     def __bool__(self) -> bool:
         return self.same
@@ -37,7 +39,8 @@ class Comparison:
         if self.same:
             return f"{self.target.function}: the same on {self.target.target} as on the host"
         return (f"{self.target.function} computes something else on {self.target.target} "
-                f"(Python {self.target_python}) than on the host (Python {self.host_python}):\n  {self.diff}")
+                f"({self.target_label or 'Python ' + self.target_python}) than on the host "
+                f"({self.host_label or 'Python ' + self.host_python}):\n  {self.diff}")
 
 
 def short_repr(value: Any) -> str:
@@ -49,13 +52,14 @@ def short_repr(value: Any) -> str:
 
 
 def compare(target: RoundTrip, host: RoundTrip, target_python: str, host_python: str,
-            rtol: float | None = None, atol: float | None = None) -> Comparison:
+            rtol: float | None = None, atol: float | None = None, target_label: str = "",
+            host_label: str = "") -> Comparison:
     diff = outcome_diff(target, host)
     if diff is None and target.outcome == OK:
         diff = value_diff(host.result, target.result, "result", rtol, atol)
     target.same_as_host = diff is None
     target.host_result_repr = short_repr(host.result) if host.outcome == OK else f"<{host.outcome}>"
-    return Comparison(target, host, target_python, host_python, diff is None, diff)
+    return Comparison(target, host, target_python, host_python, diff is None, diff, target_label, host_label)
 
 
 def outcome_diff(target: RoundTrip, host: RoundTrip) -> str | None:

@@ -15,6 +15,7 @@ from .host.backends.base import Running
 from .host.codecs import Codec, UnknownSerializer, choices, get_codec
 from .host.matrix import LOCAL
 from .outcomes import RoundTrip
+from .remote.envelope import IMPLEMENTATION, python_name
 
 DEFAULT_TIMEOUT = 30.0
 MARKER_KEYS = ("serializer", "targets", "gpu", "timeout", "isolate", "expect", "compare_host")
@@ -111,6 +112,7 @@ class TargetInfo:
         self._running = running
         self.name = running.target.name
         self.python = running.python
+        self.implementation = running.implementation  # sys.implementation.name there: "cpython", "pypy"
         self.image = running.image
         self.gpu = gpu
         # The matrix's ``paths`` as folders of this machine: on the target's sys.path, and on
@@ -146,6 +148,11 @@ class TargetInfo:
         """The target's own versions that an injected one hides from calls."""
         return dict(self._running.client.describe().get("shadowed", {}))
 
+    @property
+    def python_label(self) -> str:
+        """"Python 3.11.7", "PyPy 3.11.17": the target's Python as messages name it."""
+        return python_name(self.implementation, self.python, cpython="Python")
+
     def __repr__(self) -> str:
         return f"<target {self.name} python={self.python} image={self.image}>"
 
@@ -155,9 +162,11 @@ class TargetInfo:
 RETRY_ON = {oc.DUMP_ERROR, oc.LOAD_ERROR, oc.MISSING_MODULE, oc.SYNTAX_ERROR}
 
 
-def ladder(target_python: str) -> list[str]:
-    """Same major.minor as the host: by value first; another version: only source ports."""
-    same = target_python.split(".")[:2] == platform.python_version().split(".")[:2]
+def ladder(target_python: str, implementation: str = IMPLEMENTATION) -> list[str]:
+    """Same implementation and major.minor as the host: by value first; another version, or
+    another implementation (PyPy's bytecode is not CPython's): only source ports."""
+    same = (implementation == IMPLEMENTATION
+            and target_python.split(".")[:2] == platform.python_version().split(".")[:2])
     return ["cloudpickle", "cloudpickle-by-value", "source"] if same else ["source"]
 
 
@@ -201,7 +210,8 @@ class Remote:
         host_remote = self if self.target.name == LOCAL else self._host_remote()
         target_rt = self._roundtrip(func, args, kwargs, serializer)
         host_rt = host_remote._roundtrip(func, args, kwargs, serializer)
-        result = drift.compare(target_rt, host_rt, self.target.python, host_remote.target.python, rtol, atol)
+        result = drift.compare(target_rt, host_rt, self.target.python, host_remote.target.python, rtol, atol,
+                               self.target.python_label, host_remote.target.python_label)
         self._record(target_rt)
         return result
 
@@ -215,7 +225,7 @@ class Remote:
     def _roundtrip(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                    serializer: str | Codec | None) -> RoundTrip:
         chosen = serializer or self._options.serializer
-        rungs = ladder(self.target.python) if chosen == "auto" else [get_codec(chosen).name]
+        rungs = ladder(self.target.python, self.target.implementation) if chosen == "auto" else [get_codec(chosen).name]
         tried: list[str] = []
         rt = self._once(func, args, kwargs, rungs[0])
         while chosen == "auto" and (nxt := next_rung(rungs, rt.serializer, rt.outcome)):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from .remote.envelope import python_name
 from .remote.protocol import (  # one spelling for both ends
     CALL_ERROR,
     CRASH,
@@ -174,7 +175,8 @@ class RoundTrip:
         if self.ok:
             return f"{self.function} on {self.target}: ok via {self.serializer}"
         err = self.error or {}
-        parts = [f"{self.function} on {self.target} (Python {err.get('python', '?')}): "
+        where = python_of(err)
+        parts = [f"{self.function} on {self.target}{f' ({where})' if where else ''}: "
                  f"{self.outcome} in phase {err.get('phase', '?')} via {self.serializer}"
                  + (f" {self.serializer_version}" if self.serializer_version else "")]
         if self.fallback_from:
@@ -226,8 +228,18 @@ class RoundTrip:
         }
 
 
+def python_of(error: dict[str, Any]) -> str:
+    """"PyPy 3.11.17": the Python an error record says it happened on; "" when it says none."""
+    python = error.get("python")
+    if not isinstance(python, str) or not python:
+        return ""
+    implementation = error.get("implementation")
+    return python_name(implementation if isinstance(implementation, str) else None, python, cpython="Python")
+
+
 def _error_summary(error: dict[str, Any] | None) -> dict[str, Any] | None:
     if not error:
         return None
     return {k: error[k] for k in ("type", "message", "phase", "module", "signal", "exit_code",
-                                   "diagnosis", "hint", "traceback", "python") if error.get(k) is not None}
+                                   "diagnosis", "hint", "traceback", "python", "implementation")
+            if error.get(k) is not None}

@@ -29,6 +29,7 @@ from .host.matrix import (
 )
 from .host.transport import spin_window
 from .outcomes import RoundTrip, TargetUnavailable
+from .remote.envelope import python_name
 from .report.compare import CompareError, Threshold, compare, failures, parse_threshold, render
 from .report.record import ReportError, build_report, cells, read_json, target_entry, write_json
 from .report.terminal import GLYPHS, MARKUP, layout
@@ -321,7 +322,8 @@ class RemoteSerialPlugin:
                 built = f", image built in {entry['build_s']:.0f}s" if entry.get("build_s") else ""
                 how = ", ".join(f"{k} {entry[k]}" for k in ("backend", "engine", "transport") if entry.get(k))
                 terminalreporter.write_line(
-                    f"{entry['name']}: Python {entry['python']}, cold start {entry['cold_start_s']:.2f}s{built}"
+                    f"{entry['name']}: {python_name(entry.get('implementation'), entry['python'], cpython='Python')}, "
+                    f"cold start {entry['cold_start_s']:.2f}s{built}"
                     + (f" ({how})" if how else ""))
         for name in ("remote_report", "remote_html", "remote_markdown"):
             if self.config.getoption(name):

@@ -269,6 +269,9 @@ def _hello(**changes):
 @pytest.mark.parametrize(("hello", "says"), [
     (_hello(protocol=2), f"protocol 2, where this host speaks {protocol.PROTOCOL} (an agent of another "
                          "pytest-remote-serial version"),
+    (_hello(implementation="Py Py"), "implementation = 'Py Py'"),
+    (_hello(implementation=None), "implementation = None"),
+    (_hello(cache_tag=7), "cache_tag = 7"),
     (_hello(cpus="x"), "cpus = 'x'"),
     (_hello(cpus=0), "cpus = 0"),
     (_hello(python=None), "python = None"),

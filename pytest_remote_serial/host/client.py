@@ -16,8 +16,8 @@ from typing import Any
 from .. import outcomes as oc
 from ..outcomes import RemoteTraceback, RoundTrip
 from ..remote.buffers import DeviceCopies
-from ..remote.diagnosis import diagnose_load, missing_module_of, pickle_globals
-from ..remote.envelope import numpy_version
+from ..remote.diagnosis import carries_code, diagnose_load, missing_module_of, pickle_globals
+from ..remote.envelope import IMPLEMENTATION, numpy_version, python_name
 from ..remote.wire import FRAME_SIZE, encode_frame
 from .codecs import Codec, UnknownSerializer, call_header, get_codec
 from .transport import AgentLost, SocketChannel
@@ -26,6 +26,7 @@ from .trust import Policy, UnsafeGlobal, describe_problem, hello_problem, load_r
 # Past the call's own timeout, how long the host waits before it declares the agent lost.
 GRACE_S = 15.0
 HELLO_TIMEOUT_S = 60.0
+SELF_CHECK_TIMEOUT_S = 30.0
 
 
 def function_name(func: Any) -> str:
@@ -99,6 +100,23 @@ class AgentClient:
                 raise
             finally:
                 self.channel.deadline = None
+
+    def self_check(self) -> str | None:
+        """Why this agent cannot serve a call, or None when it can. An agent may say hello and
+        still fail every call (PyPy without ``gc.freeze`` died forking its first spare): one tiny
+        isolated call, ``abs(-7)`` under plain pickle, walks the path every call takes (a spare
+        forked, the payload read, loaded, called, the answer written), so such a target is
+        ``unavailable`` with its cause instead of a crash blamed on the user's first function."""
+        rt = self.roundtrip(abs, (-7,), {}, "pickle", SELF_CHECK_TIMEOUT_S)
+        if rt.outcome == oc.OK and rt.result == 7:
+            return None
+        if rt.outcome == oc.OK:
+            return f"abs(-7) came back as {rt.result!r}"
+        error = rt.error or {}
+        kind = str(error.get("type") or "")
+        found = f"{rt.outcome}{f' ({kind})' if kind and kind != rt.outcome else ''}: {error.get('message', '')}"
+        trace = str(error.get("traceback") or "").strip()
+        return found + (f"\n{trace}" if trace else "")
 
     def describe(self) -> dict[str, Any]:
         if self._description is None:
@@ -256,6 +274,8 @@ class AgentClient:
             rt.error = {"phase": "result", "type": "bad_reply",
                         "message": f"the target answered with outcome {answer.get('outcome')!r}, "
                                    "which is none of the outcomes a reply may carry"}
+        if rt.error is not None and not isinstance(rt.error.get("python"), str):
+            rt.error.update(self._where())  # the agent's own records say it; one that does not is named here
         rt.result_bytes = sum(len(b) for b in buffers)
         if answer.get("result_codec") == "json" and buffers:
             try:
@@ -268,19 +288,19 @@ class AgentClient:
                 rt.result = load_reply(buffers, policy, copies)
             except Exception as exc:
                 rt.outcome = oc.RESULT_ERROR
-                rt.error = _result_load_error(exc, answer)
+                rt.error = _result_load_error(exc, answer, _holds_code(buffers))
         elif rt.outcome == oc.CALL_ERROR:
             try:
                 rt.exception = _rebuild_exception(rt.error or {}, buffers, rt, policy)
             except UnsafeGlobal as exc:
                 rt.outcome = oc.RESULT_ERROR
-                rt.error = dict(_result_load_error(exc, answer), remote=rt.error)
+                rt.error = dict(_result_load_error(exc, answer, _holds_code(buffers)), remote=rt.error)
         self._name_limits(rt, answer)
 
     def _bad_reply(self, rt: RoundTrip, problem: str) -> None:
         """A reply whose header is not as the agent writes it: something on the target wrote it."""
         rt.outcome = oc.RESULT_ERROR
-        rt.error = {"phase": "result", "type": "bad_reply",
+        rt.error = {"phase": "result", "type": "bad_reply", **self._where(),
                     "message": f"the reply from {self.target} has {problem}: something on the target (the "
                                "call itself, or its image) wrote the agent's reply; nothing of it was loaded"}
 
@@ -288,16 +308,20 @@ class AgentClient:
         """No answer to use: a reply out of turn, or the agent gone."""
         if isinstance(exc, OutOfStep):
             rt.outcome = oc.RESULT_ERROR
-            rt.error = {"phase": "result", "type": "out_of_step", "message": f"{exc}; the reply was "
+            rt.error = {"phase": "result", "type": "out_of_step", **self._where(), "message": f"{exc}; the reply was "
                         "discarded and the target's agent will be restarted for the next call"}
             return
         rt.outcome = oc.CRASH
-        rt.error = {"phase": "call", "type": "agent_lost", "message": f"{exc}; the target's "
+        rt.error = {"phase": "call", "type": "agent_lost", **self._where(), "message": f"{exc}; the target's "
                     "agent was lost and will be restarted for the next call"}
         cause = self.diagnose()
         if cause:
             rt.error["message"] = f"{cause}; {rt.error['message']}"
             rt.error["diagnosis"] = cause
+
+    def _where(self) -> dict[str, Any]:
+        """The target's Python, as its agent said hello: for the records the host writes itself."""
+        return {"python": str(self.hello.get("python")), "implementation": self.hello.get("implementation")}
 
     def _name_limits(self, rt: RoundTrip, answer: dict[str, Any]) -> None:
         """A SIGKILL from the OOM killer, a fork refused at the pids limit: say which matrix key."""
@@ -326,17 +350,26 @@ def _host_error(exc: BaseException, phase: str, message: str) -> dict[str, Any]:
     import platform
 
     return {"phase": phase, "type": f"{type(exc).__module__}.{type(exc).__qualname__}",
-            "message": f"{message}: {exc}", "python": platform.python_version(),
+            "message": f"{message}: {exc}", "python": platform.python_version(), "implementation": IMPLEMENTATION,
             "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))}
 
 
-def _result_load_error(exc: BaseException, answer: dict[str, Any]) -> dict[str, Any]:
+def _holds_code(buffers: list[bytearray]) -> bool:
+    """Does the reply's pickle build code objects (a result the target had to cloudpickle)?"""
+    try:
+        return bool(buffers) and carries_code(bytes(buffers[0]))
+    except Exception:  # not a pickle stream the scan can read: nothing to say about bytecode
+        return False
+
+
+def _result_load_error(exc: BaseException, answer: dict[str, Any], code: bool = False) -> dict[str, Any]:
     """Explain from the reply's envelope why the host cannot load what the target sent."""
-    env = answer.get("envelope") or {}
-    why = diagnose_load({"envelope": env, "serializer": "pickle"}, exc)
+    found = answer.get("envelope")
+    env: dict[str, Any] = found if isinstance(found, dict) else {}
+    why = diagnose_load({"envelope": env, "serializer": "cloudpickle" if code else "pickle"}, exc)
     what = "the exception" if answer.get("outcome") == oc.CALL_ERROR else f"the result ({answer.get('result_type')})"
-    error = _host_error(exc, "result", f"{what} came back from "
-                        f"Python {env.get('python', '?')} but the host cannot load it")
+    sender = python_name(env.get("implementation"), env.get("python")) if env.get("python") else "the target"
+    error = _host_error(exc, "result", f"{what} came back from {sender} but the host cannot load it")
     module = missing_module_of(exc)
     if module:
         error["message"] += f"; module {module!r} exists on the target but not on the host"
@@ -375,6 +408,7 @@ def _rebuild_exception(error: dict[str, Any], buffers: list[bytearray], rt: Roun
         exc.roundtrip = rt  # type: ignore[attr-defined]
     except AttributeError:
         pass
+    where = oc.python_of(error)
     if hasattr(exc, "add_note"):
-        exc.add_note(f"raised on target {rt.target} (Python {error.get('python', '?')})")
+        exc.add_note(f"raised on target {rt.target}{f' ({where})' if where else ''}")
     return exc

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..remote.buffers import DeviceCopies, dump_with_buffers
 from ..remote.diagnosis import json_drift
-from ..remote.envelope import magic_number, numpy_version, python_version
+from ..remote.envelope import CACHE_TAG, IMPLEMENTATION, magic_number, numpy_version, python_version
 from ..remote.protocol import PROTOCOL
 from .capsule import flat_dispatch, standin_for_pytest_rewrite
 
@@ -211,6 +211,8 @@ def envelope(codec: Codec) -> dict[str, Any]:
     return {
         "proto": PROTOCOL,
         "python": python_version(),
+        "implementation": IMPLEMENTATION,
+        "cache_tag": CACHE_TAG,
         "magic": magic_number(),
         "serializer": codec.name,
         "serializer_version": codec.version,

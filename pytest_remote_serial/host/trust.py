@@ -286,6 +286,11 @@ def reply_problem(answer: dict[str, Any], buffers: int) -> str | None:
     return None
 
 
+def _implementation(value: Any) -> bool:
+    """``sys.implementation.name``: lower-case, a name ("cpython", "pypy")."""
+    return type(value) is str and 0 < len(value) < 32 and value.isidentifier() and value.islower()
+
+
 def hello_problem(hello: dict[str, Any]) -> str | None:
     """What in an agent's hello is not as this host's agent writes it: another protocol (an
     agent of another version), or fields of the wrong shape."""
@@ -294,7 +299,8 @@ def hello_problem(hello: dict[str, Any]) -> str | None:
     if hello.get("protocol") != PROTOCOL:
         return (f"protocol {hello.get('protocol')!r:.60}, where this host speaks {PROTOCOL} (an agent of "
                 "another pytest-remote-serial version: remove the target's kept container or cached agent)")
-    checks = [("python", lambda v: type(v) is str and v[:1].isdigit()), ("cpus", lambda v: _count(v) and v > 0),
+    checks = [("python", lambda v: type(v) is str and v[:1].isdigit()), ("implementation", _implementation),
+              ("cache_tag", lambda v: type(v) is str and len(v) < 64), ("cpus", lambda v: _count(v) and v > 0),
               ("magic", _count), ("pid", _count), ("pickle_protocol", _count)]
     for name, ok in checks:
         if not ok(hello.get(name)):

@@ -23,7 +23,8 @@ from .wire import Channel
 
 
 class ForeignBytecode(Exception):
-    """The payload loaded, but running its code objects here would be undefined behaviour."""
+    """The payload's code objects are another Python's: building or running them here would be
+    undefined behaviour, so it is refused before it is loaded."""
 
 
 class CallTimeout(BaseException):
@@ -88,16 +89,12 @@ def status(fd: int | None, kind: bytes) -> None:
 
 
 def _load_payload(bufs: list, header: dict) -> tuple:
-    downstream = bool(header.get("loads"))
-    # A framework's own loader is never handed another Python's bytecode: scanned first.
-    foreign = foreign_bytecode(header, bufs[0]) if downstream else None
+    # Scanned first, whoever loads it (a framework's own loader too): no code object of another
+    # Python is ever built here. None at once for this Python's own bytecode.
+    foreign = foreign_bytecode(header, bufs[0])
     if foreign:
         raise ForeignBytecode(foreign)
-    func, args, kwargs = loader_for(header)(bufs[0], bufs[1:], header)
-    foreign = None if downstream else foreign_bytecode(header, bufs[0])
-    if foreign:
-        raise ForeignBytecode(foreign)
-    return func, args, kwargs
+    return loader_for(header)(bufs[0], bufs[1:], header)
 
 
 def _load_failure(exc: BaseException, header: dict, response: dict) -> None:

@@ -85,3 +85,17 @@ def import_pickler_module(name: str):
         return __import__(name)
     finally:
         setattr(pickle, "Pickler", accelerated)  # noqa: B010
+
+
+def import_injected(name: str, libs: list) -> None:
+    """Import ``name`` as a call would find it: through ``import_pickler_module`` where that is
+    the host's injected copy (from one of the ``libs`` zips), plainly where it is the image's."""
+    if name not in sys.modules and sys.implementation.name == "pypy":
+        import importlib.util
+
+        spec = importlib.util.find_spec(name)
+        origin = str(getattr(spec, "origin", None) or "")
+        if any(origin.startswith(lib.rstrip("/") + "/") for lib in libs):
+            import_pickler_module(name)
+            return
+    __import__(name)

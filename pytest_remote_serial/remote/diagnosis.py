@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from .envelope import magic_number, python_version
+from .envelope import IMPLEMENTATION, magic_number, python_name, python_version, this_python
 
 
 def json_drift(obj, path):
@@ -68,7 +68,7 @@ def diagnose_load(header: dict, exc: BaseException) -> str | None:
             return ("array pickled by numpy %s cannot be loaded by numpy %s here (module %r "
                     "does not exist in numpy %s); send plain lists or match numpy versions"
                     % (theirs, ours, missing, ours.split(".")[0]))
-    if missing:
+    if missing or header.get("serializer") in BYTECODE_FREE:
         return None
     other = _other_library_version(header)
     if other and isinstance(exc, (AttributeError, ImportError, TypeError)):
@@ -76,16 +76,15 @@ def diagnose_load(header: dict, exc: BaseException) -> str | None:
                 "versions differ; install the host's version on the target, or use serializer='source' "
                 "(loaded with the plugin's own copy of the host's cloudpickle)" % other)
     # A downstream serializer's payload was scanned before its loader ran: it held no code of
-    # another version, so the version is not the cause.
-    if env.get("magic") not in (None, magic_number()) and header.get("serializer") != "source" \
-            and not header.get("loads"):
-        return (
-            "payload written by Python %s (bytecode magic %s) cannot be loaded by Python %s "
-            "(magic %s): code objects are not portable across minor versions; "
-            "use serializer='source'" % (env.get("python", "?"), env.get("magic"), python_version(),
-                                         magic_number())
-        )
-    return None
+    # another Python, so the version is not the cause.
+    if header.get("loads"):
+        return None
+    mismatch = bytecode_mismatch(env)
+    if mismatch is None:
+        return None
+    return ("%s: the payload was written by %s (bytecode magic %s) and cannot be loaded by %s (magic %s): "
+            "%s; use serializer='source'" % (mismatch, _sender(env), env.get("magic"), this_python(),
+                                             magic_number(), _not_portable(env)))
 
 
 def _other_library_version(header: dict):
@@ -103,8 +102,29 @@ def _other_library_version(header: dict):
     return (library, theirs, library, ours)
 
 
-# Serializers whose payload may hold code objects, i.e. bytecode for one minor version.
+# Serializers whose payload may hold code objects, i.e. bytecode for one minor version of one
+# implementation; and those that never carry any, whose failures never have a bytecode cause.
 CODE_SERIALIZERS = ("cloudpickle", "cloudpickle-by-value", "dill", "dill-recurse")
+BYTECODE_FREE = ("source", "json", "pickle")
+
+
+def bytecode_mismatch(env: dict) -> str | None:
+    """"CPython 3.11 bytecode on PyPy 3.11" when the sender's bytecode is not this Python's
+    (another magic number), else None."""
+    if env.get("magic") in (None, magic_number()):
+        return None
+    theirs = python_name(env.get("implementation"), env.get("python"), minor=True)
+    return "%s bytecode on %s" % (theirs, this_python(minor=True))
+
+
+def _sender(env: dict) -> str:
+    return python_name(env.get("implementation"), env.get("python") or "of an unknown version")
+
+
+def _not_portable(env: dict) -> str:
+    if env.get("implementation") not in (None, IMPLEMENTATION):
+        return "code objects are not portable across implementations"
+    return "code objects are not portable across minor versions"
 _CODE_BUILDERS = {("dill._dill", "_create_code"), ("types", "CodeType"), ("builtins", "code")}
 
 
@@ -179,10 +199,11 @@ def pickle_carries_code(data, depth: int = 0) -> bool:
 
 
 def foreign_bytecode(header: dict, payload) -> str | None:
-    """Why a payload that loaded must still not run: its code objects are another version's.
+    """Why a payload must not be loaded here: its code objects are another Python's bytecode.
 
     Measured: 3.11 code run by 3.9 raises ``SystemError: unknown opcode``, by 3.13 it
-    segfaults or calls the wrong thing. Neither is the function's own behaviour.
+    segfaults or calls the wrong thing; PyPy's bytecode is not CPython's at all. None of that is
+    the function's own behaviour. Read with pickletools, before anything is built from it.
     """
     env = header.get("envelope", {})
     downstream = bool(header.get("loads"))  # a framework's own bytes: scanned where they are a pickle
@@ -190,10 +211,9 @@ def foreign_bytecode(header: dict, payload) -> str | None:
         return None
     if not (pickle_carries_code(payload) if downstream else carries_code(payload)):
         return None
-    return ("payload written by Python %s (bytecode magic %s) holds code objects, which Python %s "
-            "(magic %s) cannot run: code objects are not portable across minor versions; "
-            "use serializer='source'" % (env.get("python", "?"), env.get("magic"), python_version(),
-                                         magic_number()))
+    return ("%s: the payload holds code objects written by %s (bytecode magic %s), which %s (magic %s) "
+            "cannot run: %s; use serializer='source'" % (bytecode_mismatch(env), _sender(env), env.get("magic"),
+                                                        this_python(), magic_number(), _not_portable(env)))
 
 
 def _try_numpy_version() -> str | None:
@@ -211,6 +231,7 @@ def error_info(exc: BaseException, phase: str) -> dict:
         "message": safe_str(exc),
         "traceback": format_exception(exc),
         "python": python_version(),
+        "implementation": IMPLEMENTATION,
     }
     module = missing_module_of(exc)
     if module:

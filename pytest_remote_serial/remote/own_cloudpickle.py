@@ -50,10 +50,11 @@ def private_name(module, name=None):
 
 
 def cloudpickle():
-    """The private copy's ``cloudpickle.cloudpickle`` module (the host's own, on the host)."""
-    import importlib
+    """The private copy's ``cloudpickle.cloudpickle`` module (the host's own, on the host),
+    imported so that it works on PyPy 8 too (``compat.import_pickler_module``)."""
+    from .compat import import_pickler_module
 
-    return importlib.import_module(private_name(_PUBLIC + ".cloudpickle"))
+    return import_pickler_module(private_name(_PUBLIC + ".cloudpickle"))
 
 
 def trackers():

@@ -8,11 +8,12 @@ from __future__ import annotations
 import functools
 import json
 import pickle
+import sys
 
 from . import assert_standin, rebuild
 from .buffers import CALL_COPIES, PICKLE_PROTOCOL, Buffers, _no_persistent_load, attach_device_loads, dump_with_buffers
 from .diagnosis import json_drift
-from .envelope import python_version
+from .envelope import python_version, this_python
 from .own_cloudpickle import cloudpickle, private_name, trackers
 from .protocol import RESULT_ERROR
 from .rebuild import _FROM_HOST, HOST_PACKAGE
@@ -84,9 +85,12 @@ class _SourceUnpickler(HostNames, pickle.Unpickler):
         except (ImportError, AttributeError) as exc:
             moved = _MOVED.get((module, name)) or _MOVED.get((module, None))
             if moved is None:
+                if isinstance(exc, AttributeError) and module not in sys.modules:  # raised by its import
+                    raise ImportError("importing %s failed on %s: %s: %s" % (
+                        module, this_python(), type(exc).__name__, exc), name=module) from exc
                 if isinstance(exc, AttributeError):
-                    raise AttributeError("%s.%s does not exist on Python %s (the payload was written by "
-                                         "a Python that has it)" % (module, name, python_version()))
+                    raise AttributeError("%s.%s does not exist on %s (the payload was written by "
+                                         "a Python that has it)" % (module, name, this_python()))
                 raise
             return super().find_class(moved[0], moved[1] or name)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # typing costs a cold start ~5 ms; the records below exist for mypy only
 
-PROTOCOL = 4
+PROTOCOL = 5  # 5: the envelope and the hello name the implementation and its cache tag (4: a loader)
 
 # A frame's op code is its kind's index here (0: a kind named in the JSON rest instead).
 OPS = ("", "hello", "call", "result", "echo", "map", "describe", "find_modules", "error")

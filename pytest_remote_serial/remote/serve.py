@@ -8,17 +8,16 @@ Every answer carries the id of the request it answers; the host checks it.
 
 from __future__ import annotations
 
-import gc
 import os
 import pickle
 import socket
 import sys
 import time
 
-from . import own_cloudpickle, preload
+from . import compat, own_cloudpickle, preload
 from .call import call_begins, call_spawned, count_fork
 from .describe import describe, missing_modules
-from .envelope import cpus, magic_number, python_version
+from .envelope import CACHE_TAG, IMPLEMENTATION, cpus, magic_number, python_version
 from .inline import close_in_fork, run_inline
 from .limits import no_process, read_limits
 from .processes import FosterGone, become_subreaper, in_child, reap, settle, sweep, waitpid
@@ -43,8 +42,9 @@ def handles(op: str):
 
 
 def hello() -> dict:
-    return {"op": "hello", "protocol": PROTOCOL, "python": python_version(), "cpus": cpus(),
-            "magic": magic_number(), "pid": os.getpid(), "pickle_protocol": pickle.HIGHEST_PROTOCOL}
+    return {"op": "hello", "protocol": PROTOCOL, "python": python_version(), "implementation": IMPLEMENTATION,
+            "cache_tag": CACHE_TAG, "cpus": cpus(), "magic": magic_number(), "pid": os.getpid(),
+            "pickle_protocol": pickle.HIGHEST_PROTOCOL}
 
 
 def timeout_of(header: dict) -> float:
@@ -132,7 +132,7 @@ class Server:
         return header
 
     def fork_next(self) -> Spare | None:
-        gc.freeze()  # what the parent holds stays out of the children's collections (fewer page copies)
+        compat.freeze()  # what the parent holds stays out of the children's collections (fewer page copies)
         try:
             return Spare(self.channel, list(self.close_in_child),
                          self.zygote.fork_spare if self.zygote is not None else None)
@@ -239,10 +239,11 @@ def serve(channel: Channel, close_in_child: list | tuple = ()) -> None:
 
 def _warm_imports() -> None:
     """The default serializer, once in the parent so every forked child has it: the cloudpickle
-    a call imports, and the plugin's own copy that source capsules load with (``own_cloudpickle``).
-    Not dill: it doubles the parent's private memory (6 MB, 27 mappings), which every fork then
-    copies and every exit unmaps (fork+exit+wait 1.02 -> 1.36 ms in a container); a target that
-    is sent dill learns it after its first dill call, like any module a call imports."""
+    a call imports, and the plugin's own copy that source capsules load with (``own_cloudpickle``),
+    both through ``compat.import_pickler_module`` where they are the host's (PyPy 8). Not dill: it
+    doubles the parent's private memory (6 MB, 27 mappings), which every fork then copies and every
+    exit unmaps (fork+exit+wait 1.02 -> 1.36 ms in a container); a target that is sent dill learns
+    it after its first dill call, like any module a call imports."""
     for warm in (_import_cloudpickle, own_cloudpickle.cloudpickle):
         try:
             warm()
@@ -251,7 +252,10 @@ def _warm_imports() -> None:
 
 
 def _import_cloudpickle() -> None:
-    import cloudpickle  # noqa: F401
+    """The cloudpickle a call imports: the host's injected copy is imported so that it works on
+    PyPy 8 as the plugin's own does; an image's own cloudpickle as the image has it (its failure
+    there is the truth of that worker)."""
+    compat.import_injected("cloudpickle", preload.KNOWN.libs)
 
 
 def serve_socket(path: str, keep: bool, accept_timeout: float) -> None:

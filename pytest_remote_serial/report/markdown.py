@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from ..remote.envelope import python_name
 from .record import VERDICTS, cells
 
 SYMBOLS = {"passed": "✅", "failed": "❌", "error": "💥", "xfailed": "☑️", "xpassed": "⚠️", "skipped": "⏭️"}
@@ -50,7 +51,8 @@ def render_markdown(report: dict[str, Any], title: str = "pytest-remote-serial m
         if t["name"] not in names:
             continue
         how = ", ".join(f"{k} {t[k]}" for k in ("backend", "engine", "transport") if t.get(k))
-        state = (f"Python {t.get('python')}" + (f", {how}" if how else "")) if t.get("available") \
+        python = python_name(t.get("implementation"), t.get("python"), cpython="Python")
+        state = (python + (f", {how}" if how else "")) if t.get("available") \
             else f"unavailable: {str(t.get('reason') or '?').splitlines()[0]}"
         lines.append(f"- **{_escape(t['name'])}**: {_escape(state)}")
     lines += ["", "Verdict first (the test's result), then the round trips' outcome(s); "

@@ -51,7 +51,8 @@ def target_entry(target: Target, state: Running | str | None) -> dict[str, Any]:
     }
     if isinstance(state, Running):
         entry.update(_how(target, state))
-        entry.update(python=state.python, image=state.image, image_id=state.image_id,
+        entry.update(python=state.python, implementation=state.implementation, image=state.image,
+                     image_id=state.image_id,
                      cold_start_s=round(state.cold_start_s, 6),
                      build_s=None if state.build_s is None else round(state.build_s, 3))
         try:

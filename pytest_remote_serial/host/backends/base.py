@@ -47,6 +47,11 @@ class Running:
     def python(self) -> str:
         return str(self.client.hello.get("python"))
 
+    @property
+    def implementation(self) -> str:
+        """``sys.implementation.name`` of the target ("cpython", "pypy")."""
+        return str(self.client.hello.get("implementation") or "cpython")
+
 
 RUN_PREFIX = "prs-"
 OWNER_FILE = "owner"  # "<pid> <start time>" of the pytest process that made the folder
@@ -121,9 +126,35 @@ def remove_dead_runs(root: Path | None = None) -> int:
     return removed
 
 
+def ready(connect: Callable[[], AgentClient], target: str, cause: Callable[[], str | None]) -> AgentClient:
+    """An agent that said hello and served its self-check call (``AgentClient.self_check``); else
+    a StartFailed (the target is ``unavailable``) naming what went wrong and, from ``cause``, the
+    agent's own account: its last output (a traceback), the container's exit."""
+    try:
+        client = connect()
+    except EOFError as exc:  # closed before its hello (the agent died starting), or a hello refused
+        raise StartFailed(_with_cause(f"the agent of {target} did not say hello: {exc}", cause)) from None
+    problem = client.self_check()
+    if problem is not None:
+        message = _with_cause(f"the agent of {target} said hello but cannot serve a call: {problem}", cause)
+        client.close()
+        raise StartFailed(message)
+    return client
+
+
+def _with_cause(message: str, cause: Callable[[], str | None]) -> str:
+    try:
+        found = cause()
+    except Exception as exc:  # asking the engine failed: the message stands without it
+        found = f"(its own account could not be read: {exc})"
+    return f"{message}; {found}" if found else message
+
+
 def wait_and_connect(sock_path: Path, target: str, still_starting: Callable[[], str | None],
-                     timeout: float = 60.0) -> AgentClient:
-    """Poll for the agent's socket; fail fast with the reason if the process died first."""
+                     timeout: float = 60.0, cause: Callable[[], str | None] | None = None) -> AgentClient:
+    """Poll for the agent's socket; fail fast with the reason if the process died first. Once
+    connected, the agent must say hello and serve its self-check (``ready``); ``cause``: its own
+    account if it does not (default: ``still_starting``)."""
     deadline = time.monotonic() + timeout
     # Asking the engine is a request the agent's start would wait behind: not before a usual
     # start has had its time (a container that died at once is still named within 0.3 s).
@@ -141,7 +172,7 @@ def wait_and_connect(sock_path: Path, target: str, still_starting: Callable[[], 
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(str(sock_path))
-        return AgentClient(SocketChannel(sock), target)
+        return ready(lambda: AgentClient(SocketChannel(sock), target), target, cause or still_starting)
     except BaseException:
         with contextlib.suppress(OSError):
             sock.close()

@@ -23,7 +23,7 @@ from ..client import AgentClient
 from ..images import BuildFailed, ImageBuilder, Progress
 from ..matrix import Target
 from ..transport import DockerStdioChannel, DockerStreamChannel
-from .base import SOCKET_NAME, Running, StartFailed, private_socket_dir, process_start, wait_and_connect
+from .base import SOCKET_NAME, Running, StartFailed, private_socket_dir, process_start, ready, wait_and_connect
 from .compiled import COMPILED_PATH, ensure_compiled
 from .engines import Engine, connect, default_engine
 from .layer import AGENT_DIR, PATHS_DIR, ensure_layer
@@ -250,7 +250,8 @@ class DockerBackend:
             container = self._create(kwargs)
             try:
                 client = wait_and_connect(sock_dir / SOCKET_NAME, target.name,
-                                          lambda: self._exited(container, target))
+                                          lambda: self._exited(container, target),
+                                          cause=lambda: self._account(container, target))
             except BaseException:
                 _remove(container)
                 raise
@@ -298,7 +299,8 @@ class DockerBackend:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             channel = DockerStdioChannel(sock) if plain else DockerStreamChannel(sock)
             container.start()
-            return container, AgentClient(channel, target.name)
+            return container, ready(lambda: AgentClient(channel, target.name), target.name,
+                                    lambda: self._account(container, target))
         except BaseException:
             _remove(container)
             raise
@@ -330,7 +332,8 @@ class DockerBackend:
             kwargs["auto_remove"] = True  # it outlives the run: gone by itself when idle
             container = self._create(kwargs)
             found = [container]
-            client = wait_and_connect(sock_path, target.name, lambda: self._exited(container, target))
+            client = wait_and_connect(sock_path, target.name, lambda: self._exited(container, target),
+                                      cause=lambda: self._account(container, target))
             # The socket stays for later runs; the folder becomes read-only to the container user.
             sock_dir.chmod(0o555)
         return Running(target=target, client=client, stop=client.close, image=image,
@@ -349,6 +352,19 @@ class DockerBackend:
         if container.status in ("exited", "dead"):
             return f"the container exited before its agent started: {_death(container, target)}"
         return None
+
+    @classmethod
+    def _account(cls, container: Any, target: Target) -> str | None:
+        """The agent's own account of a failed start: how the container ended (given a moment),
+        or, while it still runs, its last lines (a traceback the agent printed)."""
+        ended = cls._lost(container, target)
+        if ended:
+            return ended
+        try:
+            lines = container.logs(tail=30).decode(errors="replace").strip()
+        except Exception:
+            return None
+        return f"its last lines: {lines}" if lines else None
 
     @staticmethod
     def _lost(container: Any, target: Target) -> str | None:

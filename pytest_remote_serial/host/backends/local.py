@@ -64,6 +64,17 @@ def start_process(target: Target, python: list[str], env: dict[str, str], what: 
         err = log.read_text(errors="replace")
         return f"the {what} agent exited with {proc.returncode}: {err[-800:]}"
 
+    def account() -> str | None:
+        """Its own account of a failed start: how it ended (given a moment) and what it printed."""
+        try:
+            proc.wait(2)
+        except subprocess.TimeoutExpired:
+            pass
+        err = log.read_text(errors="replace").strip()
+        ended = f"the {what} agent exited with {proc.returncode}" if proc.returncode is not None else ""
+        said = f"its output: {err[-1500:]}" if err else ""
+        return "; ".join(part for part in (ended, said) if part) or None
+
     def stop() -> None:
         client.close()
         try:
@@ -74,7 +85,7 @@ def start_process(target: Target, python: list[str], env: dict[str, str], what: 
         shutil.rmtree(parent, ignore_errors=True)
 
     try:
-        client = wait_and_connect(sock_path, target.name, died)
+        client = wait_and_connect(sock_path, target.name, died, cause=account)
     except BaseException:
         proc.kill()
         proc.wait()
