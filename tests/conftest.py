@@ -21,7 +21,7 @@ def docker_client(pytestconfig: pytest.Config):
     client.close()
 
 
-TABLE_TARGETS = ["local", "py3.9", "py3.11", "py3.13", "py3.14"]
+TABLE_TARGETS = ["local", "py3.9", "py3.11", "py3.13", "py3.14", "py3.15", "pypy3.11"]
 
 
 @pytest.fixture(scope="module")

@@ -20,12 +20,16 @@ def test_default_matrix_has_the_design_targets(tmp_path):
     matrix = load_matrix(tmp_path)
     assert matrix.source == str(BUNDLED)
     assert list(matrix.targets) == ["local", "py3.9", "py3.10", "py3.11", "py3.12", "py3.13", "py3.14",
-                                    "cuda-py3.11"]
-    for name in ("py3.10", "py3.12"):  # every minor 3.9-3.14: these two as interpreters (no Docker)
+                                    "py3.15", "pypy3.11", "cuda-py3.11"]
+    for name in ("py3.10", "py3.12"):  # every minor 3.9-3.15: these two as interpreters (no Docker)
         assert matrix.targets[name].is_interpreter and matrix.targets[name].recipe == name[2:]
         assert not matrix.targets[name].is_trusted and not matrix.targets[name].is_container
     assert matrix.targets["py3.9"].recipe == {"suite": "bullseye", "packages": ["python3", "python3-numpy"]}
     assert matrix.targets["py3.14"].python == "python3.14"
+    assert matrix.targets["py3.15"].python == "python3.15"
+    assert matrix.targets["py3.15"].recipe == {"suite": "sid", "packages": ["python3.15", "python3-numpy"]}
+    pypy = matrix.targets["pypy3.11"]  # another implementation: Debian's PyPy, no numpy there
+    assert (pypy.python, pypy.recipe) == ("pypy3", {"suite": "sid", "packages": ["pypy3"]})
     cuda = matrix.targets["cuda-py3.11"]
     assert cuda.gpu and cuda.recipe["suite"] == "bookworm"
     assert any(w.startswith("cupy-cuda12x") for w in cuda.recipe["wheels"])
@@ -53,6 +57,8 @@ def test_pyproject_table_wins_over_matrix_folder(tmp_path):
     ('[targets.a]\nimage = "x"\nengine = "ssh://h"\ncontext = "c"\n', "keys 'engine' and 'context' both"),
     ('[targets.a]\ninterpreter = "3.8"\n', "the agent needs Python 3.9 or newer"),
     ('[targets.a]\ninterpreter = "python"\n', "neither a path nor a version"),
+    ('[targets.a]\ninterpreter = "pypy2"\n', "nor a PyPy like \"pypy3\" or \"pypy3.11\""),
+    ('[targets.a]\ninterpreter = "pypy3.7"\n', "the agent needs Python 3.9 or newer"),
     ('[targets.a]\ninterpreter = "3.12"\nmemory = "1g"\n', "key 'memory' applies to container targets only"),
     ('[targets.a]\ninterpreter = "3.12"\nimage = "x"\n', "two recipes (image and interpreter)"),
     ('title = "no targets"\n', "unknown key 'title'"),
