@@ -115,6 +115,8 @@ class AgentClient:
         error = rt.error or {}
         kind = str(error.get("type") or "")
         found = f"{rt.outcome}{f' ({kind})' if kind and kind != rt.outcome else ''}: {error.get('message', '')}"
+        if error.get("hint"):
+            found += f"; fix: {error['hint']}"
         trace = str(error.get("traceback") or "").strip()
         return found + (f"\n{trace}" if trace else "")
 
