@@ -140,8 +140,9 @@ class RawEcho:
         self.sock.close()
 
 
-def ready_floor(env: DockerEnv, image: str) -> float:
-    """Seconds from ``containers.run`` (same flags as the agent's) to a trivial process connected."""
+def ready_floor(env: DockerEnv, image: str, python: str = "python3") -> float:
+    """Seconds from ``containers.run`` (same flags as the agent's) to a trivial process of the
+    target's interpreter connected."""
     _, sock_dir = env.socket_dir()
     path = sock_dir / "ready.sock"
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -152,7 +153,7 @@ def ready_floor(env: DockerEnv, image: str) -> float:
     container = None
     try:
         t0 = time.perf_counter()
-        container = env.run(image, ["python3", "-c", READY_PROCESS, f"{SOCK_DIR}/ready.sock"], sock_dir)
+        container = env.run(image, [python, "-c", READY_PROCESS, f"{SOCK_DIR}/ready.sock"], sock_dir)
         conn, _ = listener.accept()
         took = time.perf_counter() - t0
         conn.close()
@@ -163,21 +164,21 @@ def ready_floor(env: DockerEnv, image: str) -> float:
             env.remove(container)
 
 
-def ready_floor_many(env: DockerEnv, image: str, count: int) -> float:
+def ready_floor_many(env: DockerEnv, image: str, count: int, python: str = "python3") -> float:
     """Wall time of ``count`` ready floors started at once: what ``count`` targets could cost at
     best on this engine and these cores (they cannot overlap fully on 2 cores)."""
     from concurrent.futures import ThreadPoolExecutor
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(count) as pool:
-        list(pool.map(lambda _: ready_floor(env, image), range(count)))
+        list(pool.map(lambda _: ready_floor(env, image, python), range(count)))
     return time.perf_counter() - t0
 
 
-def docker_run_cli(env: DockerEnv, image: str) -> float:
+def docker_run_cli(env: DockerEnv, image: str, python: str = "python3") -> float:
     """Wall time of ``docker run --rm IMAGE python3 -c pass`` (start, run, exit, removal)."""
     cmd = ["docker", "run", "--rm", "--network", "none", "--label", f"{LABEL}={env.run_id}",
-           image, "python3", "-c", "pass"]
+           image, python, "-c", "pass"]
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - t0

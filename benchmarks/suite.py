@@ -39,6 +39,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=5, help="cold starts and per-call containers (default 5)")
     p.add_argument("--mib", type=int, default=64, help="size of the bulk payload in MiB (default 64)")
     p.add_argument("--quick", action="store_true", help="a smoke run: 1 round, 2 repeats")
+    p.add_argument("--cold", action="store_true", help="only the start-up rows and their verdicts (any target: "
+                   "the floors run the target's own interpreter, e.g. pypy3)")
     return p.parse_args(argv)
 
 
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     session = ours.Session()
     try:
-        figures = run(opts, env, session, target, image)
+        figures = (run_cold if opts.cold else run)(opts, env, session, target, image)
     except KeyboardInterrupt:
         log("interrupted: removing containers")
         return 130
@@ -167,17 +169,26 @@ def run(opts: argparse.Namespace, env: DockerEnv, session: ours.Session, target:
     session.shutdown(ctl_inline)
     env.cleanup()
 
-    # ---------------------------------------------------------------- cold starts
+    cold, four_colds = cold_starts(opts, env, session, target, image)
+    anatomy = ours.cold_start_anatomy(session, target)
+    return summarize(out, Measured(warm, iso_phases, probe, faults, big, big_phases, nbytes, plain_outcome, slow,
+                                   cold, four_colds, anatomy))
+
+
+def cold_starts(opts: argparse.Namespace, env: DockerEnv, session: ours.Session, target: Any,
+                image: str) -> tuple[dict[str, Series], list[float]]:
+    """Floors (the target's own interpreter, with the agent's flags) and agents, interleaved."""
     log("cold starts (interleaved: ready floor, docker run CLI, one agent, four agents)")
     cold = {name: Series(name) for name in ("ready_floor", "ready_floor_four", "docker_run_cli", "agent_cold",
                                             "agent_get_wall", "four_get_wall")}
     four_colds: list[float] = []
-    floor.ready_floor(env, image)  # warm the engine's caches; discarded
+    python = target.python
+    floor.ready_floor(env, image, python)  # warm the engine's caches; discarded
     ours.cold_start_one(session, target)
     for i in range(opts.repeats):
-        cold["ready_floor"].times.append(floor.ready_floor(env, image))
-        cold["ready_floor_four"].times.append(floor.ready_floor_many(env, image, 4))
-        cold["docker_run_cli"].times.append(floor.docker_run_cli(env, image))
+        cold["ready_floor"].times.append(floor.ready_floor(env, image, python))
+        cold["ready_floor_four"].times.append(floor.ready_floor_many(env, image, 4, python))
+        cold["docker_run_cli"].times.append(floor.docker_run_cli(env, image, python))
         c, wall = ours.cold_start_one(session, target)
         cold["agent_cold"].times.append(c)
         cold["agent_get_wall"].times.append(wall)
@@ -185,10 +196,34 @@ def run(opts: argparse.Namespace, env: DockerEnv, session: ours.Session, target:
         cold["four_get_wall"].times.append(wall4)
         four_colds += colds
         log(f"cold starts: repeat {i + 1}/{opts.repeats} done")
+    return cold, four_colds
 
-    anatomy = ours.cold_start_anatomy(session, target)
-    return summarize(out, Measured(warm, iso_phases, probe, faults, big, big_phases, nbytes, plain_outcome, slow,
-                                   cold, four_colds, anatomy))
+
+def run_cold(opts: argparse.Namespace, env: DockerEnv, session: ours.Session, target: Any,
+             image: str) -> dict[str, Any]:
+    """``--cold``: the start-up rows alone, for any target (the peers need a ``python3``)."""
+    cold, four_colds = cold_starts(opts, env, session, target, image)
+    ready = cold["ready_floor"].median
+    text = [f"\npytest-remote-serial cold starts: target {opts.target} ({target.python}), image {image}, "
+            f"host Python {platform.python_version()}",
+            table("Start-up (ratio to the docker run floor, same flags as the agent's containers)",
+                  ["path", "n", "median", "p10 – p90", "× floor"], series_rows(list(cold.values()), ready, LABELS))]
+    verdicts = cold_verdicts(cold)
+    text.append("\nPerformance targets (docs/architecture.md; ratios measured side by side in this run):")
+    text += [v.line() for v in verdicts]
+    return {"target": opts.target, "image": image, "host_python": platform.python_version(),
+            "series": {name: s.as_json() for name, s in cold.items()}, "four_cold_start_s": four_colds,
+            "verdicts": [v.as_json() for v in verdicts], "text": "\n".join(text)}
+
+
+def cold_verdicts(cold: dict[str, Series]) -> list[Verdict]:
+    ready = cold["ready_floor"].median
+    return [
+        Verdict("cold start (Running.cold_start_s) / docker run floor", ratio(cold["agent_cold"].median, ready),
+                1.2, True),
+        Verdict("four targets (Controller start_all → every get) / four docker runs at once",
+                ratio(cold["four_get_wall"].median, cold["ready_floor_four"].median), 1.25, True),
+    ]
 
 
 LABELS = {
@@ -333,10 +368,7 @@ def summarize(out: dict[str, Any], m: Measured) -> dict[str, Any]:
                 ratio(iso, warm["execnet_channel"].median), 2, True),
         Verdict("remote.map of 1,000 tiny items / 1,000 isolated calls", ratio(warm["map_1000"].median, 1000 * iso),
                 0.3, True),
-        Verdict("cold start (Running.cold_start_s) / docker run floor", ratio(cold["agent_cold"].median, ready),
-                1.2, True),
-        Verdict("four targets (Controller start_all → every get) / four docker runs at once",
-                ratio(cold["four_get_wall"].median, cold["ready_floor_four"].median), 1.25, True),
+        *cold_verdicts(cold),
         Verdict(f"{nbytes // MIB} MiB numpy round trip (isolated) MB/s / raw socket MB/s", ratio(numpy_mbs, raw_mbs),
                 0.6, False),
     ]
