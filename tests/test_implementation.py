@@ -100,6 +100,14 @@ def test_a_record_without_a_python_never_says_python_question_mark():
     assert lost.describe().startswith("f on t (PyPy 3.11.17): crash")
 
 
+def test_the_serializer_import_returns_the_module_named_a_private_copy_too():
+    """Where the pickler is the one cloudpickle expects (CPython), a plain import."""
+    from pytest_remote_serial.remote import compat
+
+    assert compat.import_pickler_module("json.decoder") is sys.modules["json.decoder"]
+    assert compat.freeze is getattr(__import__("gc"), "freeze")  # CPython's own, nothing in between
+
+
 # ----------------------------------------------------------------------------- the PyPy container
 
 

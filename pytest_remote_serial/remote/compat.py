@@ -73,18 +73,20 @@ def import_pickler_module(name: str):
     class without one: the import fails with "type object 'Pickler' has no attribute 'dispatch'".
     There the module is imported against the stdlib's pure-Python pickler (``pickle._Pickler``,
     part of pickle.py on every Python), which is what that code path is for; ``pickle.Pickler``
-    is what it was as soon as the import is done. Anywhere else this is a plain import."""
-    if name in sys.modules or sys.implementation.name != "pypy" or hasattr(pickle.Pickler, "dispatch"):
-        return __import__(name)
+    is what it was as soon as the import is done. Anywhere else this is a plain import. Returns
+    the module ``name`` itself (a dotted name too, e.g. a private copy inside the agent)."""
     pure = getattr(pickle, "_Pickler", None)
-    if pure is None:  # no pure-Python pickler to give it: the import says what fails
-        return __import__(name)
+    if (name in sys.modules or sys.implementation.name != "pypy" or hasattr(pickle.Pickler, "dispatch")
+            or pure is None):  # (no pure-Python pickler to give it: the import says what fails)
+        __import__(name)
+        return sys.modules[name]
     accelerated = pickle.Pickler
     setattr(pickle, "Pickler", pure)  # noqa: B010 (a name mypy takes for a type)
     try:
-        return __import__(name)
+        __import__(name)
     finally:
         setattr(pickle, "Pickler", accelerated)  # noqa: B010
+    return sys.modules[name]
 
 
 def import_injected(name: str, libs: list) -> None:
