@@ -10,6 +10,7 @@ whose ``sitecustomize`` takes away exactly what PyPy lacks.
 
 from __future__ import annotations
 
+import gc
 import os
 import platform
 import subprocess
@@ -105,7 +106,7 @@ def test_the_serializer_import_returns_the_module_named_a_private_copy_too():
     from pytest_remote_serial.remote import compat
 
     assert compat.import_pickler_module("json.decoder") is sys.modules["json.decoder"]
-    assert compat.freeze is getattr(__import__("gc"), "freeze")  # CPython's own, nothing in between
+    assert compat.freeze is gc.freeze  # CPython's own, nothing in between
 
 
 # ----------------------------------------------------------------------------- the PyPy container
