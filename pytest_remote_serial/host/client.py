@@ -370,7 +370,8 @@ def _result_load_error(exc: BaseException, answer: dict[str, Any], code: bool = 
     env: dict[str, Any] = found if isinstance(found, dict) else {}
     why = diagnose_load({"envelope": env, "serializer": "cloudpickle" if code else "pickle"}, exc)
     what = "the exception" if answer.get("outcome") == oc.CALL_ERROR else f"the result ({answer.get('result_type')})"
-    sender = python_name(env.get("implementation"), env.get("python")) if env.get("python") else "the target"
+    sender = python_name(env.get("implementation"), env.get("python"), cpython="Python") if env.get("python") \
+        else "the target"
     error = _host_error(exc, "result", f"{what} came back from {sender} but the host cannot load it")
     module = missing_module_of(exc)
     if module:

@@ -73,9 +73,10 @@ class Server:
 
     def run(self) -> None:
         self.channel.send(hello())
+        os.register_at_fork(before=count_fork, after_in_child=close_in_fork)
+        self.first_spare()
         _warm_imports()
         self.subreaper = become_subreaper()
-        os.register_at_fork(before=count_fork, after_in_child=close_in_fork)
         preload.start()
         read_limits()
         try:
@@ -130,6 +131,16 @@ class Server:
         header = self.channel.recv_header(cache=True)
         self.spin.arrived()
         return header
+
+    def first_spare(self) -> None:
+        """The host's first request is its start-up check, one plain-pickle call (the host's
+        ``AgentClient.self_check``): a spare forked and armed before the imports below answers it
+        while this process imports what later calls need, so proving that the agent serves adds
+        about one call to a cold start, not the imports. Later spares are forked after them."""
+        found = self.fork_next()
+        if found is not None:
+            found.arm()
+            self.spares.append(found)
 
     def fork_next(self) -> Spare | None:
         compat.freeze()  # what the parent holds stays out of the children's collections (fewer page copies)

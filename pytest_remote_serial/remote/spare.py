@@ -11,8 +11,10 @@ import collections
 import json
 import mmap
 import os
+import pickle
 import select
 import signal
+import sys
 import time
 
 from . import compat, pipes
@@ -96,10 +98,12 @@ def _rehearse() -> None:
     fault of every page the call first writes (refcounts; ~6 ms on a VM): measured, a call
     then takes ~25 faults of the ~700 its process takes in all."""
     try:
-        import cloudpickle
-
-        payload = dump_with_buffers(cloudpickle.Pickler, (abs, (-1,), {}))
-        header = {"op": "call", "id": 0, "serializer": "cloudpickle", "envelope": {}, "timeout": 1.0}
+        # The parent's cloudpickle; the first spare, forked before the parent imported it (see
+        # ``Server.first_spare``), rehearses with plain pickle rather than import it on its path.
+        cloudpickle = sys.modules.get("cloudpickle")
+        pickler, name = (cloudpickle.Pickler, "cloudpickle") if cloudpickle is not None else (pickle.Pickler, "pickle")
+        payload = dump_with_buffers(pickler, (abs, (-1,), {}))
+        header = {"op": "call", "id": 0, "serializer": name, "envelope": {}, "timeout": 1.0}
         r, w = os.pipe()
         null = os.open(os.devnull, os.O_WRONLY)
         try:
