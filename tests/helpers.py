@@ -24,3 +24,20 @@ def remote_on(ctl, name: str, timeout: float = 30.0, record=None):
 
     return Remote(ctl.get(name), CallOptions(timeout=timeout), False, record or (lambda rt: None),
                   host=lambda: current.remote_for("local"))
+
+
+def unavailable_reason(root: Path, name: str) -> str:
+    """Why target ``name`` of the matrix under ``root`` cannot start (it must not)."""
+    import pytest
+
+    import pytest_remote_serial as prs
+    from pytest_remote_serial.host.controller import Controller
+    from pytest_remote_serial.host.matrix import load_matrix
+
+    ctl = Controller(load_matrix(root).select([name]), print)
+    try:
+        with pytest.raises(prs.TargetUnavailable) as info:
+            ctl.get(name)
+    finally:
+        ctl.shutdown()
+    return info.value.reason

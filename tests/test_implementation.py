@@ -20,9 +20,8 @@ from enum import Enum
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, remote_on
+from helpers import ROOT, remote_on, unavailable_reason
 
-import pytest_remote_serial as prs
 from pytest_remote_serial.fixture import ladder
 from pytest_remote_serial.host.backends.interpreter import candidates
 from pytest_remote_serial.host.codecs import get_codec
@@ -216,14 +215,9 @@ def test_a_missing_pypy_is_unavailable_naming_where_it_was_looked_for(tmp_path, 
         [targets.pypy]
         interpreter = "pypy3.11"
     """)
-    ctl = Controller(load_matrix(tmp_path).select(["pypy"]), print)
-    try:
-        with pytest.raises(prs.TargetUnavailable) as info:
-            ctl.get("pypy")
-    finally:
-        ctl.shutdown()
-    assert "no PyPy of Python 3.11 found on this machine" in info.value.reason
-    assert f"{empty}/versions/pypy3.11*/bin" in info.value.reason and "apt-get install pypy3" in info.value.reason
+    reason = unavailable_reason(tmp_path, "pypy")
+    assert "no PyPy of Python 3.11 found on this machine" in reason
+    assert f"{empty}/versions/pypy3.11*/bin" in reason and "apt-get install pypy3" in reason
 
 
 # ----------------------------------------------------------------------------- what PyPy lacks, on CPython

@@ -12,12 +12,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from helpers import unavailable_reason
 
-import pytest_remote_serial as prs
 from pytest_remote_serial.host.backends.base import StartFailed, ready
 from pytest_remote_serial.host.client import AgentClient
-from pytest_remote_serial.host.controller import Controller
-from pytest_remote_serial.host.matrix import load_matrix
 from pytest_remote_serial.host.transport import SocketChannel
 from pytest_remote_serial.remote import serve
 from pytest_remote_serial.remote.wire import Channel
@@ -38,13 +36,7 @@ def write_matrix(folder: Path, body: str) -> None:
 @pytest.mark.docker
 def test_a_target_that_cannot_fork_a_call_process_is_unavailable_naming_the_limit(docker_client, tmp_path):
     write_matrix(tmp_path, NO_ROOM)
-    ctl = Controller(load_matrix(tmp_path).select(["py3.11"]), print)
-    try:
-        with pytest.raises(prs.TargetUnavailable) as info:
-            ctl.get("py3.11")
-    finally:
-        ctl.shutdown()
-    reason = info.value.reason
+    reason = unavailable_reason(tmp_path, "py3.11")
     assert "the agent of py3.11 said hello but cannot serve a call" in reason, reason
     assert "could not start a process for the call" in reason and "pids limit (2)" in reason, reason
 
