@@ -54,12 +54,15 @@ AGENT_FILE = "agent"  # the same for a local agent it started
 
 
 def process_start(pid: int) -> str:
-    """The process's start time in clock ticks: with the pid, names one process for good."""
+    """The process's start time in clock ticks: with the pid, names one process for good.
+    Empty for a zombie: it has ended, and only its parent has not collected it yet (a
+    killed xdist worker, until xdist notices)."""
     try:
         with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
         return ""
+    return fields[19] if len(fields) > 19 and fields[0] != "Z" else ""
 
 
 def process_stamp(pid: int) -> str:

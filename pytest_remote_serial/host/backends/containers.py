@@ -29,8 +29,8 @@ from .engines import Engine, connect, default_engine
 from .layer import AGENT_DIR, PATHS_DIR, ensure_layer
 
 PREFIX = "pytest-remote-serial"
-L_SESSION, L_HOST, L_PID, L_PID_START, L_TARGET, L_KEEP = (
-    f"{PREFIX}.{k}" for k in ("session", "host", "pid", "pid-start", "target", "keep"))
+L_SESSION, L_RUN, L_HOST, L_PID, L_PID_START, L_TARGET, L_KEEP = (
+    f"{PREFIX}.{k}" for k in ("session", "run", "host", "pid", "pid-start", "target", "keep"))
 SOCK_DIR = "/run/prs"
 KEEP_IDLE_S = 4 * 3600
 # What every container gets (docs/architecture.md, "The trust boundary"), on a local and a remote engine alike.
@@ -129,9 +129,10 @@ def _keep_root() -> Path:
 
 class DockerBackend:
     def __init__(self, client: Any, session: str, progress: Progress, keep: bool = False,
-                 engine: Engine | None = None, source: Any = None) -> None:
+                 engine: Engine | None = None, source: Any = None, run: str | None = None) -> None:
         self.client = client
         self.session = session
+        self.run = run or session
         self.keep = keep
         self.progress = progress
         self.engine = engine or default_engine()
@@ -144,7 +145,7 @@ class DockerBackend:
         self.default_transport = "stdio" if self.remote else "socket"
 
     def labels(self, target: Target) -> dict[str, str]:
-        return {L_SESSION: self.session, L_HOST: socket.gethostname(), L_PID: str(os.getpid()),
+        return {L_SESSION: self.session, L_RUN: self.run, L_HOST: socket.gethostname(), L_PID: str(os.getpid()),
                 L_PID_START: process_start(os.getpid()), L_TARGET: target.name}
 
     def start(self, target: Target) -> Running:
