@@ -31,7 +31,8 @@ from .host.matrix import (
 from .host.transport import spin_window
 from .outcomes import RoundTrip, TargetUnavailable
 from .report.compare import CompareError, Threshold, compare, failures, parse_threshold, render
-from .report.record import ReportError, build_report, cells, read_json, row_of, target_entry, write_json
+from .report.outputs import OUTPUTS, OutputError, check_outputs, write_output
+from .report.record import ReportError, build_report, cells, read_json, row_of, target_entry
 from .report.terminal import GLYPHS, MARKUP, layout
 from .report.workers import REPORT_ATTR, RUN_KEY, WORKER_KEY, Outbox, WorkerResults, merge_targets
 from .verdicts import CRASHED, TestLog, apply_expectation
@@ -82,8 +83,7 @@ def pytest_configure(config: pytest.Config) -> None:
 class RemoteSerialPlugin:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        names = config.getoption("remote_targets")
-        self.explicit = [n.strip() for n in names.split(",") if n.strip()] if names else []
+        self.explicit = _explicit_targets(config.getoption("remote_targets"))
         self.matrix_mode = bool(config.getoption("remote_matrix") or self.explicit)
         self.strict = bool(config.getoption("remote_strict"))
         self.records: list[RoundTrip] = []
@@ -101,11 +101,16 @@ class RemoteSerialPlugin:
         self.outbox = Outbox() if workerinput is not None else None
         self.report: dict[str, Any] | None = None
         self.baseline, self.thresholds = self._baseline()
+        try:  # a report that cannot be written fails now, not after the whole run
+            check_outputs({name: config.getoption(name) for name in OUTPUTS})
+        except OutputError as exc:
+            raise pytest.UsageError(str(exc)) from None
         try:  # read again by every agent connection: a bad value fails here, before any starts
             spin_window()
         except ValueError as exc:
             raise pytest.UsageError(str(exc)) from None
         self.compare_lines: list[str] = []
+        self.unwritten: list[str] = []
         self._bad_markers = False
 
     def _select_targets(self) -> list[Target]:
@@ -116,6 +121,8 @@ class RemoteSerialPlugin:
             matrix = load_matrix(rootdir, self.config.getoption("remote_matrix_file"))
             chosen = matrix.select(self.explicit or None)
         except MatrixError as exc:
+            if self.explicit and "unknown target" in str(exc):
+                raise pytest.UsageError(f"--remote-targets={','.join(self.explicit)}: {exc}") from None
             raise pytest.UsageError(str(exc)) from None
         self.matrix_source = matrix.source
         return chosen
@@ -279,16 +286,16 @@ class RemoteSerialPlugin:
         calls += self.workers.calls
         tests += self.workers.tests
         self.report = build_report(calls, merge_targets(targets + self.workers.targets), tests, run=self.run)
-        if self.config.getoption("remote_report"):
-            write_json(self.report, self.config.getoption("remote_report"))
-        if self.config.getoption("remote_html"):
-            from .report.html import write_html
-
-            write_html(self.report, self.config.getoption("remote_html"))
-        if self.config.getoption("remote_markdown"):
-            from .report.markdown import write_markdown
-
-            write_markdown(self.report, self.config.getoption("remote_markdown"))
+        for option in OUTPUTS:
+            path = self.config.getoption(option)
+            if not path:
+                continue
+            try:
+                write_output(option, self.report, path)
+            except OSError as exc:  # checked at the start; the disk may still fill up meanwhile
+                self.unwritten.append(f"--{option.replace('_', '-')}={path}: could not be written: {exc}")
+        if self.unwritten and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if self.baseline is not None:
             changes = compare(self.baseline, self.report)
             failed = failures(changes, self.thresholds)
@@ -363,8 +370,11 @@ class RemoteSerialPlugin:
                 terminalreporter.write_line(
                     f"{entry['name']}: Python {entry['python']}, cold start {entry['cold_start_s']:.2f}s{built}"
                     + (f" ({how})" if how else ""))
-        for name in ("remote_report", "remote_html", "remote_markdown"):
-            if self.config.getoption(name):
+        for text in self.unwritten:
+            terminalreporter.write_line(f"remote-serial: {text}", red=True)
+        for name in OUTPUTS:
+            if self.config.getoption(name) and not any(t.startswith(f"--{name.replace('_', '-')}=")
+                                                       for t in self.unwritten):
                 terminalreporter.write_line(f"remote-serial: wrote {self.config.getoption(name)}")
         if self.compare_lines:
             terminalreporter.section("remote-serial compare")
@@ -457,6 +467,23 @@ def _can_write(terminalreporter: Any, text: str) -> bool:
     except (UnicodeEncodeError, LookupError):
         return False
     return True
+
+
+def _explicit_targets(raw: str | None) -> list[str]:
+    """``--remote-targets=a,b`` as names; an empty list or an empty name is a usage error (it
+    would otherwise run on ``local`` only, or on fewer targets than the command line says)."""
+    if raw is None:
+        return []
+    names = [n.strip() for n in raw.split(",")]
+    if not any(names):
+        raise pytest.UsageError(f"--remote-targets={raw!r} names no target: give target names separated by "
+                                "commas, e.g. --remote-targets=py3.9,py3.11, use --remote-matrix for every "
+                                "target, or leave the option out to run on local only")
+    if not all(names):
+        fixed = ",".join(filter(None, names))
+        raise pytest.UsageError(f"--remote-targets={raw!r} has an empty name between its commas: give target "
+                                f"names separated by single commas, e.g. --remote-targets={fixed}")
+    return list(dict.fromkeys(names))
 
 
 def _has_gpu(target: Target) -> bool:

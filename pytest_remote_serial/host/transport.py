@@ -19,6 +19,8 @@ from ..remote.envelope import cpus
 from ..remote.spin import SPIN_MAX_S, QuickWaits
 from ..remote.wire import Channel, ChannelClosed, receive_buffer
 
+POLL_MAX_MS = 2**31 - 1  # poll() takes a C int of milliseconds
+
 
 class AgentLost(EOFError):
     """The agent stopped answering or the connection broke."""
@@ -63,15 +65,15 @@ class SocketChannel(Channel):
         left = self.deadline - time.monotonic()
         if left <= 0:
             raise AgentLost("the agent did not answer before the deadline")
-        return max(1, int(left * 1000))
+        return max(1, min(int(left * 1000), POLL_MAX_MS))  # a long map's deadline: poll again later
 
     def _wait(self, event: int) -> None:
         poller = self._pollers.get(event)
         if poller is None:
             poller = self._pollers[event] = select.poll()
             poller.register(self.sock, event)
-        if not poller.poll(self._remaining_ms()):
-            raise AgentLost("the agent did not answer before the deadline")
+        while not poller.poll(self._remaining_ms()):
+            pass  # (_remaining_ms raises once the deadline is past)
 
     def _guarded(self, op: Callable[[Any, int], int], arg: Any, event: int) -> int:
         """One socket operation under the deadline; every failure becomes AgentLost."""
@@ -306,7 +308,7 @@ class StreamChannel(SocketChannel):
                 timeout = None if self.deadline is None else self.deadline - time.monotonic()
                 if timeout is not None and timeout <= 0:
                     raise AgentLost("the agent did not answer before the deadline")
-                self._cond.wait(timeout)
+                self._cond.wait(None if timeout is None else min(timeout, threading.TIMEOUT_MAX))
             n = min(len(view), len(self._buf))
             view[:n] = self._buf[:n]
             del self._buf[:n]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -125,6 +126,12 @@ def _keep_root() -> Path:
     if root.stat().st_uid != os.geteuid():
         raise StartFailed(f"{root} belongs to another user; remove it to use --remote-keep")
     return root
+
+
+def keep_dir(target: Target, image: str) -> Path:
+    """The socket folder of the kept container of this recipe (its name is the container's key)."""
+    key = hashlib.sha256(f"{image}|{ensure_bundle().folder.name}|{target}".encode()).hexdigest()[:16]
+    return _keep_root() / key
 
 
 class DockerBackend:
@@ -306,8 +313,8 @@ class DockerBackend:
 
     def _start_kept(self, target: Target, image: str) -> Running:
         """--remote-keep: one container per recipe, found again by the next pytest run."""
-        key = hashlib.sha256(f"{image}|{ensure_bundle().folder.name}|{target}".encode()).hexdigest()[:16]
-        sock_dir = _keep_root() / key
+        sock_dir = keep_dir(target, image)
+        key = sock_dir.name
         sock_path = sock_dir / SOCKET_NAME
         start = time.monotonic()
         found = self.client.containers.list(filters={"label": f"{L_KEEP}={key}", "status": "running"})
@@ -318,20 +325,28 @@ class DockerBackend:
         if client is None:
             for stale in found:
                 _remove(stale)
-            sock_dir.mkdir(parents=True, exist_ok=True)
-            sock_dir.chmod(0o777)
-            with contextlib.suppress(FileNotFoundError):
-                sock_path.unlink()
             cmd = self._agent_command(target, "--socket", f"{SOCK_DIR}/{SOCKET_NAME}", "--keep",
                                       "--accept-timeout", str(KEEP_IDLE_S))
             kwargs = self._run_kwargs(target, image, cmd)
             kwargs["volumes"][str(sock_dir)] = {"bind": SOCK_DIR, "mode": "rw"}
             kwargs["labels"][L_KEEP] = key
-            kwargs["name"] = f"prs-keep-{target.name}-{key[:8]}".replace(".", "_")
+            # What Docker takes in a name: [a-zA-Z0-9][a-zA-Z0-9_.-]*
+            kwargs["name"] = re.sub(r"[^A-Za-z0-9_-]", "_", f"prs-keep-{target.name}-{key[:8]}")
             kwargs["auto_remove"] = True  # it outlives the run: gone by itself when idle
-            container = self._create(kwargs)
-            found = [container]
-            client = wait_and_connect(sock_path, target.name, lambda: self._exited(container, target))
+            sock_dir.mkdir(parents=True, exist_ok=True)
+            sock_dir.chmod(0o777)
+            with contextlib.suppress(FileNotFoundError):
+                sock_path.unlink()
+            container = None
+            try:
+                container = self._create(kwargs)
+                found = [container]
+                client = wait_and_connect(sock_path, target.name, lambda: self._exited(container, target))
+            except BaseException:  # no kept agent: no world-writable folder stays behind for one
+                if container is not None:
+                    _remove(container)
+                shutil.rmtree(sock_dir, ignore_errors=True)
+                raise
             # The socket stays for later runs; the folder becomes read-only to the container user.
             sock_dir.chmod(0o555)
         return Running(target=target, client=client, stop=client.close, image=image,
