@@ -7,20 +7,23 @@ suite's containers and folders on the same engine are none of its business).
 
 from __future__ import annotations
 
+import os
+import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 from docker import errors as docker_errors
-from helpers import ROOT
+from helpers import ROOT, remote_on
 
 import pytest_remote_serial as prs
+from pytest_remote_serial.fixture import CallOptions, Remote
 from pytest_remote_serial.host.backends.containers import L_KEEP, L_SESSION, keep_dir
 from pytest_remote_serial.host.controller import Controller
 from pytest_remote_serial.host.images import image_tag
 from pytest_remote_serial.host.matrix import load_matrix
 
-pytestmark = pytest.mark.docker
 BOOKWORM = image_tag(load_matrix(ROOT).targets["py3.11"])  # an image recipe: nothing to build
 
 
@@ -30,6 +33,7 @@ def write_matrix(folder: Path, body: str):
     return load_matrix(folder)
 
 
+@pytest.mark.docker
 def test_keep_takes_any_target_name_and_a_failed_start_leaves_no_open_folder(docker_client, tmp_path):
     """--remote-keep names its container after the target: a name Docker would refuse is made
     one it takes; a kept agent that cannot start leaves no world-writable socket folder."""
@@ -53,6 +57,7 @@ def test_keep_takes_any_target_name_and_a_failed_start_leaves_no_open_folder(doc
             kept.remove(force=True)
 
 
+@pytest.mark.docker
 def test_a_dockerfile_that_fails_at_step_4_of_5_leaves_no_intermediate_image(docker_client, tmp_path):
     """Steps 2 and 3 were committed as images before step 4 failed: the build removes them.
     (No RUN step: this machine's engine has no bridge network for one to run in.)"""
@@ -87,3 +92,65 @@ def _history(client, image_id: str) -> list[dict]:
         return client.api.history(image_id)
     except docker.errors.NotFound:  # removed meanwhile (another suite's build)
         return []
+
+
+def spew(mib):
+    import os
+
+    block = b"x" * (1 << 20)
+    for _ in range(mib):
+        os.write(1, block)
+    return mib
+
+
+def last_words(code):
+    import os
+    import sys
+
+    sys.stderr.write("the last words before the end\n")
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def test_what_an_interpreter_targets_calls_write_is_bounded_on_the_host(tmp_path):
+    """The agent's output was a file that a call writing 1 GiB to fd 1 grew to 1 GiB; now only
+    its tail is kept (in memory), and it names the agent's death."""
+    ctl = Controller(write_matrix(tmp_path, f'[targets.here]\ninterpreter = "{sys.executable}"\n').select(["here"]),
+                     print)
+    try:
+        remote = remote_on(ctl, "here", timeout=60)
+        folder = Path(remote.call(os.getcwd, serializer="cloudpickle"))  # the agent's own prs-* folder
+        assert folder.name.startswith("prs-")
+        rt = remote.roundtrip(spew, 256, serializer="source")
+        assert (rt.outcome, rt.result) == ("ok", 256), rt.error
+        written = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+        assert written < 1 << 20
+        inline = Remote(ctl.get("here"), CallOptions(timeout=20, isolate=False), False, lambda rt: None)
+        start = time.monotonic()
+        rt = inline.roundtrip(last_words, 7, serializer="source")
+        assert rt.outcome == "crash"
+        assert "exit code 7" in rt.error["message"] and "the last words before the end" in rt.error["message"]
+        assert time.monotonic() - start < 10
+    finally:
+        ctl.shutdown()
+    assert not folder.exists()
+
+
+@pytest.mark.docker
+def test_what_a_containers_calls_write_is_bounded_in_its_log(docker_client, tmp_path):
+    """An engine's json-file log keeps all a container writes unless its owner capped it; the
+    plugin's containers cap it themselves (they only ever need its last lines)."""
+    if docker_client.info().get("LoggingDriver") != "json-file":
+        pytest.skip("the engine's log driver is not json-file: its owner's choice is left as it is")
+    ctl = Controller(load_matrix(ROOT).select(["py3.11"]), print)
+    try:
+        running = ctl.get("py3.11")
+        rt = remote_on(ctl, "py3.11", timeout=60).roundtrip(spew, 64, serializer="source")
+        assert (rt.outcome, rt.result) == ("ok", 64), rt.error
+        info = docker_client.api.inspect_container(running.extra["container"])
+        assert info["HostConfig"]["LogConfig"]["Config"].get("max-size")
+        log = Path(info["LogPath"])
+        if os.access(log, os.R_OK):
+            assert log.stat().st_size < 4 << 20
+    finally:
+        ctl.shutdown()

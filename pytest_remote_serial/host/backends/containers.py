@@ -128,6 +128,22 @@ def _keep_root() -> Path:
     return root
 
 
+LOG_MAX = "1m"  # what a container's log keeps: its last lines name a death; the rest is a call's output
+
+
+def bounded_logs(client: Any) -> dict[str, Any] | None:
+    """The engine's default ``json-file`` log driver keeps everything a container writes (a call's
+    gigabyte on fd 1, and over stdio every frame): the containers get it with a size cap. Any
+    other driver is the engine owner's choice, and left as it is."""
+    try:
+        driver = (client.info() or {}).get("LoggingDriver")
+    except Exception:
+        return None
+    if driver != "json-file":
+        return None
+    return {"type": "json-file", "config": {"max-size": LOG_MAX, "max-file": "1"}}
+
+
 def keep_dir(target: Target, image: str) -> Path:
     """The socket folder of the kept container of this recipe (its name is the container's key)."""
     key = hashlib.sha256(f"{image}|{ensure_bundle().folder.name}|{target}".encode()).hexdigest()[:16]
@@ -150,6 +166,7 @@ class DockerBackend:
         self._compiled: dict[str, Path] = {}  # target name -> its image's compiled agent (compiled.py)
         self.builder.cancelled = self.cancelled
         self.default_transport = "stdio" if self.remote else "socket"
+        self.log_config = bounded_logs(client)
 
     def labels(self, target: Target) -> dict[str, str]:
         return {L_SESSION: self.session, L_RUN: self.run, L_HOST: socket.gethostname(), L_PID: str(os.getpid()),
@@ -220,6 +237,8 @@ class DockerBackend:
             environment={"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"},
             labels=self.labels(target), volumes=volumes,
         )
+        if self.log_config is not None:
+            kwargs["log_config"] = self.log_config
         if target.gpu:
             import docker.types
 
@@ -290,7 +309,7 @@ class DockerBackend:
             security_opt=run.pop("security_opt"), read_only=run.pop("read_only"),
             tmpfs=run.pop("tmpfs"), pids_limit=run.pop("pids_limit"), mem_limit=run.pop("mem_limit"),
             memswap_limit=run.pop("memswap_limit"),
-            binds=volumes, device_requests=run.pop("device_requests", None),
+            binds=volumes, device_requests=run.pop("device_requests", None), log_config=run.pop("log_config", None),
         )
         created = api.create_container(host_config=host_config, stdin_open=True, tty=False, **{
             k: run[k] for k in ("image", "command", "user", "working_dir", "environment", "labels")})
