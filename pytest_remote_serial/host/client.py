@@ -61,6 +61,7 @@ class AgentClient:
         self.config = TargetLimits()
         # Why the agent was lost, asked of the backend (e.g. the container was OOM-killed).
         self.diagnose: Callable[[], str | None] = lambda: None
+        self.ooms_named = 0  # calls this agent reported OOM-killed (so a later death is not blamed on them)
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self.channel.deadline = time.monotonic() + HELLO_TIMEOUT_S
@@ -305,6 +306,7 @@ class AgentClient:
         hit = answer.get("limit_hit") or error.get("limit_hit") or {}
         fix = None
         if error.get("oom"):
+            self.ooms_named += 1
             fix = (f"the call ran out of memory: raise `memory` for target {self.target!r} in the matrix "
                    f"(now {self.config.memory or 'unset'})")
         elif hit.get("pids"):

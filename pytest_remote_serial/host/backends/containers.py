@@ -7,11 +7,13 @@ closes, so even a ``kill -9`` leaves nothing running for long.
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import hashlib
 import os
 import re
 import shutil
+import signal
 import socket
 import tempfile
 import threading
@@ -286,7 +288,7 @@ class DockerBackend:
                 # deleted directory, in which nothing can be created: no call writes to host disk.
                 shutil.rmtree(parent, ignore_errors=True)
         cold = time.monotonic() - start
-        client.diagnose = lambda: self._lost(container, target)
+        client.diagnose = lambda: self._lost(container, target, client.ooms_named)
 
         def stop() -> None:
             client.close()
@@ -386,27 +388,80 @@ class DockerBackend:
         return None
 
     @staticmethod
-    def _lost(container: Any, target: Target) -> str | None:
-        """Why a running agent went away: the container's own account, if it ended."""
+    def _lost(container: Any, target: Target, ooms_named: int = 0) -> str | None:
+        """Why a running agent went away: the container's own account, if it ended.
+        ``ooms_named``: how many OOM kills of calls the agent had already reported."""
         import docker.errors
 
         with contextlib.suppress(docker.errors.DockerException):
             for _ in range(20):  # the engine records the exit a moment after the socket closes
                 container.reload()
                 if container.status in ("exited", "dead"):
-                    return f"the container ended: {_death(container, target)}"
+                    return f"the container ended: {_death(container, target, ooms_named)}"
                 time.sleep(0.05)
         return None
 
 
-def _death(container: Any, target: Target) -> str:
+def _killed_by_oom(container: Any, state: dict[str, Any], ooms_named: int) -> bool:
+    """``OOMKilled`` is set by any OOM kill in the container, and stays set: once a call was
+    OOM-killed (and named so), a later death of the agent is the OOM killer's only if the agent
+    died of a SIGKILL and the engine saw more OOM kills than the agent had named."""
+    if not state.get("OOMKilled") or state.get("ExitCode") != 128 + signal.SIGKILL:
+        return False
+    if not ooms_named:
+        return True
+    seen = _oom_events(container)
+    return seen is None or seen > ooms_named
+
+
+def _oom_events(container: Any) -> int | None:
+    """How many OOM kills the engine recorded for the container (None: it cannot say)."""
+    try:
+        api = container.client.api
+        until = _engine_time(str(api.info().get("SystemTime") or ""))
+        if until is None:
+            return None
+        events = api.events(since=int(_engine_time(container.attrs["State"]["StartedAt"]) or 0), until=f"{until:.9f}",
+                            filters={"container": container.id, "event": "oom"}, decode=True)
+        return sum(1 for _ in events)
+    except Exception:  # an engine that keeps no events: as before, OOMKilled says it
+        return None
+
+
+_RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)")
+
+
+def _engine_time(text: str) -> float | None:
+    """The engine's RFC 3339 time (nanoseconds, any zone) as a Unix time; None if unreadable."""
+    found = _RFC3339.match(text)
+    if not found:
+        return None
+    whole, fraction, zone = found.groups()
+    seconds = calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) + float(fraction or 0)
+    if zone != "Z":
+        sign = 1 if zone[0] == "+" else -1
+        seconds -= sign * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60)
+    return seconds
+
+
+def _signame(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return "?"
+
+
+def _death(container: Any, target: Target, ooms_named: int = 0) -> str:
     """Exit code, OOMKilled with the `memory` key to raise, and the last lines of the log."""
     state = container.attrs.get("State") or {}
-    if state.get("OOMKilled"):
+    code = state.get("ExitCode")
+    if _killed_by_oom(container, state, ooms_named):
         why = (f"killed by the out-of-memory killer at its memory limit ({target.memory}); raise "
                f"`memory` for target {target.name!r} in the matrix")
+    elif isinstance(code, int) and code > 128:  # the init process says how its child ended
+        why = f"exit code {code} (the agent was killed by signal {code - 128}, {_signame(code - 128)})"
     else:
-        why = f"exit code {state.get('ExitCode')}"
+        why = f"exit code {code}"
     try:
         lines = container.logs(tail=10).decode(errors="replace").strip().splitlines()
     except Exception:
