@@ -368,31 +368,15 @@ def _gone(client, pid: int, timeout: float = 30) -> bool:
     return False
 
 
-def test_sigint_mid_run_leaves_nothing(pytester, docker_client):
-    proc = _spawn(pytester, "--remote-targets=py3.11")
-    _wait_for_container(docker_client, proc.pid)
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
-    assert _gone(docker_client, proc.pid, timeout=5), out
-
-
-def test_sigterm_mid_run_leaves_nothing(pytester, docker_client):
-    proc = _spawn(pytester, "--remote-targets=py3.11")
-    _wait_for_container(docker_client, proc.pid)
-    proc.terminate()
-    out, _ = proc.communicate(timeout=60)
-    assert _gone(docker_client, proc.pid, timeout=5), out
-
-
-def test_sighup_mid_run_leaves_no_container_and_no_folder(pytester, docker_client):
-    """The terminal closed (or an ssh session dropped): the run ends as for Ctrl-C."""
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_a_signal_mid_run_leaves_no_container_and_no_folder(pytester, docker_client, sig):
+    """Ctrl-C, a kill, a closed terminal or ssh session: the run ends as interrupted, having
+    removed its containers and its local agent's folder."""
     pytester.makepyfile(test_local="def test_local(remote):\n    assert remote.call(abs, -1) == 1\n")
     proc = _spawn(pytester, "--remote-targets=local,py3.11")
     _wait_for_container(docker_client, proc.pid)
     time.sleep(1.0)
-    proc.send_signal(signal.SIGHUP)
+    proc.send_signal(sig)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
     assert _gone(docker_client, proc.pid, timeout=5), out

@@ -7,11 +7,8 @@ loaded 2-core machine, and far below what the fault cost before (timeout + 15 s 
 
 from __future__ import annotations
 
-import textwrap
-from pathlib import Path
-
 import pytest
-from helpers import ROOT
+from helpers import ROOT, allocate, write_matrix
 
 from pytest_remote_serial.fixture import CallOptions, Remote
 from pytest_remote_serial.host.controller import Controller
@@ -19,12 +16,6 @@ from pytest_remote_serial.host.images import image_tag
 from pytest_remote_serial.host.matrix import load_matrix
 
 BOOKWORM = image_tag(load_matrix(ROOT).targets["py3.11"])  # an image recipe: nothing to build
-
-
-def write_matrix(folder: Path, body: str):
-    (folder / "matrix").mkdir(exist_ok=True)
-    (folder / "matrix" / "targets.toml").write_text(textwrap.dedent(body))
-    return load_matrix(folder)
 
 
 @pytest.fixture
@@ -42,14 +33,6 @@ def small(docker_client, tmp_path):
 def on(ctl: Controller, name: str, timeout: float = 30.0, isolate: bool = True) -> Remote:
     return Remote(ctl.get(name), CallOptions(timeout=timeout, isolate=isolate), False, lambda rt: None,
                   restart=lambda: ctl.get(name))
-
-
-def allocate(mib):
-    chunks = []
-    for _ in range(mib):
-        chunks.append(bytearray(1 << 20))
-        chunks[-1][::4096] = b"x" * len(chunks[-1][::4096])
-    return len(chunks)
 
 
 def kill_own_process():

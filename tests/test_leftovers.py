@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import os
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 from docker import errors as docker_errors
-from helpers import ROOT, remote_on
+from helpers import ROOT, remote_on, write_matrix
 
 import pytest_remote_serial as prs
 from pytest_remote_serial.fixture import CallOptions, Remote
@@ -25,12 +24,6 @@ from pytest_remote_serial.host.images import image_tag
 from pytest_remote_serial.host.matrix import load_matrix
 
 BOOKWORM = image_tag(load_matrix(ROOT).targets["py3.11"])  # an image recipe: nothing to build
-
-
-def write_matrix(folder: Path, body: str):
-    (folder / "matrix").mkdir(exist_ok=True)
-    (folder / "matrix" / "targets.toml").write_text(textwrap.dedent(body))
-    return load_matrix(folder)
 
 
 @pytest.mark.docker

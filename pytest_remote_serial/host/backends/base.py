@@ -65,6 +65,14 @@ def process_start(pid: int) -> str:
     return fields[19] if len(fields) > 19 and fields[0] != "Z" else ""
 
 
+def signame(sig: int) -> str:
+    """SIGKILL for 9: how a death is named in messages."""
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return "?"
+
+
 def process_stamp(pid: int) -> str:
     return f"{pid} {process_start(pid)}"
 

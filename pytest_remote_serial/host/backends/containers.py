@@ -26,7 +26,15 @@ from ..client import AgentClient
 from ..images import BuildFailed, ImageBuilder, Progress
 from ..matrix import Target
 from ..transport import DockerStdioChannel, DockerStreamChannel
-from .base import SOCKET_NAME, Running, StartFailed, private_socket_dir, process_start, wait_and_connect
+from .base import (
+    SOCKET_NAME,
+    Running,
+    StartFailed,
+    private_socket_dir,
+    process_start,
+    signame,
+    wait_and_connect,
+)
 from .compiled import COMPILED_PATH, ensure_compiled
 from .engines import Engine, connect, default_engine
 from .layer import AGENT_DIR, PATHS_DIR, ensure_layer
@@ -444,13 +452,6 @@ def _engine_time(text: str) -> float | None:
     return seconds
 
 
-def _signame(sig: int) -> str:
-    try:
-        return signal.Signals(sig).name
-    except ValueError:
-        return "?"
-
-
 def _death(container: Any, target: Target, ooms_named: int = 0) -> str:
     """Exit code, OOMKilled with the `memory` key to raise, and the last lines of the log."""
     state = container.attrs.get("State") or {}
@@ -459,7 +460,7 @@ def _death(container: Any, target: Target, ooms_named: int = 0) -> str:
         why = (f"killed by the out-of-memory killer at its memory limit ({target.memory}); raise "
                f"`memory` for target {target.name!r} in the matrix")
     elif isinstance(code, int) and code > 128:  # the init process says how its child ended
-        why = f"exit code {code} (the agent was killed by signal {code - 128}, {_signame(code - 128)})"
+        why = f"exit code {code} (the agent was killed by signal {code - 128}, {signame(code - 128)})"
     else:
         why = f"exit code {code}"
     try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import select
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -18,7 +17,15 @@ from pathlib import Path
 
 from ..bundle import agent_options, ensure_bundle
 from ..matrix import Target
-from .base import AGENT_FILE, SOCKET_NAME, Running, private_socket_dir, process_stamp, wait_and_connect
+from .base import (
+    AGENT_FILE,
+    SOCKET_NAME,
+    Running,
+    private_socket_dir,
+    process_stamp,
+    signame,
+    wait_and_connect,
+)
 from .compiled import compiled_for
 
 
@@ -64,13 +71,6 @@ class OutputTail:
         self._thread.join(2)
         if not self._thread.is_alive():
             os.close(self._fd)
-
-
-def _signame(sig: int) -> str:
-    try:
-        return signal.Signals(sig).name
-    except ValueError:
-        return "?"
 
 
 def _clean_pythonpath(hidden: list[Path]) -> str:
@@ -132,7 +132,7 @@ def start_process(target: Target, python: list[str], env: dict[str, str], what: 
         except subprocess.TimeoutExpired:
             return None
         code = proc.returncode
-        how = f"killed by signal {-code} ({_signame(-code)})" if code < 0 else f"exit code {code}"
+        how = f"killed by signal {-code} ({signame(-code)})" if code < 0 else f"exit code {code}"
         lines = [line.strip() for line in output.text().strip().splitlines()[-10:] if line.strip()]
         return f"the {what} agent ended: {how}; last lines: {' | '.join(lines) or '(none)'}"
 
