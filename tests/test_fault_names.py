@@ -7,6 +7,9 @@ loaded 2-core machine, and far below what the fault cost before (timeout + 15 s 
 
 from __future__ import annotations
 
+import sys
+import time
+
 import pytest
 from helpers import ROOT, allocate, write_matrix
 
@@ -60,3 +63,98 @@ def test_a_crash_after_an_earlier_oom_is_named_for_its_own_cause(small):
         rt.error["message"], rt.describe()
     assert isolated.call(abs, -5, serializer="source") == 5  # and the target lives on
 
+
+
+def add(a, b):
+    return a + b
+
+
+def stop_the_agent():
+    """SIGSTOP to the process that runs this call's parent side (the agent)."""
+    import os
+    import signal
+
+    os.kill(os.getppid(), signal.SIGSTOP)
+    return "sent"
+
+
+@pytest.fixture(params=["interpreter", "container"])
+def either(request, tmp_path):
+    """A target of each kind the host probes differently: a process here, a container."""
+    if request.param == "container":
+        request.getfixturevalue("docker_client")
+        body = f'[targets.either]\nimage = "{BOOKWORM}"\n'
+    else:
+        body = f'[targets.either]\ninterpreter = "{sys.executable}"\n'
+    ctl = Controller(write_matrix(tmp_path, body).select(["either"]), print)
+    yield ctl
+    ctl.shutdown()
+
+
+def test_a_call_that_stops_the_agent_is_named_within_a_second_of_the_timeout(either):
+    """The agent cannot answer once stopped: the host asks why as soon as an answer is a second
+    late, names it, and the target's next call runs on a fresh agent (before: timeout + 15 s)."""
+    remote = on(either, "either", timeout=3)
+    ends = []
+    for func, args in ((stop_the_agent, ()), (add, (1, 2))):
+        start = time.monotonic()
+        rt = remote.roundtrip(func, *args, serializer="source")
+        ends.append((rt, time.monotonic() - start))
+        if rt.outcome != "ok":
+            break
+    rt, took = ends[-1]  # the call the stopped agent could not answer (this one, or the next)
+    assert rt.outcome == "crash", rt.describe()
+    assert "is stopped (process state T: SIGSTOP or SIGTSTP" in rt.error["message"], rt.error["message"]
+    assert took < 3 + 4, took
+    assert remote.call(add, 2, 3, serializer="source") == 5
+
+
+def lower_own_nofile():
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (3, 3))
+    return "lowered"
+
+
+def nofile():
+    import resource
+
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+def lower_the_agents_nofile():
+    """prlimit on the agent (this call's parent): it can then make no pipe for a new process."""
+    import os
+    import resource
+
+    resource.prlimit(os.getppid(), resource.RLIMIT_NOFILE, (3, 3))
+    return "lowered"
+
+
+def test_an_inline_call_that_lowers_its_open_files_limit_never_reaches_an_isolated_call(either):
+    """isolate=False state persists for inline calls, and only for them."""
+    isolated, inline = on(either, "either"), on(either, "either", isolate=False)
+    before = isolated.call(nofile, serializer="source")
+    assert inline.call(lower_own_nofile, serializer="source") == "lowered"
+    for _ in range(6):  # past the spares forked before it, into new ones
+        start = time.monotonic()
+        rt = isolated.roundtrip(nofile, serializer="source")
+        assert (rt.outcome, rt.result) == ("ok", before), rt.describe()
+        assert time.monotonic() - start < 5
+
+
+def test_an_agent_that_can_no_longer_start_a_process_is_replaced(either):
+    """A call lowered the agent's own open-files limit: at most one later call is refused, named,
+    and the agent is replaced (before: every later call, 2 s each, for the rest of the session)."""
+    remote = on(either, "either")
+    assert remote.call(lower_the_agents_nofile, serializer="source") == "lowered"
+    refused = []
+    for _ in range(6):
+        start = time.monotonic()
+        rt = remote.roundtrip(add, 1, 2, serializer="source")
+        if rt.outcome != "ok":
+            refused.append((rt, time.monotonic() - start))
+    assert len(refused) <= 1, [rt.describe() for rt, _ in refused]
+    for rt, took in refused:
+        assert rt.outcome == "crash" and "could not start a process for the call" in rt.error["message"]
+        assert "will be restarted for the next call" in rt.error["message"] and took < 8

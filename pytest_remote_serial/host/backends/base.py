@@ -73,6 +73,23 @@ def signame(sig: int) -> str:
         return "?"
 
 
+def process_state(pid: int) -> str:
+    """The state letter /proc gives (R, S, D, T, t, Z, ...); empty if there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
+def stopped(state: str, what: str) -> str | None:
+    """What to say of an agent in ``state`` (a ps or /proc state) that cannot answer."""
+    if state[:1] in ("T", "t"):
+        return (f"the {what} is stopped (process state {state[:1]}: SIGSTOP or SIGTSTP, sent by a call, or a "
+                "tracer) and cannot answer")
+    return None
+
+
 def process_stamp(pid: int) -> str:
     return f"{pid} {process_start(pid)}"
 

@@ -33,6 +33,7 @@ from .base import (
     private_socket_dir,
     process_start,
     signame,
+    stopped,
     wait_and_connect,
 )
 from .compiled import COMPILED_PATH, ensure_compiled
@@ -297,6 +298,7 @@ class DockerBackend:
                 shutil.rmtree(parent, ignore_errors=True)
         cold = time.monotonic() - start
         client.diagnose = lambda: self._lost(container, target, client.ooms_named)
+        client.stuck = lambda: _stuck(container, target, client.ooms_named)
 
         def stop() -> None:
             client.close()
@@ -403,11 +405,32 @@ class DockerBackend:
 
         with contextlib.suppress(docker.errors.DockerException):
             for _ in range(20):  # the engine records the exit a moment after the socket closes
-                container.reload()
-                if container.status in ("exited", "dead"):
-                    return f"the container ended: {_death(container, target, ooms_named)}"
+                cause = _stuck(container, target, ooms_named)
+                if cause:
+                    return cause
                 time.sleep(0.05)
         return None
+
+
+def _stuck(container: Any, target: Target, ooms_named: int = 0) -> str | None:
+    """Why the container's agent cannot answer, known at once: the container ended, or the
+    agent's process (the child of the container's init) is stopped."""
+    import docker.errors
+
+    try:
+        container.reload()
+        if container.status in ("exited", "dead"):
+            return f"the container ended: {_death(container, target, ooms_named)}"
+        top = container.top(ps_args="-o pid,ppid,stat")
+    except docker.errors.DockerException:
+        return None
+    rows = [row for row in top.get("Processes") or [] if len(row) >= 3]
+    pids = {row[0] for row in rows}
+    inits = {row[0] for row in rows if row[1] not in pids}  # the container's init (docker-init)
+    for _, ppid, state, *_ in rows:
+        if ppid in inits:
+            return stopped(state, "agent's process")
+    return None
 
 
 def _killed_by_oom(container: Any, state: dict[str, Any], ooms_named: int) -> bool:

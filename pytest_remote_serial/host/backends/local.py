@@ -6,9 +6,11 @@ rootdir, so a function that only works by reference to a test module fails here 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -23,7 +25,9 @@ from .base import (
     Running,
     private_socket_dir,
     process_stamp,
+    process_state,
     signame,
+    stopped,
     wait_and_connect,
 )
 from .compiled import compiled_for
@@ -125,12 +129,18 @@ def start_process(target: Target, python: list[str], env: dict[str, str], what: 
             return None
         return f"the {what} agent exited with {proc.returncode}: {output.text()[-800:]}"
 
+    def stuck() -> str | None:
+        """Why the agent cannot answer, known at once: it is stopped, or it ended."""
+        if proc.poll() is None:
+            return stopped(process_state(proc.pid), f"{what} agent's process")
+        return lost()
+
     def lost() -> str | None:
         """Why a running agent went away (a call that killed or ended it): its exit and last lines."""
         try:
             proc.wait(1.0)
         except subprocess.TimeoutExpired:
-            return None
+            return stopped(process_state(proc.pid), f"{what} agent's process")
         code = proc.returncode
         how = f"killed by signal {-code} ({signame(-code)})" if code < 0 else f"exit code {code}"
         lines = [line.strip() for line in output.text().strip().splitlines()[-10:] if line.strip()]
@@ -138,6 +148,8 @@ def start_process(target: Target, python: list[str], env: dict[str, str], what: 
 
     def stop() -> None:
         client.close()
+        with contextlib.suppress(OSError):
+            os.kill(proc.pid, signal.SIGCONT)  # a stopped agent goes on, to see its connection closed
         try:
             proc.wait(5)
         except subprocess.TimeoutExpired:
@@ -155,6 +167,7 @@ def start_process(target: Target, python: list[str], env: dict[str, str], what: 
         shutil.rmtree(parent, ignore_errors=True)
         raise
     client.diagnose = lost
+    client.stuck = stuck
     return Running(target=target, client=client, stop=stop, image=None,
                    cold_start_s=time.monotonic() - start,
                    extra={"backend": "interpreter" if target.is_interpreter else "local", "engine": None,
