@@ -7,6 +7,7 @@ loaded 2-core machine, and far below what the fault cost before (timeout + 15 s 
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -38,31 +39,60 @@ def on(ctl: Controller, name: str, timeout: float = 30.0, isolate: bool = True) 
                   restart=lambda: ctl.get(name))
 
 
-def kill_own_process():
+def kill_the_agent():
+    """SIGKILL to this call's parent: the agent itself (the container then ends)."""
     import os
     import signal
 
-    os.kill(os.getpid(), signal.SIGKILL)
+    os.kill(os.getppid(), signal.SIGKILL)
 
 
 @pytest.mark.docker
 def test_a_crash_after_an_earlier_oom_is_named_for_its_own_cause(small):
-    """The engine's OOMKilled stays set once any process of the container was OOM-killed: an
-    unrelated death of the agent later is not the OOM killer's, and a second real one still is."""
-    isolated, inline = on(small, "small"), on(small, "small", isolate=False)
-    rt = isolated.roundtrip(allocate, 400, serializer="source")
+    """The engine's OOMKilled stays set once any process of the container was OOM-killed: a
+    later, unrelated death of the agent is not the OOM killer's."""
+    remote = on(small, "small")
+    rt = remote.roundtrip(allocate, 400, serializer="source")
     assert rt.outcome == "crash" and rt.error.get("oom"), rt.describe()
-    rt = inline.roundtrip(kill_own_process, serializer="source")  # the agent itself, SIGKILLed
+    rt = remote.roundtrip(kill_the_agent, serializer="source")
+    if rt.outcome == "ok":  # (where the call's process answered before its parent's death was seen)
+        rt = remote.roundtrip(add, 1, 2, serializer="source")
     assert rt.outcome == "crash", rt.describe()
     assert "out-of-memory" not in rt.error["message"], rt.error["message"]
-    assert "killed by signal 9, SIGKILL" in rt.error["message"]
-    # A fresh agent: OOM-kill a call, then the agent itself, which is the OOM killer's again.
-    assert isolated.roundtrip(allocate, 400, serializer="source").error.get("oom")
-    rt = inline.roundtrip(allocate, 400, serializer="source")
-    assert rt.outcome == "crash" and "killed by the out-of-memory killer at its memory limit (192m)" in \
-        rt.error["message"], rt.describe()
-    assert isolated.call(abs, -5, serializer="source") == 5  # and the target lives on
+    assert "the container ended: exit code 137 (the agent was killed by signal 9, SIGKILL)" in rt.error["message"]
+    assert remote.call(add, 2, 3, serializer="source") == 5  # on a fresh agent
 
+
+OOM = "python3 -c 'x = bytes(300 << 20) + b\"x\"'"
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize(("then", "oom"), [("kill -9 $$", False), (f"exec {OOM}", True)],
+                         ids=["then-killed", "then-oom-killed"])
+def test_the_oom_killer_is_named_only_for_an_oom_kill_after_the_request(docker_client, then, oom):
+    """A container whose init's child (where the agent would be) dies of SIGKILL after an OOM
+    kill of another process: the OOM killer is named only if it struck again after the request
+    that went unanswered was sent."""
+    from pytest_remote_serial.host.backends.containers import _death
+
+    container = docker_client.containers.run(
+        BOOKWORM, ["sh", "-c", f"{OOM}; touch /tmp/first-done; sleep 2; {then}"], detach=True, init=True,
+        network_mode="none", mem_limit="96m", memswap_limit="96m",
+        labels={"pytest-remote-serial.session": "test", "pytest-remote-serial.pid": str(os.getpid())})
+    try:
+        deadline = time.monotonic() + 30
+        while container.exec_run(["test", "-e", "/tmp/first-done"]).exit_code and time.monotonic() < deadline:
+            time.sleep(0.1)
+        sent = time.time()  # the first OOM kill is over: a request sent now is the agent's last
+        assert container.wait(timeout=60)["StatusCode"] == 137
+        container.reload()
+        assert container.attrs["State"]["OOMKilled"]
+        said = _death(container, load_matrix(ROOT).targets["py3.11"], since=sent)
+        assert ("out-of-memory killer" in said) is oom, said
+        if not oom:
+            assert "exit code 137 (the agent was killed by signal 9, SIGKILL)" in said
+    finally:
+        container.remove(force=True)
 
 
 def add(a, b):
@@ -158,3 +188,62 @@ def test_an_agent_that_can_no_longer_start_a_process_is_replaced(either):
     for rt, took in refused:
         assert rt.outcome == "crash" and "could not start a process for the call" in rt.error["message"]
         assert "will be restarted for the next call" in rt.error["message"] and took < 8
+
+
+def ignore_the_timer(seconds):
+    import signal
+    import time
+
+    signal.signal(signal.SIGALRM, signal.SIG_IGN)
+    time.sleep(seconds)
+
+
+def swallow_the_timeout(seconds):
+    import time
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            time.sleep(0.05)
+        except BaseException:  # the timer's exception too
+            pass
+
+
+@pytest.mark.parametrize("resist", [ignore_the_timer, swallow_the_timeout], ids=["SIG_IGN", "except-BaseException"])
+def test_an_inline_call_that_resists_its_timer_is_a_timeout_within_a_second(either, resist):
+    """A non-isolated call that ignores SIGALRM or swallows the timer's exception is still a
+    timeout, named about a second past it (before: a crash, timeout + 15 s)."""
+    inline = on(either, "either", timeout=3, isolate=False)
+    start = time.monotonic()
+    rt = inline.roundtrip(resist, 60, serializer="source")
+    took = time.monotonic() - start
+    assert rt.outcome == "timeout", rt.describe()
+    assert "still running after 3s" in rt.error["message"] and took < 3 + 4, (took, rt.error["message"])
+    assert inline.call(add, 1, 2, serializer="source") == 3
+
+
+def dup2_over_sockets():
+    """/dev/null over every socket this process holds (the agent's connection, where it has it)."""
+    import os
+
+    null = os.open(os.devnull, os.O_RDWR)
+    hit = 0
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
+                os.dup2(null, int(name))
+                hit += 1
+        except OSError:
+            pass
+    return hit
+
+
+@pytest.mark.parametrize("isolate", [True, False], ids=["isolated", "inline"])
+def test_a_call_that_replaces_the_agents_socket_is_named_within_a_second(either, isolate):
+    """dup2 of /dev/null over the agent's socket: the call's process holds no connection to
+    break, or the fault is named at once (before: a crash at timeout + 15 s or more)."""
+    remote = on(either, "either", timeout=3, isolate=isolate)
+    start = time.monotonic()
+    rt = remote.roundtrip(dup2_over_sockets, serializer="source")
+    assert rt.outcome in ("ok", "crash") and time.monotonic() - start < 3 + 4, rt.describe()
+    assert remote.call(add, 1, 2, serializer="source") == 3

@@ -68,7 +68,7 @@ class AgentClient:
         self.diagnose: Callable[[], str | None] = lambda: None
         # Why the agent cannot answer now (stopped, gone), asked of the backend without waiting.
         self.stuck: Callable[[], str | None] = lambda: None
-        self.ooms_named = 0  # calls this agent reported OOM-killed (so a later death is not blamed on them)
+        self.sent_at: float | None = None  # wall-clock time the last request went (a death after it is its)
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self.channel.deadline = time.monotonic() + HELLO_TIMEOUT_S
@@ -93,6 +93,7 @@ class AgentClient:
                 header["buffer_kinds"] = kinds
                 header.pop("_rest", None)  # encoded without them
             start = time.monotonic()
+            self.sent_at = time.time()
             latest = start + timeout + GRACE_S
             self.channel.deadline = min(latest, start + timeout + PROBE_S)
             try:
@@ -345,7 +346,6 @@ class AgentClient:
         hit = answer.get("limit_hit") or error.get("limit_hit") or {}
         fix = None
         if error.get("oom"):
-            self.ooms_named += 1
             fix = (f"the call ran out of memory: raise `memory` for target {self.target!r} in the matrix "
                    f"(now {self.config.memory or 'unset'})")
         elif hit.get("pids"):

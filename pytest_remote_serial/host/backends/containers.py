@@ -297,8 +297,8 @@ class DockerBackend:
                 # deleted directory, in which nothing can be created: no call writes to host disk.
                 shutil.rmtree(parent, ignore_errors=True)
         cold = time.monotonic() - start
-        client.diagnose = lambda: self._lost(container, target, client.ooms_named)
-        client.stuck = lambda: _stuck(container, target, client.ooms_named)
+        client.diagnose = lambda: self._lost(container, target, client.sent_at)
+        client.stuck = lambda: _stuck(container, target, client.sent_at)
 
         def stop() -> None:
             client.close()
@@ -398,21 +398,21 @@ class DockerBackend:
         return None
 
     @staticmethod
-    def _lost(container: Any, target: Target, ooms_named: int = 0) -> str | None:
-        """Why a running agent went away: the container's own account, if it ended.
-        ``ooms_named``: how many OOM kills of calls the agent had already reported."""
+    def _lost(container: Any, target: Target, since: float | None = None) -> str | None:
+        """Why a running agent went away: the container's own account, if it ended. ``since``:
+        when the request it did not answer was sent (wall clock)."""
         import docker.errors
 
         with contextlib.suppress(docker.errors.DockerException):
             for _ in range(20):  # the engine records the exit a moment after the socket closes
-                cause = _stuck(container, target, ooms_named)
+                cause = _stuck(container, target, since)
                 if cause:
                     return cause
                 time.sleep(0.05)
         return None
 
 
-def _stuck(container: Any, target: Target, ooms_named: int = 0) -> str | None:
+def _stuck(container: Any, target: Target, since: float | None = None) -> str | None:
     """Why the container's agent cannot answer, known at once: the container ended, or the
     agent's process (the child of the container's init) is stopped."""
     import docker.errors
@@ -420,7 +420,7 @@ def _stuck(container: Any, target: Target, ooms_named: int = 0) -> str | None:
     try:
         container.reload()
         if container.status in ("exited", "dead"):
-            return f"the container ended: {_death(container, target, ooms_named)}"
+            return f"the container ended: {_death(container, target, since)}"
         top = container.top(ps_args="-o pid,ppid,stat")
     except docker.errors.DockerException:
         return None
@@ -433,28 +433,34 @@ def _stuck(container: Any, target: Target, ooms_named: int = 0) -> str | None:
     return None
 
 
-def _killed_by_oom(container: Any, state: dict[str, Any], ooms_named: int) -> bool:
+def _killed_by_oom(container: Any, state: dict[str, Any], since: float | None) -> bool:
     """``OOMKilled`` is set by any OOM kill in the container, and stays set: once a call was
-    OOM-killed (and named so), a later death of the agent is the OOM killer's only if the agent
-    died of a SIGKILL and the engine saw more OOM kills than the agent had named."""
+    OOM-killed (and named so), a later death of the agent would be blamed on it too. The agent's
+    death is the OOM killer's only if it died of SIGKILL and, when it died answering a request
+    sent at ``since`` (wall clock), the engine recorded an OOM kill after that."""
     if not state.get("OOMKilled") or state.get("ExitCode") != 128 + signal.SIGKILL:
         return False
-    if not ooms_named:
+    if since is None:
         return True
-    seen = _oom_events(container)
-    return seen is None or seen > ooms_named
+    last = _last_oom(container)
+    return last is None or last >= since
 
 
-def _oom_events(container: Any) -> int | None:
-    """How many OOM kills the engine recorded for the container (None: it cannot say)."""
+def _last_oom(container: Any) -> float | None:
+    """When the engine last recorded an OOM kill in the container, on this machine's clock
+    (the engine's may differ: a remote one's); None if it cannot say."""
     try:
         api = container.client.api
-        until = _engine_time(str(api.info().get("SystemTime") or ""))
-        if until is None:
+        asked = time.time()
+        now = _engine_time(str(api.info().get("SystemTime") or ""))
+        started = _engine_time(str(container.attrs["State"].get("StartedAt") or ""))
+        if now is None or started is None:
             return None
-        events = api.events(since=int(_engine_time(container.attrs["State"]["StartedAt"]) or 0), until=f"{until:.9f}",
-                            filters={"container": container.id, "event": "oom"}, decode=True)
-        return sum(1 for _ in events)
+        skew = now - (asked + time.time()) / 2
+        events = api.events(since=int(started), until=f"{now:.9f}", decode=True,
+                            filters={"container": container.id, "event": "oom"})
+        times = [int(event.get("timeNano") or 0) / 1e9 for event in events]
+        return max(times) - skew if times else float("-inf")
     except Exception:  # an engine that keeps no events: as before, OOMKilled says it
         return None
 
@@ -475,11 +481,11 @@ def _engine_time(text: str) -> float | None:
     return seconds
 
 
-def _death(container: Any, target: Target, ooms_named: int = 0) -> str:
+def _death(container: Any, target: Target, since: float | None = None) -> str:
     """Exit code, OOMKilled with the `memory` key to raise, and the last lines of the log."""
     state = container.attrs.get("State") or {}
     code = state.get("ExitCode")
-    if _killed_by_oom(container, state, ooms_named):
+    if _killed_by_oom(container, state, since):
         why = (f"killed by the out-of-memory killer at its memory limit ({target.memory}); raise "
                f"`memory` for target {target.name!r} in the matrix")
     elif isinstance(code, int) and code > 128:  # the init process says how its child ended
