@@ -143,7 +143,7 @@ def start_process(target: Target, python: list[str], env: dict[str, str], what: 
             return stopped(process_state(proc.pid), f"{what} agent's process")
         code = proc.returncode
         how = f"killed by signal {-code} ({signame(-code)})" if code < 0 else f"exit code {code}"
-        lines = [line.strip() for line in output.text().strip().splitlines()[-10:] if line.strip()]
+        lines = [line.strip() for line in output.text()[-800:].strip().splitlines()[-10:] if line.strip()]
         return f"the {what} agent ended: {how}; last lines: {' | '.join(lines) or '(none)'}"
 
     def stop() -> None:
