@@ -148,8 +148,9 @@ def start_process(target: Target, python: list[str], env: dict[str, str], what: 
 
     def stop() -> None:
         client.close()
-        with contextlib.suppress(OSError):
-            os.kill(proc.pid, signal.SIGCONT)  # a stopped agent goes on, to see its connection closed
+        if proc.poll() is None:  # (not yet collected: the pid is still the agent's)
+            with contextlib.suppress(OSError):
+                os.kill(proc.pid, signal.SIGCONT)  # a stopped agent goes on, to see its connection closed
         try:
             proc.wait(5)
         except subprocess.TimeoutExpired:
