@@ -380,6 +380,9 @@ class DockerBackend:
                 raise
             # The socket stays for later runs; the folder becomes read-only to the container user.
             sock_dir.chmod(0o555)
+        kept, agent = found[0], client
+        agent.diagnose = lambda: self._lost(kept, target, agent.sent_at)
+        agent.stuck = lambda: _stuck(kept, target, agent.sent_at)
         return Running(target=target, client=client, stop=client.close, image=image,
                        cold_start_s=time.monotonic() - start,
                        extra={"container": found[0].id, "transport": "socket", "kept": True})
