@@ -180,7 +180,7 @@ def test_a_killed_xdist_worker_keeps_its_rows_and_leaves_no_container(pytester, 
     # No worker replaces the dead one (whose start would reap what it left): the controller must.
     result = pytester.runpytest_subprocess("-n", "2", "--dist", "loadfile", "--max-worker-restart=0",
                                            "--remote-targets=local,py3.9", "--remote-report=r.json",
-                                           "-p", "no:cacheprovider")
+                                           "--remote-all-rows", "-p", "no:cacheprovider")
     report = json.loads((pytester.path / "r.json").read_text())
     assert "crashed while running 'test_killed.py::test_second[py3.9]'" in result.stdout.str()
     passed = {t["nodeid"] for t in report["tests"] if t["verdict"] == "passed"}
@@ -194,8 +194,9 @@ def test_a_killed_xdist_worker_keeps_its_rows_and_leaves_no_container(pytester, 
     assert {t["name"] for t in report["targets"] if t["available"]} == {"local", "py3.9"}
     lines = result.stdout.lines
     start = next(i for i, line in enumerate(lines) if "remote-serial matrix" in line) + 1
-    matrix = parse_matrix(lines[start:next(i for i in range(start, len(lines)) if lines[i].startswith("cells:"))])
-    assert matrix["test_killed.py::test_first"]["py3.9"].startswith("passed ok")
+    end = next(i for i in range(start, len(lines)) if lines[i].startswith(("local:", "py3")))
+    matrix = parse_matrix(lines[start:end])
+    assert matrix["test_killed.py::test_first"]["py3.9"].startswith("✓ ok")
     assert not run_containers(docker_client, report["run"])
 
 
