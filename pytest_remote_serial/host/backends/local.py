@@ -136,7 +136,12 @@ def start_process(target: Target, python: list[str], env: dict[str, str], what: 
         return lost()
 
     def lost() -> str | None:
-        """Why a running agent went away (a call that killed or ended it): its exit and last lines."""
+        """Why a running agent went away (a call that stopped, killed or ended it): its state, or its
+        exit and last lines (it may take a moment to exit after its connection closed)."""
+        if proc.poll() is None:
+            cause = stopped(process_state(proc.pid), f"{what} agent's process")
+            if cause:
+                return cause
         try:
             proc.wait(1.0)
         except subprocess.TimeoutExpired:
