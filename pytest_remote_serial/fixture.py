@@ -18,6 +18,9 @@ from .outcomes import RoundTrip
 from .remote.envelope import IMPLEMENTATION, python_name
 
 DEFAULT_TIMEOUT = 30.0
+# A day: past it a test is not waiting for a call but hung; far below where a deadline stops
+# fitting a poll() in milliseconds (24.8 days).
+MAX_TIMEOUT = 86400.0
 MARKER_KEYS = ("serializer", "targets", "gpu", "timeout", "isolate", "expect", "compare_host")
 # What ``expect=`` may name: every outcome a round trip can end in but ``ok``, and ``differs``
 # (a call compared with the host whose result was not the same).
@@ -72,9 +75,9 @@ class CallOptions:
             kwargs["targets"] = tuple(targets)
         timeout = kwargs.get("timeout", DEFAULT_TIMEOUT)
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) \
-                or timeout <= 0:
-            raise MarkerError(f"@pytest.mark.remote(timeout={timeout!r}): give a positive number of seconds, "
-                              "e.g. timeout=10")
+                or not 0 < timeout <= MAX_TIMEOUT:
+            raise MarkerError(f"@pytest.mark.remote(timeout={timeout!r}): give a positive number of seconds up "
+                              f"to {MAX_TIMEOUT:.0f} (a day), e.g. timeout=10")
         kwargs["timeout"] = float(timeout)
         for key in ("gpu", "isolate", "compare_host"):
             if key in kwargs and not isinstance(kwargs[key], bool):

@@ -6,6 +6,7 @@ import functools
 import os
 import signal
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,10 +32,11 @@ from .host.transport import spin_window
 from .outcomes import RoundTrip, TargetUnavailable
 from .remote.envelope import python_name
 from .report.compare import CompareError, Threshold, compare, failures, parse_threshold, render
-from .report.record import ReportError, build_report, cells, read_json, target_entry, write_json
+from .report.outputs import OUTPUTS, OutputError, check_outputs, write_output
+from .report.record import ReportError, build_report, cells, read_json, row_of, target_entry
 from .report.terminal import GLYPHS, MARKUP, layout
-from .report.workers import WORKER_KEY, WorkerResults, merge_targets
-from .verdicts import TestLog, apply_expectation
+from .report.workers import REPORT_ATTR, RUN_KEY, WORKER_KEY, Outbox, WorkerResults, merge_targets
+from .verdicts import CRASHED, TestLog, apply_expectation
 
 PARAM = "_remote_target"
 KEY = pytest.StashKey["RemoteSerialPlugin"]()
@@ -82,8 +84,7 @@ def pytest_configure(config: pytest.Config) -> None:
 class RemoteSerialPlugin:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        names = config.getoption("remote_targets")
-        self.explicit = [n.strip() for n in names.split(",") if n.strip()] if names else []
+        self.explicit = _explicit_targets(config.getoption("remote_targets"))
         self.matrix_mode = bool(config.getoption("remote_matrix") or self.explicit)
         self.strict = bool(config.getoption("remote_strict"))
         self.records: list[RoundTrip] = []
@@ -92,16 +93,25 @@ class RemoteSerialPlugin:
         self.targets = self._select_targets()
         self._declare_serializers()
         self._controller: Controller | None = None
-        self._previous_sigterm: Any = None
+        self._previous_handlers: dict[int, Any] = {}
         self._nodeid: str | None = None
         self.workers = WorkerResults()
+        workerinput = getattr(config, "workerinput", None)
+        # The run's id, on every container it starts: an xdist worker has the controller's.
+        self.run: str = (workerinput or {}).get(RUN_KEY) or uuid.uuid4().hex
+        self.outbox = Outbox() if workerinput is not None else None
         self.report: dict[str, Any] | None = None
         self.baseline, self.thresholds = self._baseline()
+        try:  # a report that cannot be written fails now, not after the whole run
+            check_outputs({name: config.getoption(name) for name in OUTPUTS})
+        except OutputError as exc:
+            raise pytest.UsageError(str(exc)) from None
         try:  # read again by every agent connection: a bad value fails here, before any starts
             spin_window()
         except ValueError as exc:
             raise pytest.UsageError(str(exc)) from None
         self.compare_lines: list[str] = []
+        self.unwritten: list[str] = []
         self._bad_markers = False
 
     def _select_targets(self) -> list[Target]:
@@ -112,6 +122,8 @@ class RemoteSerialPlugin:
             matrix = load_matrix(rootdir, self.config.getoption("remote_matrix_file"))
             chosen = matrix.select(self.explicit or None)
         except MatrixError as exc:
+            if self.explicit and "unknown target" in str(exc):
+                raise pytest.UsageError(f"--remote-targets={','.join(self.explicit)}: {exc}") from None
             raise pytest.UsageError(str(exc)) from None
         self.matrix_source = matrix.source
         return chosen
@@ -159,8 +171,8 @@ class RemoteSerialPlugin:
             hidden += [Path(str(p)).resolve() for p in self.config.args if os.path.exists(str(p))]
             self._controller = Controller(self.targets, self._progress,
                                           keep=bool(self.config.getoption("remote_keep")),
-                                          hidden=hidden)
-            self._install_sigterm()
+                                          hidden=hidden, run=self.run)
+            self._install_signals()
         return self._controller
 
     def _progress(self, message: str) -> None:
@@ -173,15 +185,19 @@ class RemoteSerialPlugin:
         else:
             print(line, flush=True)
 
-    def _install_sigterm(self) -> None:
-        """SIGTERM becomes an interrupt, so the normal teardown removes every container."""
+    def _install_signals(self) -> None:
+        """SIGTERM, and SIGHUP (the terminal closed, an ssh session dropped), become an interrupt,
+        so the normal teardown removes every container and folder; a handler of someone else's
+        (the user's, a CI runner's) is left alone."""
         if threading.current_thread() is not threading.main_thread():
             return
-        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-            def on_term(signum: int, frame: Any) -> None:
-                raise KeyboardInterrupt("SIGTERM")
 
-            self._previous_sigterm = signal.signal(signal.SIGTERM, on_term)
+        def on_signal(signum: int, frame: Any) -> None:
+            raise KeyboardInterrupt(signal.Signals(signum).name)
+
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(sig) is signal.SIG_DFL:
+                self._previous_handlers[sig] = signal.signal(sig, on_signal)
 
     # ---------------------------------------------------------------- hooks
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
@@ -264,22 +280,23 @@ class RemoteSerialPlugin:
         targets = self._target_entries()
         tests = self.log.records()
         workeroutput = getattr(self.config, "workeroutput", None)
-        if workeroutput is not None:  # an xdist worker: the controller writes the report
-            workeroutput[WORKER_KEY] = self.workers.pack(calls, targets, tests)
+        if workeroutput is not None and self.outbox is not None:
+            # An xdist worker: the controller writes the report; most went with the test reports.
+            workeroutput[WORKER_KEY] = self.outbox.take(self.records, self._target_entries, tests)
             return
         calls += self.workers.calls
         tests += self.workers.tests
-        self.report = build_report(calls, merge_targets(targets + self.workers.targets), tests)
-        if self.config.getoption("remote_report"):
-            write_json(self.report, self.config.getoption("remote_report"))
-        if self.config.getoption("remote_html"):
-            from .report.html import write_html
-
-            write_html(self.report, self.config.getoption("remote_html"))
-        if self.config.getoption("remote_markdown"):
-            from .report.markdown import write_markdown
-
-            write_markdown(self.report, self.config.getoption("remote_markdown"))
+        self.report = build_report(calls, merge_targets(targets + self.workers.targets), tests, run=self.run)
+        for option in OUTPUTS:
+            path = self.config.getoption(option)
+            if not path:
+                continue
+            try:
+                write_output(option, self.report, path)
+            except OSError as exc:  # checked at the start; the disk may still fill up meanwhile
+                self.unwritten.append(f"--{option.replace('_', '-')}={path}: could not be written: {exc}")
+        if self.unwritten and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if self.baseline is not None:
             changes = compare(self.baseline, self.report)
             failed = failures(changes, self.thresholds)
@@ -288,16 +305,46 @@ class RemoteSerialPlugin:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     @pytest.hookimpl(optionalhook=True)
-    def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        """xdist: a worker finished; its records join this controller's report."""
-        self.workers.add(getattr(node, "workeroutput", {}).get(WORKER_KEY))
+    def pytest_configure_node(self, node: Any) -> None:
+        """xdist: a worker is made; it labels its containers with this run's id."""
+        node.workerinput[RUN_KEY] = self.run
 
-    def _target_entries(self) -> list[dict[str, Any]]:
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """xdist: a worker finished, and what it had left joins this controller's report. One
+        that died (``error``) could not remove what it started: remove it now, while the run goes on."""
+        self.workers.add(getattr(node, "workeroutput", {}).get(WORKER_KEY))
+        if error is not None:
+            self._remove_dead_workers()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """xdist's controller: the records a worker sent with this report."""
+        if self.outbox is not None:
+            return
+        self.workers.add(getattr(report, REPORT_ATTR, None))
+        target = self._target_in(report.nodeid) if report.when == CRASHED else None
+        if target is not None:  # its worker died running it: the row says so
+            self.log.phase(report, target, [])
+
+    def _target_in(self, nodeid: str) -> str | None:
+        """The target a test id was parametrized with (``test_x[py3.9]``), if any."""
+        return next((t.name for t in self.targets if self.matrix_mode and row_of(nodeid, t.name) != nodeid), None)
+
+    def _remove_dead_workers(self) -> None:
+        """What dead processes of this machine left: their folders and local agents, and the
+        containers on every engine this run's targets use (a live run's are never touched)."""
+        engines = [t for t in self.targets if t.is_container]
+        try:
+            self.controller.remove_dead(engines)
+        except Exception as exc:  # never fail the run for it: the next run removes them too
+            self._progress(f"could not remove what a dead worker left: {exc}")
+
+    def _target_entries(self, skip: set[str] | None = None) -> list[dict[str, Any]]:
         if self._controller is None:
             return []
         status = self._controller.status()
         return [target_entry(t, status.get(name)) for name, t in self._controller.targets.items()
-                if name in status]
+                if name in status and name not in (skip or ())]
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.report is None or (not self.report["calls"] and not self.report["tests"]):
@@ -325,8 +372,11 @@ class RemoteSerialPlugin:
                     f"{entry['name']}: {python_name(entry.get('implementation'), entry['python'], cpython='Python')}, "
                     f"cold start {entry['cold_start_s']:.2f}s{built}"
                     + (f" ({how})" if how else ""))
-        for name in ("remote_report", "remote_html", "remote_markdown"):
-            if self.config.getoption(name):
+        for text in self.unwritten:
+            terminalreporter.write_line(f"remote-serial: {text}", red=True)
+        for name in OUTPUTS:
+            if self.config.getoption(name) and not any(t.startswith(f"--{name.replace('_', '-')}=")
+                                                       for t in self.unwritten):
                 terminalreporter.write_line(f"remote-serial: wrote {self.config.getoption(name)}")
         if self.compare_lines:
             terminalreporter.section("remote-serial compare")
@@ -353,13 +403,18 @@ class RemoteSerialPlugin:
             expected = []
         apply_expectation(rep, target, expected, self.log.outcomes(item.nodeid))
         self.log.phase(rep, target, expected)
+        if self.outbox is not None:  # an xdist worker: the records travel with the report
+            finished = [self.log.record(item.nodeid)] if rep.when == "teardown" else []
+            packed = self.outbox.take(self.records, self._target_entries, finished)
+            if packed:
+                setattr(rep, REPORT_ATTR, packed)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         current.set_provider(None)
         if self._controller is not None:
             self._controller.shutdown()
-        if self._previous_sigterm is not None:
-            signal.signal(signal.SIGTERM, self._previous_sigterm)
+        for sig, handler in self._previous_handlers.items():
+            signal.signal(sig, handler)
 
     # ---------------------------------------------------------------- fixture support
     def remote_for(self, request: pytest.FixtureRequest, name: str) -> Remote:
@@ -414,6 +469,23 @@ def _can_write(terminalreporter: Any, text: str) -> bool:
     except (UnicodeEncodeError, LookupError):
         return False
     return True
+
+
+def _explicit_targets(raw: str | None) -> list[str]:
+    """``--remote-targets=a,b`` as names; an empty list or an empty name is a usage error (it
+    would otherwise run on ``local`` only, or on fewer targets than the command line says)."""
+    if raw is None:
+        return []
+    names = [n.strip() for n in raw.split(",")]
+    if not any(names):
+        raise pytest.UsageError(f"--remote-targets={raw!r} names no target: give target names separated by "
+                                "commas, e.g. --remote-targets=py3.9,py3.11, use --remote-matrix for every "
+                                "target, or leave the option out to run on local only")
+    if not all(names):
+        fixed = ",".join(filter(None, names))
+        raise pytest.UsageError(f"--remote-targets={raw!r} has an empty name between its commas: give target "
+                                f"names separated by single commas, e.g. --remote-targets={fixed}")
+    return list(dict.fromkeys(names))
 
 
 def _has_gpu(target: Target) -> bool:

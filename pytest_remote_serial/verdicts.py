@@ -13,6 +13,8 @@ from typing import Any
 
 from .report.record import test_record
 
+CRASHED = "???"  # the phase of the report xdist makes for a test whose worker died running it
+
 
 @dataclass
 class _Entry:
@@ -27,7 +29,7 @@ class _Entry:
 def verdict_of(rep: Any) -> str | None:
     """pytest's own classification of one phase report (None: a passing setup or teardown)."""
     xfail = hasattr(rep, "wasxfail")
-    if rep.when == "call":
+    if rep.when in ("call", CRASHED):
         if rep.passed:
             return "xpassed" if xfail else "passed"
         if rep.skipped:
@@ -85,8 +87,11 @@ class TestLog:
         entry.outcomes = self.outcomes(rep.nodeid)
 
     def records(self) -> list[dict[str, Any]]:
-        return [test_record(nodeid, e.target, e.verdict or "error", e.outcomes, e.duration_s, e.expected, e.reason)
-                for nodeid, e in self._entries.items()]
+        return [self.record(nodeid) for nodeid in self._entries]
+
+    def record(self, nodeid: str) -> dict[str, Any]:
+        e = self._entries[nodeid]
+        return test_record(nodeid, e.target, e.verdict or "error", e.outcomes, e.duration_s, e.expected, e.reason)
 
 
 def apply_expectation(rep: Any, target: str, expected: list[str], outcomes: list[str]) -> None:

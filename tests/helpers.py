@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,3 +42,21 @@ def unavailable_reason(root: Path, name: str) -> str:
     finally:
         ctl.shutdown()
     return info.value.reason
+
+
+def write_matrix(folder: Path, body: str):
+    """``body`` as ``matrix/targets.toml`` under ``folder``, loaded."""
+    from pytest_remote_serial.host.matrix import load_matrix
+
+    (folder / "matrix").mkdir(exist_ok=True)
+    (folder / "matrix" / "targets.toml").write_text(textwrap.dedent(body))
+    return load_matrix(folder)
+
+
+def allocate(mib):
+    """Touch ``mib`` MiB, page by page (shipped by source: a call that runs out of memory)."""
+    chunks = []
+    for _ in range(mib):
+        chunks.append(bytearray(1 << 20))
+        chunks[-1][::4096] = b"x" * len(chunks[-1][::4096])
+    return len(chunks)

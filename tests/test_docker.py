@@ -6,6 +6,7 @@ first use).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -302,7 +303,8 @@ def test_examples_matrix_end_to_end(pytester, docker_client, monkeypatch):
         dest = pytester.path / path.relative_to(EXAMPLES)
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(path.read_text())
-    result = pytester.runpytest_subprocess("--remote-matrix", "-p", "no:cacheprovider", "-v")
+    result = pytester.runpytest_subprocess("--remote-matrix", "-p", "no:cacheprovider", "-v",
+                                           "--remote-report=r.json")
     # The incompatibilities are the finding, declared with expect=: nothing unexpected, so the run passes.
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-3000:]
     result.stdout.fnmatch_lines(["*test_closure[[]py3.9[]] XFAIL*", "*test_closure[[]py3.11[]] PASSED*",
@@ -328,10 +330,9 @@ def test_examples_matrix_end_to_end(pytester, docker_client, monkeypatch):
     failed = [line for line in lines if "test_seed_" in line and ("FAILED" in line or "ERROR" in line)]
     assert not failed, failed
     assert sum("test_seed_" in line and "PASSED" in line for line in lines) >= 14 * 5  # 14 use remote
-    # Only this process's own (module-scoped) containers may still exist.
-    left = [(c["Names"], c["State"], c["Labels"]) for c in our_containers(docker_client)
-            if label(c, "pid") != str(os.getpid())]
-    assert not left
+    # Nothing of that run is left (another suite's containers on this engine are none of its business).
+    run = json.loads((pytester.path / "r.json").read_text())["run"]
+    assert run and not [(c["Names"], c["State"]) for c in our_containers(docker_client) if label(c, "run") == run]
 
 
 PROJECT = """
@@ -370,22 +371,33 @@ def _gone(client, pid: int, timeout: float = 30) -> bool:
     return False
 
 
-def test_sigint_mid_run_leaves_nothing(pytester, docker_client):
-    proc = _spawn(pytester, "--remote-targets=py3.11")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_a_signal_mid_run_leaves_no_container_and_no_folder(pytester, docker_client, sig):
+    """Ctrl-C, a kill, a closed terminal or ssh session: the run ends as interrupted, having
+    removed its containers and its local agent's folder."""
+    pytester.makepyfile(test_local="def test_local(remote):\n    assert remote.call(abs, -1) == 1\n")
+    proc = _spawn(pytester, "--remote-targets=local,py3.11")
     _wait_for_container(docker_client, proc.pid)
     time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
     assert _gone(docker_client, proc.pid, timeout=5), out
+    assert not _folders_of(proc.pid), out
 
 
-def test_sigterm_mid_run_leaves_nothing(pytester, docker_client):
-    proc = _spawn(pytester, "--remote-targets=py3.11")
-    _wait_for_container(docker_client, proc.pid)
-    proc.terminate()
-    out, _ = proc.communicate(timeout=60)
-    assert _gone(docker_client, proc.pid, timeout=5), out
+def _folders_of(pid: int) -> list[Path]:
+    """The prs-* folders a run made (each names its owner)."""
+    import tempfile
+
+    found = []
+    for folder in Path(tempfile.gettempdir()).glob("prs-*"):
+        try:
+            if (folder / "owner").read_text().split()[0] == str(pid):
+                found.append(folder)
+        except (OSError, IndexError):
+            continue
+    return found
 
 
 def test_kill_9_is_cleaned_up_by_the_next_run(pytester, docker_client):
@@ -425,12 +437,11 @@ def test_exception_in_a_fixture_leaves_nothing(pytester, docker_client):
             raise RuntimeError("fixture blew up")
     """)
     pytester.makepyfile("def test_x(broken): pass")
-    result = pytester.runpytest_subprocess("--remote-targets=py3.9")
+    result = pytester.runpytest_subprocess("--remote-targets=py3.9", "--remote-report=r.json")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*fixture blew up*"])
-    assert not [c for c in our_containers(docker_client)
-                if label(c, "target") == "py3.9"
-                and label(c, "pid") != str(os.getpid())]
+    run = json.loads((pytester.path / "r.json").read_text())["run"]
+    assert run and not [c for c in our_containers(docker_client) if label(c, "run") == run]
 
 
 def test_unreachable_engine_skips_or_errors(pytester, monkeypatch):
@@ -463,18 +474,20 @@ def test_keep_reuses_the_container_across_runs(pytester, docker_client):
         def test_pid(remote):
             print("AGENT", remote.call(socket.gethostname))
     """)
-    first = pytester.runpytest_subprocess("--remote-targets=py3.11", "--remote-keep", "-s")
+    first = pytester.runpytest_subprocess("--remote-targets=py3.11", "--remote-keep", "-s", "--remote-report=r.json")
+    run = json.loads((pytester.path / "r.json").read_text())["run"]
     second = pytester.runpytest_subprocess("--remote-targets=py3.11", "--remote-keep", "-s")
+    mine = {"label": ["pytest-remote-serial.keep", f"pytest-remote-serial.run={run}"]}  # not another suite's
     try:
         first.assert_outcomes(passed=1)
         second.assert_outcomes(passed=1)
-        kept = docker_client.containers.list(filters={"label": "pytest-remote-serial.keep"})
+        kept = docker_client.containers.list(filters=mine)
         assert len(kept) == 1
         seen = {line.split()[-1] for line in first.stdout.lines + second.stdout.lines
                 if "AGENT " in line}
         assert seen == {kept[0].id[:12]}  # both runs talked to the one kept container
     finally:
-        for c in docker_client.containers.list(all=True, filters={"label": "pytest-remote-serial.keep"}):
+        for c in docker_client.containers.list(all=True, filters=mine):
             c.remove(force=True)
 
 

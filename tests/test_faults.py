@@ -9,13 +9,12 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 import warnings
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, label, our_containers, remote_on
+from helpers import ROOT, allocate, label, our_containers, remote_on, write_matrix
 
 import pytest_remote_serial as prs
 from pytest_remote_serial.fixture import CallOptions, Remote
@@ -34,10 +33,7 @@ from pytest_remote_serial.host.matrix import MatrixError, load_matrix
 BOOKWORM = 'debian = { suite = "bookworm", packages = ["python3", "python3-numpy"] }'
 
 
-def matrix(path: Path, body: str):
-    (path / "matrix").mkdir(exist_ok=True)
-    (path / "matrix" / "targets.toml").write_text(textwrap.dedent(body))
-    return load_matrix(path)
+matrix = write_matrix
 
 
 @pytest.fixture
@@ -59,14 +55,6 @@ def remote(ctl, name, timeout=30.0):
 
 def add(a, b):
     return a + b
-
-
-def allocate(mib):
-    chunks = []
-    for _ in range(mib):
-        chunks.append(bytearray(1 << 20))
-        chunks[-1][::4096] = b"x" * len(chunks[-1][::4096])
-    return len(chunks)
 
 
 def fork_until_refused(catch):

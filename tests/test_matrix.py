@@ -63,6 +63,9 @@ def test_pyproject_table_wins_over_matrix_folder(tmp_path):
     ('[targets.a]\ninterpreter = "3.12"\nimage = "x"\n', "two recipes (image and interpreter)"),
     ('title = "no targets"\n', "unknown key 'title'"),
     ('', "no [targets.<name>] tables"),
+    ('[targets.""]\nimage = "x"\n', "target '': a target's name is made of letters, digits"),
+    ('[targets."py 3.9"]\nimage = "x"\n', "target 'py 3.9': a target's name is made of"),
+    ('[targets."a,b"]\nimage = "x"\n', "target 'a,b': a target's name is made of"),
 ])
 def test_errors_name_file_target_and_key(tmp_path, text, expected):
     path = write(tmp_path, text)

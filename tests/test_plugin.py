@@ -27,6 +27,8 @@ def test_marker_is_registered_and_validated(pytester):
     ("timeout=0", "timeout=0): give a positive number of seconds"),
     ("timeout=-1", "timeout=-1): give a positive number of seconds"),
     ("timeout='soon'", "timeout='soon'): give a positive number of seconds"),
+    ("timeout=1e308", "timeout=1e+308): give a positive number of seconds up to 86400 (a day)"),
+    ("timeout=float('nan')", "timeout=nan): give a positive number of seconds"),
     ("isolate='no'", "isolate='no'): give True or False"),
     ("targets='a'", "targets='a'): give a list of target names, e.g. targets=['a']"),
     ("targets=['nope']", "names unknown target(s) 'nope'; known: a, b, local"),
@@ -201,15 +203,69 @@ def test_a_malformed_baseline_is_a_usage_error(pytester, calls):
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
 
 
-@pytest.mark.parametrize("bad", ["--remote-targets=", "--remote-matrix-file=nope.toml"])
-def test_bad_options_are_usage_errors_or_ignored(pytester, bad):
+def test_a_missing_matrix_file_is_ignored_without_the_matrix_and_an_error_with_it(pytester):
     pytester.makepyfile("def test_x(remote): pass")
-    result = pytester.runpytest_subprocess(bad)
-    if bad.endswith("nope.toml"):
-        pytester.runpytest_subprocess("--remote-matrix", bad).stderr.fnmatch_lines(
-            ["*--remote-matrix-file: */nope.toml does not exist*"])
-    else:
-        result.assert_outcomes(passed=1)
+    pytester.runpytest_subprocess("--remote-matrix-file=nope.toml").assert_outcomes(passed=1)
+    pytester.runpytest_subprocess("--remote-matrix", "--remote-matrix-file=nope.toml").stderr.fnmatch_lines(
+        ["*--remote-matrix-file: */nope.toml does not exist*"])
+
+
+@pytest.mark.parametrize(("option", "says"), [
+    ("--remote-targets=", "--remote-targets='' names no target: give target names separated by commas, "
+                          "e.g. --remote-targets=py3.9,py3.11, use --remote-matrix for every target, or leave "
+                          "the option out to run on local only"),
+    ("--remote-targets= , ", "--remote-targets=' , ' names no target*"),
+    ("--remote-targets=a,,b", "--remote-targets='a,,b' has an empty name between its commas: give target names "
+                              "separated by single commas, e.g. --remote-targets=a,b"),
+    ("--remote-targets=a,", "--remote-targets='a,' has an empty name*e.g. --remote-targets=a"),
+    ("--remote-targets=a,nope", "--remote-targets=a,nope: unknown target(s) 'nope'*known: local, a, b"),
+])
+def test_a_bad_target_list_is_a_usage_error_before_anything_runs(pytester, option, says):
+    pytester.makefile(".toml", **{"matrix/targets": '[targets.a]\nimage = "x"\n[targets.b]\nimage = "y"\n'})
+    pytester.makepyfile("def test_x(remote):\n    open('ran', 'w').close()\n")
+    result = pytester.runpytest_subprocess(option)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+    result.stderr.fnmatch_lines([f"ERROR: {says.replace('[', '[[]')}"])
+    assert not (pytester.path / "ran").exists()
+
+
+def test_a_target_list_naming_a_target_twice_runs_it_once(pytester):
+    pytester.makepyfile("def test_x(remote):\n    assert remote.call(abs, -1) == 1\n")
+    result = pytester.runpytest_subprocess("--remote-targets=local,local", "-v")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*test_x[[]local[]] PASSED*"])
+
+
+@pytest.mark.parametrize(("option", "says"), [
+    ("--remote-html=out", "--remote-html=out names a folder; name the file to write in it, e.g. "
+                          "--remote-html=out/report.html"),
+    ("--remote-markdown=out", "--remote-markdown=out names a folder; * e.g. --remote-markdown=out/matrix.md"),
+    ("--remote-report=new/", "--remote-report=new/ names a folder; * e.g. --remote-report=new/report.json"),
+    ("--remote-report=afile/r.json", "--remote-report=afile/r.json cannot be written: */afile is a file, not a "
+                                     "folder; name a file in a folder you can write, e.g. --remote-report=report.json"),
+    ("--remote-html=/proc/prs/r.html", "--remote-html=/proc/prs/r.html cannot be written: * (/proc)*"),
+    ("--remote-html=same --remote-report=same", "--remote-html=same: --remote-report writes that file too; give "
+                                                "each report a file of its own"),
+])
+def test_a_report_path_that_cannot_be_written_is_a_usage_error_before_anything_runs(pytester, option, says):
+    (pytester.path / "out").mkdir()
+    (pytester.path / "afile").write_text("")
+    pytester.makepyfile("def test_x(remote):\n    open('ran', 'w').close()\n")
+    result = pytester.runpytest_subprocess(*option.split())
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+    result.stderr.fnmatch_lines([f"ERROR: {says}"])
+    assert not (pytester.path / "ran").exists() and not (pytester.path / "new").exists()
+    assert not list(pytester.path.glob("**/.prs-check-*"))  # the check leaves nothing
+
+
+def test_report_paths_that_can_be_written_are_written(pytester):
+    (pytester.path / "report.json").write_text("old")  # an existing file is replaced, as before
+    pytester.makepyfile("def test_x(remote):\n    assert remote.call(abs, -1) == 1\n")
+    result = pytester.runpytest_subprocess("--remote-report=report.json", "--remote-html=deep/er/r.html",
+                                           "--remote-markdown=m.md")
+    result.assert_outcomes(passed=1)
+    assert (pytester.path / "report.json").read_text().startswith("{")
+    assert (pytester.path / "deep" / "er" / "r.html").is_file() and (pytester.path / "m.md").is_file()
 
 
 @pytest.mark.parametrize("value", ["soon", "-5", "20000", "1.5"])

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import our_containers
+from helpers import label, our_containers
+
+from pytest_remote_serial.report.terminal import parse_matrix
 
 CALLS = """
     def add(a, b):
@@ -150,7 +152,52 @@ def test_xdist_workers_report_to_the_controller_and_leave_nothing(pytester, dock
     assert targets["py3.9"]["available"] and targets["py3.9"]["python"].startswith("3.9.")
     assert len(targets["py3.9"].get("cold_starts_s", [0])) <= 2  # at most one container per worker
     result.stdout.fnmatch_lines(["*remote-serial matrix*", "py3.9: Python 3.9.*"])
-    assert not our_containers(docker_client)
+    assert report["run"] and not run_containers(docker_client, report["run"])
+
+
+def run_containers(client, run: str) -> list[dict]:
+    """The containers of one run (its controller's and its workers'): never another suite's."""
+    return [c for c in our_containers(client) if label(c, "run") == run]
+
+
+KILLED = """
+    import os, signal
+
+    def test_first(remote):
+        assert remote.call(abs, -1) == 1
+
+    def test_second(remote):
+        assert remote.call(abs, -2) == 2
+        if remote.target.name == "py3.9" and not os.path.exists("killed-once"):
+            open("killed-once", "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)  # the worker dies, as under the OOM killer or kill -9
+"""
+
+
+@pytest.mark.docker
+def test_a_killed_xdist_worker_keeps_its_rows_and_leaves_no_container(pytester, docker_client):
+    pytester.makepyfile(test_killed=KILLED, test_other=CALLS)
+    # No worker replaces the dead one (whose start would reap what it left): the controller must.
+    result = pytester.runpytest_subprocess("-n", "2", "--dist", "loadfile", "--max-worker-restart=0",
+                                           "--remote-targets=local,py3.9", "--remote-report=r.json",
+                                           "--remote-all-rows", "-p", "no:cacheprovider")
+    report = json.loads((pytester.path / "r.json").read_text())
+    assert "crashed while running 'test_killed.py::test_second[py3.9]'" in result.stdout.str()
+    passed = {t["nodeid"] for t in report["tests"] if t["verdict"] == "passed"}
+    # Every test the dead worker finished keeps its row, its calls and its verdict.
+    assert {"test_killed.py::test_first[local]", "test_killed.py::test_first[py3.9]",
+            "test_killed.py::test_second[local]"} <= passed, report["tests"]
+    called = {c["test"] for c in report["calls"]}
+    assert {"test_killed.py::test_first[py3.9]", "test_killed.py::test_second[local]"} <= called
+    (crashed,) = [t for t in report["tests"] if t["nodeid"] == "test_killed.py::test_second[py3.9]"]
+    assert crashed["verdict"] == "failed"
+    assert {t["name"] for t in report["targets"] if t["available"]} == {"local", "py3.9"}
+    lines = result.stdout.lines
+    start = next(i for i, line in enumerate(lines) if "remote-serial matrix" in line) + 1
+    end = next(i for i in range(start, len(lines)) if lines[i].startswith(("local:", "py3")))
+    matrix = parse_matrix(lines[start:end])
+    assert matrix["test_killed.py::test_first"]["py3.9"].startswith("✓ ok")
+    assert not run_containers(docker_client, report["run"])
 
 
 def test_html_report_of_a_real_run(pytester):

@@ -20,11 +20,16 @@ from ..remote.diagnosis import carries_code, diagnose_load, missing_module_of, p
 from ..remote.envelope import IMPLEMENTATION, numpy_version, python_name
 from ..remote.wire import FRAME_SIZE, encode_frame
 from .codecs import Codec, UnknownSerializer, call_header, get_codec
-from .transport import AgentLost, SocketChannel
+from .transport import AgentLost, DeadlinePassed, SocketChannel
 from .trust import Policy, UnsafeGlobal, describe_problem, hello_problem, load_reply, owned_modules, reply_problem
 
-# Past the call's own timeout, how long the host waits before it declares the agent lost.
+# Past the call's own timeout, how long the host waits for an agent that still runs before it
+# declares it lost (it may be busy: preloading what the last call imported, a slow machine).
 GRACE_S = 15.0
+# The agent answers by the call's timeout (it kills a call that runs past it, an inline one
+# within a second more): an answer not begun this long after it makes the host ask the backend
+# whether the agent can still answer at all (stopped, gone), and again as often until GRACE_S.
+PROBE_S = 1.0
 HELLO_TIMEOUT_S = 60.0
 SELF_CHECK_TIMEOUT_S = 30.0
 
@@ -62,6 +67,9 @@ class AgentClient:
         self.config = TargetLimits()
         # Why the agent was lost, asked of the backend (e.g. the container was OOM-killed).
         self.diagnose: Callable[[], str | None] = lambda: None
+        # Why the agent cannot answer now (stopped, gone), asked of the backend without waiting.
+        self.stuck: Callable[[], str | None] = lambda: None
+        self.sent_at: float | None = None  # wall-clock time the last request went (a death after it is its)
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self.channel.deadline = time.monotonic() + HELLO_TIMEOUT_S
@@ -85,10 +93,13 @@ class AgentClient:
             if kinds:
                 header["buffer_kinds"] = kinds
                 header.pop("_rest", None)  # encoded without them
-            self.channel.deadline = time.monotonic() + timeout + GRACE_S
+            start = time.monotonic()
+            self.sent_at = time.time()
+            latest = start + timeout + GRACE_S
+            self.channel.deadline = min(latest, start + timeout + PROBE_S)
             try:
                 self.channel.send(header, buffers)
-                answer, out = self.channel.recv()
+                answer, out = self._answer(latest)
                 if answer.get("id") != header["id"]:
                     raise OutOfStep(
                         f"the reply was for request {answer.get('id')!r}, not request {header['id']} "
@@ -119,6 +130,21 @@ class AgentClient:
             found += f"; fix: {error['hint']}"
         trace = str(error.get("traceback") or "").strip()
         return found + (f"\n{trace}" if trace else "")
+
+    def _answer(self, latest: float) -> tuple[dict[str, Any], list[bytearray]]:
+        """The answer to the request just sent. Late, and not begun: the agent is asked after,
+        so that one that cannot answer (stopped by a call, gone) is named within a second of
+        the timeout, and one that still runs has until ``latest``."""
+        while True:
+            try:
+                return self.channel.recv()
+            except DeadlinePassed:
+                if self.channel.answering or time.monotonic() >= latest:
+                    raise
+                cause = self.stuck()
+                if cause:
+                    raise AgentLost(cause) from None
+                self.channel.deadline = min(latest, time.monotonic() + PROBE_S)
 
     def describe(self) -> dict[str, Any]:
         if self._description is None:
@@ -298,6 +324,20 @@ class AgentClient:
                 rt.outcome = oc.RESULT_ERROR
                 rt.error = dict(_result_load_error(exc, answer, _holds_code(buffers)), remote=rt.error)
         self._name_limits(rt, answer)
+        self._unable_to_start(rt)
+
+    def _unable_to_start(self, rt: RoundTrip) -> None:
+        """The agent answered that it could not start a process for the call, and not at the pids
+        limit (which it clears itself): it cannot fork or make a pipe any more (a call lowered its
+        RLIMIT_NOFILE with prlimit, say), so every later call would fail the same way. It is
+        replaced before the next call."""
+        error = rt.error or {}
+        if rt.outcome != oc.CRASH or error.get("type") != "crash" or "signal" in error or "exit_code" in error \
+                or error.get("limit_hit"):
+            return
+        self.alive = False
+        error["message"] = f"{error.get('message')}; the target's agent cannot start processes any more and " \
+                           "will be restarted for the next call"
 
     def _bad_reply(self, rt: RoundTrip, problem: str) -> None:
         """A reply whose header is not as the agent writes it: something on the target wrote it."""
@@ -318,7 +358,8 @@ class AgentClient:
                     "agent was lost and will be restarted for the next call"}
         cause = self.diagnose()
         if cause:
-            rt.error["message"] = f"{cause}; {rt.error['message']}"
+            if cause not in str(exc):  # (a stopped agent is named by the exception already)
+                rt.error["message"] = f"{cause}; {rt.error['message']}"
             rt.error["diagnosis"] = cause
 
     def _where(self) -> dict[str, Any]:

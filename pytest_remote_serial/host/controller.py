@@ -28,12 +28,15 @@ if TYPE_CHECKING:
 
 class Controller:
     def __init__(self, targets: list[Target], progress: Progress, *, keep: bool = False,
-                 hidden: list[Path] | None = None) -> None:
+                 hidden: list[Path] | None = None, run: str | None = None) -> None:
+        """``run``: the id of the whole test run, shared by xdist's workers (each of which has a
+        session of its own); every container is labelled with both, so a run finds its own."""
         self.targets = {t.name: t for t in targets}
         self.progress = progress
         self.keep = keep
         self.hidden = hidden or []
         self.session = uuid.uuid4().hex
+        self.run = run or self.session
         self._pool = cf.ThreadPoolExecutor(max_workers=max(4, len(targets)),
                                            thread_name_prefix="prs-start")
         self._futures: dict[str, cf.Future[Running]] = {}
@@ -68,7 +71,7 @@ class Controller:
                         self.progress(f"removed {removed} container(s) left by dead runs on {engine.name}")
                     source = self._local_client if engine.remote else None
                     self._dockers[engine.key] = DockerBackend(client, self.session, self.progress, self.keep,
-                                                              engine=engine, source=source)
+                                                              engine=engine, source=source, run=self.run)
             if engine.key not in self._dockers:
                 raise StartFailed(self._docker_errors.get(engine.key) or "no Docker engine")
             return self._dockers[engine.key]
@@ -126,6 +129,24 @@ class Controller:
             raise TargetUnavailable(name, f"{type(exc).__name__}: {exc}") from exc
         self._running[name] = running
         return running
+
+    def remove_dead(self, targets: list[Target]) -> None:
+        """What dead runs left (an xdist worker killed mid-run): folders and local agents on this
+        machine, and containers on the engines of ``targets``. A live run's are never touched."""
+        from .backends.containers import reap
+
+        removed = remove_dead_runs()
+        if removed:
+            self.progress(f"removed {removed} folder(s) left by dead runs")
+        done: set[str] = set()
+        for target in targets:
+            with contextlib.suppress(StartFailed):
+                engine = engine_for(target)
+                if engine.key not in done:
+                    done.add(engine.key)
+                    removed = reap(self.docker(engine).client)  # (a first connection reaps, and says so)
+                    if removed:
+                        self.progress(f"removed {removed} container(s) left by dead runs on {engine.name}")
 
     def status(self) -> dict[str, Running | str]:
         """Each started target's Running, or the reason it could not start."""

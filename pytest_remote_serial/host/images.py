@@ -14,6 +14,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -151,7 +152,9 @@ class ImageBuilder:
                 forcerm=True, labels={LABEL: target.recipe_hash(BUILDER_VERSION)},
             )
         except docker.errors.BuildError as exc:
-            lines = [str(c.get("stream") or c.get("error") or "").rstrip() for c in exc.build_log]
+            log = list(exc.build_log)
+            remove_layers(self.client, made_by(log))
+            lines = [str(c.get("stream") or c.get("error") or "").rstrip() for c in log]
             raise BuildFailed(f"docker build failed: {exc.msg}\n" + "\n".join(lines[-15:])) from None
         except docker.errors.APIError as exc:
             raise BuildFailed(f"docker build failed: {exc.explanation or exc}") from None
@@ -273,6 +276,37 @@ class ImageBuilder:
         if proc.returncode:
             raise BuildFailed(f"{what} exited with {proc.returncode}: {build_cause(list(tail))}; last lines:\n"
                               + "\n".join(tail))
+
+
+def made_by(log: list[dict[str, Any]]) -> list[str]:
+    """The images a classic ``docker build`` committed itself, from its log: each step's
+    `` ---> <id>``, except a ``FROM`` step's (the base) and one taken from the build cache."""
+    made: list[str] = []
+    own = False
+    for chunk in log:
+        for line in str(chunk.get("stream") or "").splitlines():
+            line = line.strip()
+            if line.startswith("Step "):
+                own = " : FROM " not in f"{line} ".upper()
+            elif line == "---> Using cache":
+                own = False
+            elif own and line.startswith("---> ") and _IMAGE_ID.fullmatch(line[5:].strip()):
+                made.append(line[5:].strip())
+                own = False
+    return made
+
+
+_IMAGE_ID = re.compile(r"[0-9a-f]{12,64}")
+
+
+def remove_layers(client: Any, ids: list[str]) -> None:
+    """A failed build's own intermediate images, newest first (so each has no child left); one
+    another image has come to use stays."""
+    import docker.errors
+
+    for image in reversed(ids):
+        with contextlib.suppress(docker.errors.APIError):
+            client.api.remove_image(image, noprune=True)
 
 
 def build_cause(lines: list[str]) -> str:

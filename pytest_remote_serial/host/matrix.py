@@ -48,6 +48,9 @@ LOCAL_KEYS = {"paths", "trusted", "trusted_modules", "description"}
 # Below this the agent's interpreter cannot even start (measured: ~20 MiB with the serializers).
 MIN_MEMORY = 32 << 20
 TRANSPORTS = ("auto", "socket", "stdio")
+# A target's name is a test id's parameter, an item of --remote-targets=a,b and part of a kept
+# container's name: what all three take as it is.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 BUNDLED = Path(__file__).resolve().parent.parent / "targets.toml"
 
 
@@ -404,6 +407,10 @@ def parse_size(text: str) -> int | None:
 def _target(name: str, spec: Any, where: str, base: Path, shared_paths: tuple[str, ...],
             shared: tuple[bool | None, tuple[str, ...]] = (None, ())) -> Target:
     here = f"{where}: target {name!r}"
+    if not NAME.fullmatch(name):
+        raise MatrixError(f"{here}: a target's name is made of letters, digits, '.', '_', '-' and '+', and "
+                          "starts with a letter or digit (it is written in test ids, in --remote-targets=a,b "
+                          "and in container names); rename the [targets.<name>] table, e.g. [targets.py3-12]")
     if not isinstance(spec, dict):
         raise MatrixError(f"{here}: expected a table, got {type(spec).__name__}")
     for key in ("packages", "wheels"):

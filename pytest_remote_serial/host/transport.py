@@ -19,9 +19,20 @@ from ..remote.envelope import cpus
 from ..remote.spin import SPIN_MAX_S, QuickWaits
 from ..remote.wire import Channel, ChannelClosed, receive_buffer
 
+POLL_MAX_MS = 2**31 - 1  # poll() takes a C int of milliseconds
+
 
 class AgentLost(EOFError):
     """The agent stopped answering or the connection broke."""
+
+
+class DeadlinePassed(AgentLost):
+    """Nothing came before the deadline (the connection itself is fine)."""
+
+
+# While an answer is coming in, the deadline moves on with each read, this far past it: a large
+# result takes what its bytes take; an agent that stops in the middle of one is lost.
+STALL_S = 15.0
 
 
 class SocketChannel(Channel):
@@ -56,22 +67,23 @@ class SocketChannel(Channel):
         self._kind: tuple[Any, Any] = (None, None)  # the last request's op and isolate flag
         self._sent_at = 0.0
         self._waits: dict[tuple[Any, Any], QuickWaits] = {}  # per kind: is an answer worth spinning for?
+        self.answering = False  # some of the answer to the last request has been read
 
     def _remaining_ms(self) -> int:
         if self.deadline is None:
             return -1
         left = self.deadline - time.monotonic()
         if left <= 0:
-            raise AgentLost("the agent did not answer before the deadline")
-        return max(1, int(left * 1000))
+            raise DeadlinePassed("the agent did not answer before the deadline")
+        return max(1, min(int(left * 1000), POLL_MAX_MS))  # a long map's deadline: poll again later
 
     def _wait(self, event: int) -> None:
         poller = self._pollers.get(event)
         if poller is None:
             poller = self._pollers[event] = select.poll()
             poller.register(self.sock, event)
-        if not poller.poll(self._remaining_ms()):
-            raise AgentLost("the agent did not answer before the deadline")
+        while not poller.poll(self._remaining_ms()):
+            pass  # (_remaining_ms raises once the deadline is past)
 
     def _guarded(self, op: Callable[[Any, int], int], arg: Any, event: int) -> int:
         """One socket operation under the deadline; every failure becomes AgentLost."""
@@ -86,9 +98,16 @@ class SocketChannel(Channel):
 
     def send(self, header: dict[str, Any], buffers: Any = ()) -> None:
         self._kind = (header.get("op"), header.get("isolate"))
+        self.answering = False
         super().send(header, buffers)
         self._sent_at = time.perf_counter()
         self._answer_due = True
+
+    def _progress(self) -> None:
+        """Bytes of the answer came: it is under way, and the deadline moves on with it."""
+        self.answering = True
+        if self.deadline is not None:
+            self.deadline = max(self.deadline, time.monotonic() + STALL_S)
 
     def _blocking_read(self, view: memoryview) -> int:
         while True:
@@ -169,6 +188,7 @@ class SocketChannel(Channel):
                     raise ChannelClosed("peer closed the connection")
                 raise EOFError(f"connection closed mid-message ({got} of {n} bytes)")
             got += taken
+            self._progress()
         return out
 
     # Buffered reads (and docker's stream mux): never straight off the socket as the agent does.
@@ -305,8 +325,8 @@ class StreamChannel(SocketChannel):
             while not self._buf and self._eof is None:
                 timeout = None if self.deadline is None else self.deadline - time.monotonic()
                 if timeout is not None and timeout <= 0:
-                    raise AgentLost("the agent did not answer before the deadline")
-                self._cond.wait(timeout)
+                    raise DeadlinePassed("the agent did not answer before the deadline")
+                self._cond.wait(None if timeout is None else min(timeout, threading.TIMEOUT_MAX))
             n = min(len(view), len(self._buf))
             view[:n] = self._buf[:n]
             del self._buf[:n]

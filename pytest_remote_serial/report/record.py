@@ -84,10 +84,12 @@ def _how(target: Target, state: Running) -> dict[str, Any]:
 
 
 def build_report(calls: list[dict[str, Any]], targets: list[dict[str, Any]],
-                 tests: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                 tests: list[dict[str, Any]] | None = None, run: str | None = None) -> dict[str, Any]:
+    """``run``: the id every container of the run is labelled with (``pytest-remote-serial.run``)."""
     return {
         "version": VERSION,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "run": run,
         "host": host_info(),
         "targets": targets,
         "calls": calls,

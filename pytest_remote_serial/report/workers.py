@@ -1,19 +1,28 @@
 """pytest-xdist: each worker runs its own agents; its records travel to the controller.
 
 Each worker starts one set of containers for the targets its tests need and removes them
-itself; what it recorded goes back through ``workeroutput`` (plain JSON, as xdist wants).
+itself. What it records travels as it goes, on the test reports xdist already sends (an
+attribute of the report, which xdist serializes with it), so a worker that dies mid-run
+(``kill -9``, the OOM killer, a segfault in a test) loses none of the rows it finished; what
+is left at its end (a session fixture's calls) goes back through ``workeroutput``. All of it is
+plain JSON, as xdist wants.
 """
 
 from __future__ import annotations
 
 import json
 import statistics
+from collections.abc import Callable
 from typing import Any
 
 WORKER_KEY = "remote_serial"
+RUN_KEY = "remote_serial_run"  # workerinput: the run's id, shared by the controller and its workers
+REPORT_ATTR = "remote_serial"  # the attribute of a test report that carries a worker's new records
 
 
 class WorkerResults:
+    """On the controller: every worker's records, as they arrive."""
+
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
         self.targets: list[dict[str, Any]] = []
@@ -30,6 +39,29 @@ class WorkerResults:
         self.calls += data["calls"]
         self.targets += data["targets"]
         self.tests += data.get("tests", [])
+
+
+class Outbox:
+    """On a worker: what has not been sent to the controller yet, each record sent once."""
+
+    def __init__(self) -> None:
+        self._calls = 0
+        self._targets: set[str] = set()
+        self._tests: set[str] = set()
+
+    def take(self, calls: list[Any], targets: Callable[[set[str]], list[dict[str, Any]]],
+             tests: list[dict[str, Any]]) -> str | None:
+        """``calls``: every call record so far (those not sent yet are taken); ``targets(sent)``:
+        the target entries of the targets not in ``sent``; ``tests``: finished test records."""
+        new_calls = [c if isinstance(c, dict) else c.as_record() for c in calls[self._calls:]]
+        self._calls = len(calls)
+        new_targets = targets(self._targets)
+        self._targets.update(t["name"] for t in new_targets)
+        new_tests = [t for t in tests if t["nodeid"] not in self._tests]
+        self._tests.update(t["nodeid"] for t in new_tests)
+        if not (new_calls or new_targets or new_tests):
+            return None
+        return WorkerResults.pack(new_calls, new_targets, new_tests)
 
 
 def merge_targets(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -59,12 +59,40 @@ AGENT_FILE = "agent"  # the same for a local agent it started
 
 
 def process_start(pid: int) -> str:
-    """The process's start time in clock ticks: with the pid, names one process for good."""
+    """The process's start time in clock ticks: with the pid, names one process for good.
+    Empty for a zombie: it has ended, and only its parent has not collected it yet (a
+    killed xdist worker, until xdist notices)."""
     try:
         with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[19]
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return ""
+    return fields[19] if len(fields) > 19 and fields[0] != "Z" else ""
+
+
+def signame(sig: int) -> str:
+    """SIGKILL for 9: how a death is named in messages."""
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return "?"
+
+
+def process_state(pid: int) -> str:
+    """The state letter /proc gives (R, S, D, T, t, Z, ...); empty if there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         return ""
+
+
+def stopped(state: str, what: str) -> str | None:
+    """What to say of an agent in ``state`` (a ps or /proc state) that cannot answer."""
+    if state[:1] in ("T", "t"):
+        return (f"the {what} is stopped (process state {state[:1]}: SIGSTOP or SIGTSTP, sent by a call, or a "
+                "tracer) and cannot answer")
+    return None
 
 
 def process_stamp(pid: int) -> str:

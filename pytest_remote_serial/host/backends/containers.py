@@ -7,10 +7,13 @@ closes, so even a ``kill -9`` leaves nothing running for long.
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import hashlib
 import os
+import re
 import shutil
+import signal
 import socket
 import tempfile
 import threading
@@ -23,14 +26,24 @@ from ..client import AgentClient
 from ..images import BuildFailed, ImageBuilder, Progress
 from ..matrix import Target
 from ..transport import DockerStdioChannel, DockerStreamChannel
-from .base import SOCKET_NAME, Running, StartFailed, private_socket_dir, process_start, ready, wait_and_connect
+from .base import (
+    SOCKET_NAME,
+    Running,
+    StartFailed,
+    private_socket_dir,
+    process_start,
+    ready,
+    signame,
+    stopped,
+    wait_and_connect,
+)
 from .compiled import COMPILED_PATH, ensure_compiled
 from .engines import Engine, connect, default_engine
 from .layer import AGENT_DIR, PATHS_DIR, ensure_layer
 
 PREFIX = "pytest-remote-serial"
-L_SESSION, L_HOST, L_PID, L_PID_START, L_TARGET, L_KEEP = (
-    f"{PREFIX}.{k}" for k in ("session", "host", "pid", "pid-start", "target", "keep"))
+L_SESSION, L_RUN, L_HOST, L_PID, L_PID_START, L_TARGET, L_KEEP = (
+    f"{PREFIX}.{k}" for k in ("session", "run", "host", "pid", "pid-start", "target", "keep"))
 SOCK_DIR = "/run/prs"
 KEEP_IDLE_S = 4 * 3600
 # What every container gets (docs/architecture.md, "The trust boundary"), on a local and a remote engine alike.
@@ -127,11 +140,34 @@ def _keep_root() -> Path:
     return root
 
 
+LOG_MAX = "1m"  # what a container's log keeps: its last lines name a death; the rest is a call's output
+
+
+def bounded_logs(client: Any) -> dict[str, Any] | None:
+    """The engine's default ``json-file`` log driver keeps everything a container writes (a call's
+    gigabyte on fd 1, and over stdio every frame): the containers get it with a size cap. Any
+    other driver is the engine owner's choice, and left as it is."""
+    try:
+        driver = (client.info() or {}).get("LoggingDriver")
+    except Exception:
+        return None
+    if driver != "json-file":
+        return None
+    return {"type": "json-file", "config": {"max-size": LOG_MAX, "max-file": "1"}}
+
+
+def keep_dir(target: Target, image: str) -> Path:
+    """The socket folder of the kept container of this recipe (its name is the container's key)."""
+    key = hashlib.sha256(f"{image}|{ensure_bundle().folder.name}|{target}".encode()).hexdigest()[:16]
+    return _keep_root() / key
+
+
 class DockerBackend:
     def __init__(self, client: Any, session: str, progress: Progress, keep: bool = False,
-                 engine: Engine | None = None, source: Any = None) -> None:
+                 engine: Engine | None = None, source: Any = None, run: str | None = None) -> None:
         self.client = client
         self.session = session
+        self.run = run or session
         self.keep = keep
         self.progress = progress
         self.engine = engine or default_engine()
@@ -142,9 +178,10 @@ class DockerBackend:
         self._compiled: dict[str, Path] = {}  # target name -> its image's compiled agent (compiled.py)
         self.builder.cancelled = self.cancelled
         self.default_transport = "stdio" if self.remote else "socket"
+        self.log_config = bounded_logs(client)
 
     def labels(self, target: Target) -> dict[str, str]:
-        return {L_SESSION: self.session, L_HOST: socket.gethostname(), L_PID: str(os.getpid()),
+        return {L_SESSION: self.session, L_RUN: self.run, L_HOST: socket.gethostname(), L_PID: str(os.getpid()),
                 L_PID_START: process_start(os.getpid()), L_TARGET: target.name}
 
     def start(self, target: Target) -> Running:
@@ -212,6 +249,8 @@ class DockerBackend:
             environment={"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"},
             labels=self.labels(target), volumes=volumes,
         )
+        if self.log_config is not None:
+            kwargs["log_config"] = self.log_config
         if target.gpu:
             import docker.types
 
@@ -260,7 +299,8 @@ class DockerBackend:
                 # deleted directory, in which nothing can be created: no call writes to host disk.
                 shutil.rmtree(parent, ignore_errors=True)
         cold = time.monotonic() - start
-        client.diagnose = lambda: self._lost(container, target)
+        client.diagnose = lambda: self._lost(container, target, client.sent_at)
+        client.stuck = lambda: _stuck(container, target, client.sent_at)
 
         def stop() -> None:
             client.close()
@@ -283,7 +323,7 @@ class DockerBackend:
             security_opt=run.pop("security_opt"), read_only=run.pop("read_only"),
             tmpfs=run.pop("tmpfs"), pids_limit=run.pop("pids_limit"), mem_limit=run.pop("mem_limit"),
             memswap_limit=run.pop("memswap_limit"),
-            binds=volumes, device_requests=run.pop("device_requests", None),
+            binds=volumes, device_requests=run.pop("device_requests", None), log_config=run.pop("log_config", None),
         )
         created = api.create_container(host_config=host_config, stdin_open=True, tty=False, **{
             k: run[k] for k in ("image", "command", "user", "working_dir", "environment", "labels")})
@@ -307,8 +347,8 @@ class DockerBackend:
 
     def _start_kept(self, target: Target, image: str) -> Running:
         """--remote-keep: one container per recipe, found again by the next pytest run."""
-        key = hashlib.sha256(f"{image}|{ensure_bundle().folder.name}|{target}".encode()).hexdigest()[:16]
-        sock_dir = _keep_root() / key
+        sock_dir = keep_dir(target, image)
+        key = sock_dir.name
         sock_path = sock_dir / SOCKET_NAME
         start = time.monotonic()
         found = self.client.containers.list(filters={"label": f"{L_KEEP}={key}", "status": "running"})
@@ -319,23 +359,34 @@ class DockerBackend:
         if client is None:
             for stale in found:
                 _remove(stale)
-            sock_dir.mkdir(parents=True, exist_ok=True)
-            sock_dir.chmod(0o777)
-            with contextlib.suppress(FileNotFoundError):
-                sock_path.unlink()
             cmd = self._agent_command(target, "--socket", f"{SOCK_DIR}/{SOCKET_NAME}", "--keep",
                                       "--accept-timeout", str(KEEP_IDLE_S))
             kwargs = self._run_kwargs(target, image, cmd)
             kwargs["volumes"][str(sock_dir)] = {"bind": SOCK_DIR, "mode": "rw"}
             kwargs["labels"][L_KEEP] = key
-            kwargs["name"] = f"prs-keep-{target.name}-{key[:8]}".replace(".", "_")
+            # What Docker takes in a name: [a-zA-Z0-9][a-zA-Z0-9_.-]*
+            kwargs["name"] = re.sub(r"[^A-Za-z0-9_-]", "_", f"prs-keep-{target.name}-{key[:8]}")
             kwargs["auto_remove"] = True  # it outlives the run: gone by itself when idle
-            container = self._create(kwargs)
-            found = [container]
-            client = wait_and_connect(sock_path, target.name, lambda: self._exited(container, target),
-                                      cause=lambda: self._account(container, target))
+            sock_dir.mkdir(parents=True, exist_ok=True)
+            sock_dir.chmod(0o777)
+            with contextlib.suppress(FileNotFoundError):
+                sock_path.unlink()
+            container = None
+            try:
+                container = self._create(kwargs)
+                found = [container]
+                client = wait_and_connect(sock_path, target.name, lambda: self._exited(container, target),
+                                          cause=lambda: self._account(container, target))
+            except BaseException:  # no kept agent: no world-writable folder stays behind for one
+                if container is not None:
+                    _remove(container)
+                shutil.rmtree(sock_dir, ignore_errors=True)
+                raise
             # The socket stays for later runs; the folder becomes read-only to the container user.
             sock_dir.chmod(0o555)
+        kept, agent = found[0], client
+        agent.diagnose = lambda: self._lost(kept, target, agent.sent_at)
+        agent.stuck = lambda: _stuck(kept, target, agent.sent_at)
         return Running(target=target, client=client, stop=client.close, image=image,
                        cold_start_s=time.monotonic() - start,
                        extra={"container": found[0].id, "transport": "socket", "kept": True})
@@ -367,27 +418,100 @@ class DockerBackend:
         return f"its last lines: {lines}" if lines else None
 
     @staticmethod
-    def _lost(container: Any, target: Target) -> str | None:
-        """Why a running agent went away: the container's own account, if it ended."""
+    def _lost(container: Any, target: Target, since: float | None = None) -> str | None:
+        """Why a running agent went away: the container's own account, if it ended. ``since``:
+        when the request it did not answer was sent (wall clock)."""
         import docker.errors
 
         with contextlib.suppress(docker.errors.DockerException):
             for _ in range(20):  # the engine records the exit a moment after the socket closes
-                container.reload()
-                if container.status in ("exited", "dead"):
-                    return f"the container ended: {_death(container, target)}"
+                cause = _stuck(container, target, since)
+                if cause:
+                    return cause
                 time.sleep(0.05)
         return None
 
 
-def _death(container: Any, target: Target) -> str:
+def _stuck(container: Any, target: Target, since: float | None = None) -> str | None:
+    """Why the container's agent cannot answer, known at once: the container ended, or the
+    agent's process (the child of the container's init) is stopped."""
+    import docker.errors
+
+    try:
+        container.reload()
+        if container.status in ("exited", "dead"):
+            return f"the container ended: {_death(container, target, since)}"
+        top = container.top(ps_args="-o pid,ppid,stat")
+    except docker.errors.DockerException:
+        return None
+    rows = [row for row in top.get("Processes") or [] if len(row) >= 3]
+    pids = {row[0] for row in rows}
+    inits = {row[0] for row in rows if row[1] not in pids}  # the container's init (docker-init)
+    for _, ppid, state, *_ in rows:
+        if ppid in inits:
+            return stopped(state, "agent's process")
+    return None
+
+
+def _killed_by_oom(container: Any, state: dict[str, Any], since: float | None) -> bool:
+    """``OOMKilled`` is set by any OOM kill in the container, and stays set: once a call was
+    OOM-killed (and named so), a later death of the agent would be blamed on it too. The agent's
+    death is the OOM killer's only if it died of SIGKILL and, when it died answering a request
+    sent at ``since`` (wall clock), the engine recorded an OOM kill after that."""
+    if not state.get("OOMKilled") or state.get("ExitCode") != 128 + signal.SIGKILL:
+        return False
+    if since is None:
+        return True
+    last = _last_oom(container)
+    return last is None or last >= since
+
+
+def _last_oom(container: Any) -> float | None:
+    """When the engine last recorded an OOM kill in the container, on this machine's clock
+    (the engine's may differ: a remote one's); None if it cannot say."""
+    try:
+        api = container.client.api
+        asked = time.time()
+        now = _engine_time(str(api.info().get("SystemTime") or ""))
+        started = _engine_time(str(container.attrs["State"].get("StartedAt") or ""))
+        if now is None or started is None:
+            return None
+        skew = now - (asked + time.time()) / 2
+        events = api.events(since=int(started), until=f"{now:.9f}", decode=True,
+                            filters={"container": container.id, "event": "oom"})
+        times = [int(event.get("timeNano") or 0) / 1e9 for event in events]
+        return max(times) - skew if times else float("-inf")
+    except Exception:  # an engine that keeps no events: as before, OOMKilled says it
+        return None
+
+
+_RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)")
+
+
+def _engine_time(text: str) -> float | None:
+    """The engine's RFC 3339 time (nanoseconds, any zone) as a Unix time; None if unreadable."""
+    found = _RFC3339.match(text)
+    if not found:
+        return None
+    whole, fraction, zone = found.groups()
+    seconds = calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) + float(fraction or 0)
+    if zone != "Z":
+        sign = 1 if zone[0] == "+" else -1
+        seconds -= sign * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60)
+    return seconds
+
+
+def _death(container: Any, target: Target, since: float | None = None) -> str:
     """Exit code, OOMKilled with the `memory` key to raise, and the last lines of the log."""
     state = container.attrs.get("State") or {}
-    if state.get("OOMKilled"):
+    code = state.get("ExitCode")
+    if _killed_by_oom(container, state, since):
         why = (f"killed by the out-of-memory killer at its memory limit ({target.memory}); raise "
                f"`memory` for target {target.name!r} in the matrix")
+    elif isinstance(code, int) and code > 128:  # the init process says how its child ended
+        why = f"exit code {code} (the agent was killed by signal {code - 128}, {signame(code - 128)})"
     else:
-        why = f"exit code {state.get('ExitCode')}"
+        why = f"exit code {code}"
     try:
         lines = container.logs(tail=10).decode(errors="replace").strip().splitlines()
     except Exception:
