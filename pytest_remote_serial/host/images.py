@@ -174,16 +174,18 @@ class ImageBuilder:
         wheels = list(recipe.get("wheels", []))
         if wheels and "python3-pip" not in packages:
             packages.append("python3-pip")  # installs the downloaded wheels inside, offline
-        debs = cache_dir() / "debs" / suite
-        debs.mkdir(parents=True, exist_ok=True)
+        shared = cache_dir() / "debs" / suite
+        shared.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f"rootfs-{target.name}-", dir=_build_dir()))
         rootfs = work / "rootfs"
+        debs = borrow_debs(shared, work / "debs")
         cmd = debootstrap_command(debootstrap, recipe, packages, rootfs, debs)
         mirror = recipe.get("mirror") or os.environ.get("PYTEST_REMOTE_SERIAL_MIRROR")
         where = f"from {mirror}" if mirror else "from debootstrap's default mirror"
         self.progress(f"{target.name}: debootstrap {suite} ({', '.join(packages)}) {where}")
         try:
             self._run_logged(target.name, cmd, "debootstrap")
+            return_debs(debs, shared)
             if wheels:
                 self._install_wheels(target, rootfs, wheels)
             for rel in SLIM:
@@ -391,6 +393,37 @@ def _unmount_below(path: Path) -> None:
         mounts = [line.split()[1] for line in fh if line.split()[1].startswith(prefix)]
     for mount in sorted(mounts, key=len, reverse=True):
         subprocess.run(["umount", "-l", mount], check=False, capture_output=True)
+
+
+def borrow_debs(shared: Path, private: Path) -> Path:
+    """A build's own package cache, seeded from the shared one by hard links: debootstraps of one
+    suite running at once (py3.14, py3.15 and pypy3.11 are all sid) each move and validate files
+    in their cache folder, and one sharing the folder with another exited 1 halfway."""
+    private.mkdir(parents=True, exist_ok=True)
+    for deb in shared.glob("*.deb"):
+        try:
+            os.link(deb, private / deb.name)
+        except OSError:  # another file system, or the file went meanwhile
+            with contextlib.suppress(OSError):
+                shutil.copy2(deb, private / deb.name)
+    return private
+
+
+def return_debs(private: Path, shared: Path) -> None:
+    """What the build downloaded joins the shared cache, each file whole (a rename) or not at all."""
+    for deb in private.glob("*.deb"):
+        if (shared / deb.name).exists():
+            continue
+        partial = shared / f".{deb.name}.{os.getpid()}.partial"
+        try:
+            try:
+                os.link(deb, partial)
+            except OSError:
+                shutil.copy2(deb, partial)
+            os.replace(partial, shared / deb.name)
+        except OSError:
+            with contextlib.suppress(OSError):
+                partial.unlink()
 
 
 def _build_dir() -> Path:
