@@ -152,7 +152,7 @@ class Policy:
         if "." not in name and top in sys.modules:
             obj = getattr(sys.modules.get(module), name, None)
             if isinstance(obj, type) and (issubclass(obj, BaseException)
-                                          or (isinstance(obj, enum.EnumMeta) and is_stdlib(module))):
+                                          or (isinstance(obj, enum.EnumMeta) and is_stdlib(module) and module != "__main__")):
                 return obj
         if module not in sys.modules:
             _imported(module)  # raises: missing here, or never imported
@@ -170,7 +170,8 @@ class Policy:
             return True
         if sys.modules.get(module) is None:
             return False
-        return issubclass(cls, BaseException) or (isinstance(cls, enum.EnumMeta) and is_stdlib(module))
+        return issubclass(cls, BaseException) or (isinstance(cls, enum.EnumMeta) and is_stdlib(module)
+                                                  and module != "__main__")
 
     def check_host_ref(self, module: str, qualname: str) -> Any:
         """An object the target rebuilt from host source, named back as the host's own."""
