@@ -7,6 +7,7 @@ the route would have written on the host does not exist.
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import sys
@@ -42,6 +43,18 @@ class Calls:
 
     def __reduce__(self):
         return (self.func, self.args)
+
+
+def calling(func, *args, by_host_ref=False):
+    """A pickle of ``func(*args)``, naming ``func`` by its global name or, as the agent names
+    what the host sent, by a host reference."""
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            return ("host", func.__module__, func.__qualname__) if by_host_ref and obj is func else None
+
+    out = io.BytesIO()
+    Pickler(out, 4).dump(Calls(func, *args))
+    return out.getvalue()
 
 
 def reply_with(raw):
@@ -83,11 +96,12 @@ def marker(tmp_path: Path) -> Path:
     return tmp_path / f"marker-{uuid.uuid4().hex}"
 
 
+@pytest.mark.parametrize("by_host_ref", [True, False], ids=["host-ref", "global"])
 @pytest.mark.parametrize("target", TARGETS)
-def test_a_function_of_the_test_module_is_never_called(remotes, target, tmp_path):
+def test_a_function_of_the_test_module_is_never_called(remotes, target, by_host_ref, tmp_path):
     touched = marker(tmp_path)
-    raw = pickle.dumps(Calls(sh, f"touch {touched}"), protocol=4)
-    assert b"sh" in raw and __name__.encode() in raw  # names this module's helper by reference
+    raw = calling(sh, f"touch {touched}", by_host_ref=by_host_ref)
+    assert b"sh" in raw and __name__.encode() in raw  # names this module's helper
     rt = remote_for(remotes, target).roundtrip(reply_with, raw, serializer="source")
     assert not touched.exists(), "the host ran the target's command through the test module's helper"
     assert rt.outcome == "result_error", rt.describe()
@@ -137,7 +151,7 @@ def test_a_small_reply_cannot_make_the_host_allocate_gigabytes(remotes, target):
 @pytest.mark.parametrize("target", ["py3.11", INTERPRETER])
 def test_an_exception_that_calls_a_helper_is_refused(remotes, target, tmp_path):
     touched = marker(tmp_path)
-    raw = pickle.dumps(Calls(sh, f"touch {touched}"), protocol=4)
+    raw = calling(sh, f"touch {touched}", by_host_ref=True)
     rt = remote_for(remotes, target).roundtrip(raise_with, raw, serializer="source")
     assert not touched.exists()
     assert rt.outcome == "result_error" and f"{__name__}.sh" in rt.error["message"], rt.describe()
@@ -145,10 +159,10 @@ def test_an_exception_that_calls_a_helper_is_refused(remotes, target, tmp_path):
 
 # ------------------------------------------------------------------ the session stays the host's
 
-SESSION = '''
+SESSION = r'''
 import pickle
 import pytest
-from _pytest.outcomes import Exit, Skipped
+from _pytest.outcomes import Exit
 
 def reply_exception(raw):
     import sys
@@ -167,8 +181,14 @@ def test_a_interrupt(remote):
 def test_b_exit(remote):
     remote.call(reply_exception, pickle.dumps(Exit("forged exit", returncode=0)))
 
+def forged_skipped():
+    """Skipped says its module is builtins: a reply names where it lives."""
+    msg = b"forged skip"
+    text = b"X" + len(msg).to_bytes(4, "little") + msg
+    return b"\x80\x02c_pytest.outcomes\nSkipped\n" + text + b"\x85R}X\x03\x00\x00\x00msg" + text + b"sb."
+
 def test_c_skipped(remote):
-    remote.call(reply_exception, pickle.dumps(Skipped("forged skip")))
+    remote.call(reply_exception, forged_skipped())
 
 def test_d_system_exit(remote):
     remote.call(system_exit)
@@ -192,8 +212,8 @@ def test_the_target_never_steers_the_hosts_session(pytester, docker_client):
     text = result.stdout.str()
     for target in ["local", *CONTAINERS]:
         for name in ("builtins.KeyboardInterrupt: from the target", "_pytest.outcomes.Exit: forged exit",
-                     "_pytest.outcomes.Skipped: forged skip", "builtins.SystemExit: 0"):
-            assert f"RemoteCallError: {name} (raised on target {target};" in text, (target, name, text[-3000:])
+                     "Skipped: forged skip", "builtins.SystemExit: 0"):
+            assert f"{name} (raised on target {target};" in text, (target, name, text[-3000:])
     assert "the run reached this test" in text
 
 

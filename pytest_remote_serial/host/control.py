@@ -16,7 +16,8 @@ from .. import outcomes as oc
 
 # Exceptions that are Exception subclasses and still steer a session (any other that is not an
 # Exception, a bare BaseException subclass, steers by definition).
-_STEERING = (("unittest", "SkipTest"), ("unittest.case", "SkipTest"), ("bdb", "BdbQuit"))
+_STEERING = (("unittest", "SkipTest"), ("unittest.case", "SkipTest"), ("bdb", "BdbQuit"),
+             ("_pytest.outcomes", "Exit"), ("_pytest.outcomes", "OutcomeException"))
 
 
 def steers(exc: BaseException) -> bool:
