@@ -152,12 +152,17 @@ def fixed_names(module: str) -> set[str]:
 
 
 _fixed_cache: dict[int, tuple[Any, Checker]] = {}
+_fixed_key: list[tuple[bool, ...]] = []
+_WATCHED = (*_STDLIB_COSTS, "numpy", "numpy.ma.core", "numpy._core.multiarray", "numpy.core.multiarray")
 
 
 def fixed_checkers() -> dict[int, tuple[Any, Checker]]:
     """id(callable) -> (callable, checker) for the fixed set, of the modules loaded so far."""
     import builtins
 
+    key = tuple(m in sys.modules for m in _WATCHED)
+    if _fixed_key and _fixed_key[0] == key:
+        return _fixed_cache
     found: dict[int, tuple[Any, Checker]] = {}
     for name, check in _BUILTIN_COSTS.items():
         found[id(getattr(builtins, name))] = (getattr(builtins, name), check)
@@ -172,9 +177,9 @@ def fixed_checkers() -> dict[int, tuple[Any, Checker]]:
     for obj, check in ((copyreg._reconstructor, _reconstructor), (copyreg.__newobj__, _newobj),  # type: ignore[attr-defined]
                        (copyreg.__newobj_ex__, _newobj_ex)):  # type: ignore[attr-defined]
         found[id(obj)] = (obj, check)
-    if len(found) != len(_fixed_cache):
-        _fixed_cache.clear()
-        _fixed_cache.update(found)
+    _fixed_cache.clear()
+    _fixed_cache.update(found)
+    _fixed_key[:] = [key]
     return _fixed_cache
 
 
@@ -208,12 +213,16 @@ def _newobj_ex(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
 # ------------------------------------------------------------------ the checking unpickler
 
 
-class CheckedUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
+# The pure-Python unpickler: its opcodes are methods a subclass can wrap (typeshed has no stubs for it).
+_PyUnpickler: Any = pickle._Unpickler
+
+
+class CheckedUnpickler(_PyUnpickler):
     """The pure-Python unpickler, with every calling opcode checked (see the module's doc).
     ``callable_class(cls)`` is the policy's: may a reply call this class? ``limit``: bytes its
     calls may allocate."""
 
-    dispatch = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
+    dispatch: dict[int, Any] = dict(_PyUnpickler.dispatch)
 
     def __init__(self, file: Any, *, buffers: Any, find_class: Callable[[str, str], Any],
                  callable_class: Callable[[type], bool], limit: int, limit_key: str) -> None:

@@ -20,8 +20,8 @@ from ..remote.diagnosis import carries_code, diagnose_load, missing_module_of, p
 from ..remote.envelope import IMPLEMENTATION, numpy_version, python_name
 from ..remote.wire import FRAME_SIZE, encode_frame
 from .codecs import Codec, UnknownSerializer, call_header, get_codec
-from .transport import AgentLost, DeadlinePassed, SocketChannel
 from .control import contain
+from .transport import AgentLost, DeadlinePassed, SocketChannel
 from .trust import Policy, Refused, describe_problem, hello_problem, load_reply, owned_modules, reply_problem
 
 # Past the call's own timeout, how long the host waits for an agent that still runs before it

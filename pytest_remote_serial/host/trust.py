@@ -24,8 +24,17 @@ from typing import Any
 from ..remote.buffers import DeviceCopies, attach_device_loads
 from ..remote.protocol import PROTOCOL
 from . import arrays
-from .checked import (HOW_TO_ALLOW, STDLIB_DATA_MODULES, CheckedUnpickler, FastUnpickler, Refused, ReplyTooLarge,
-                      UnsafeGlobal, _Slow, fixed_names)
+from .checked import (
+    HOW_TO_ALLOW,
+    STDLIB_DATA_MODULES,
+    CheckedUnpickler,
+    FastUnpickler,
+    Refused,
+    ReplyTooLarge,
+    UnsafeGlobal,
+    _Slow,
+    fixed_names,
+)
 from .replies import ResultUnpickler, _load_host_ref, load_result, lookup_qualname
 
 __all__ = ["HOW_TO_ALLOW", "NotImported", "Policy", "Refused", "ReplyTooLarge", "UnsafeGlobal", "load_reply"]
@@ -152,7 +161,8 @@ class Policy:
         if "." not in name and top in sys.modules:
             obj = getattr(sys.modules.get(module), name, None)
             if isinstance(obj, type) and (issubclass(obj, BaseException)
-                                          or (isinstance(obj, enum.EnumMeta) and is_stdlib(module) and module != "__main__")):
+                                          or (isinstance(obj, enum.EnumMeta) and is_stdlib(module)
+                                              and module != "__main__")):
                 return obj
         if module not in sys.modules:
             _imported(module)  # raises: missing here, or never imported
