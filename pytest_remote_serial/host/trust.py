@@ -33,6 +33,7 @@ from .checked import (
     ReplyTooLarge,
     UnsafeGlobal,
     _Slow,
+    fast_class,
     fixed_names,
 )
 from .replies import ResultUnpickler, _load_host_ref, load_result, lookup_qualname
@@ -202,6 +203,15 @@ def reply_limit(policy: Policy, buffers: list[Any]) -> int:
     return max(policy.memory_cap, REPLY_BYTES_MULTIPLE * size)
 
 
+def _fast_host_ref(pid: Any, policy: Policy) -> Any:
+    """A host reference on the fast path: one it may hand out unchecked, or back to the checked one.
+    (A function of its own, not a closure over the unpickler: that would be a reference cycle.)"""
+    obj = _load_host_ref(pid, policy.check_host_ref)
+    if not fast_class(obj, policy.callable_class):
+        raise _Slow(repr(pid))
+    return obj
+
+
 def load_reply(buffers: list[Any], policy: Policy, copies: DeviceCopies | None = None) -> Any:
     """A result or an exception from a target, loaded inside the trust boundary: trusted, with
     the full unpickler; else with the C unpickler while the reply names only classes it may
@@ -212,13 +222,7 @@ def load_reply(buffers: list[Any], policy: Policy, copies: DeviceCopies | None =
     fast = FastUnpickler(io.BytesIO(buffers[0]), buffers=buffers[1:], find_class=policy.find,
                          callable_class=policy.callable_class)
 
-    def fast_ref(pid: Any) -> Any:
-        obj = _load_host_ref(pid, policy.check_host_ref)
-        if not fast.fast(obj):
-            raise _Slow(repr(pid))
-        return obj
-
-    attach_device_loads(fast, copies, fast_ref)
+    attach_device_loads(fast, copies, lambda pid: _fast_host_ref(pid, policy))
     try:
         return fast.load()
     except _Slow:
