@@ -106,9 +106,22 @@ def _encode(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
     return len(args[0])
 
 
+def _pairs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
+    """A mapping from pairs: a range (the one lazy iterable a reply can make) fails at its first
+    item, so the cost is that of what the reply holds."""
+    return _container(_SLOT * _HASHED * 2)(args, kwargs)
+
+
 def _defaultdict(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
-    # The factory is called later by the test's own code: it must be callable as a reply's call would be.
-    return _container(_SLOT * _HASHED)(args[1:], kwargs)
+    """The factory is called later, by the test's own code, with no arguments: it must be what a
+    reply may call."""
+    factory = args[0] if args else None
+    if factory is not None and _current:
+        fixed = _current[-1].fixed.get(id(factory))
+        if not (fixed is not None and fixed[0] is factory) and not (
+                isinstance(factory, type) and _current[-1].callable_class(factory)):
+            raise UnsafeGlobal(name_of(factory), "a defaultdict's factory is called like a reply's call")
+    return _pairs(args[1:], kwargs)
 
 
 def _array(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
@@ -117,12 +130,12 @@ def _array(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
 
 _BUILTIN_COSTS: dict[str, Checker] = {
     "bool": _free, "int": _free, "float": _free, "complex": _free, "str": _container(1), "bytes": _bytes,
-    "bytearray": _bytes, "list": _container(_SLOT), "tuple": _container(_SLOT), "dict": _container(_SLOT * _HASHED),
+    "bytearray": _bytes, "list": _container(_SLOT), "tuple": _container(_SLOT), "dict": _pairs,
     "set": _container(_SLOT * _HASHED), "frozenset": _container(_SLOT * _HASHED), "range": _free, "slice": _free,
     "object": _free, "type": _type, "getattr": _getattr,
 }
 _STDLIB_COSTS: dict[str, dict[str, Checker]] = {
-    "collections": {"OrderedDict": _container(_SLOT * _HASHED * 2), "defaultdict": _defaultdict,
+    "collections": {"OrderedDict": _pairs, "defaultdict": _defaultdict,
                     "deque": _container(_SLOT), "Counter": _container(_SLOT * _HASHED), "ChainMap": _free},
     "datetime": {n: _free for n in ("date", "time", "datetime", "timedelta", "timezone", "tzinfo")},
     "decimal": {"Decimal": _free},
@@ -371,6 +384,10 @@ class CheckedUnpickler(_PyUnpickler):
 
 # ------------------------------------------------------------------ the fast path
 
+# Constructors whose cost no argument can raise beyond what the reply holds: the C unpickler may
+# hand them out (a defaultdict's factory is then itself one of the classes it hands out).
+_FAST_CHECKERS = (_free, _pairs, _defaultdict)
+
 
 class _Slow(Exception):
     """The C unpickler met a global it may not hand out unchecked: load again, checked."""
@@ -387,7 +404,7 @@ def fast_class(cls: Any, callable_class: Callable[[type], bool]) -> bool:
             return False
         entry = fixed.get(id(base))
         if entry is not None and entry[0] is base:
-            if entry[1] is not _free:
+            if entry[1] not in _FAST_CHECKERS:
                 return False
         elif base is tuple and "__new__" in vars(cls):
             continue  # a namedtuple: its own __new__ takes its fields
