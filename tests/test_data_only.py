@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import subprocess
 import sys
 import tracemalloc
 import uuid
@@ -208,7 +209,8 @@ def test_the_target_never_steers_the_hosts_session(pytester, docker_client):
                                            "-rf", "--tb=line")
     outcomes = result.parseoutcomes()
     assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()[-3000:]
-    assert outcomes.get("failed") == 4 * (1 + len(CONTAINERS)) + 1 and not outcomes.get("skipped") and not outcomes.get("passed"), outcomes
+    assert outcomes.get("failed") == 4 * (1 + len(CONTAINERS)) + 1, outcomes
+    assert not outcomes.get("skipped") and not outcomes.get("passed"), outcomes
     text = result.stdout.str()
     for target in ["local", *CONTAINERS]:
         for name in ("builtins.KeyboardInterrupt: from the target", "_pytest.outcomes.Exit: forged exit",
@@ -254,6 +256,17 @@ def test_the_memory_cap_is_the_matrix_keys_and_a_multiple_of_the_reply():
     assert len(load_reply([raw], Policy(memory_cap=4 << 20))) == 3 << 20
     big = pickle.dumps([Calls(bytes, 1 << 10)] * 1 + [b"x" * (1 << 20)], protocol=5)
     assert len(load_reply([big], Policy(memory_cap=1))[0]) == 1 << 10  # within 64x its own bytes
+
+
+class Spawn(subprocess.Popen):
+    """A class of the test module, whose __init__ (inherited) runs a command."""
+
+
+def test_an_own_class_runs_only_methods_of_classes_a_reply_may_build(tmp_path):
+    touched = marker(tmp_path)
+    with pytest.raises(UnsafeGlobal, match=r"Spawn\.__init__, .*inherited from subprocess\.Popen"):
+        load_reply([pickle.dumps(Calls(Spawn, ["touch", str(touched)]), protocol=4)], Policy(owned={__name__}))
+    assert not touched.exists()
 
 
 def test_calls_a_reply_makes_are_checked_by_argument():

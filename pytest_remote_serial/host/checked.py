@@ -213,14 +213,14 @@ def _reconstructor(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
 def _newobj(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
     if not args or not isinstance(args[0], type):
         raise UnsafeGlobal("copyreg.__newobj__", "a first argument that is not a class")
-    return _current[-1].class_cost(args[0], args[1:], kwargs)
+    return _current[-1].class_cost(args[0], args[1:], kwargs, methods=("__new__",))
 
 
 def _newobj_ex(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
     if kwargs or len(args) != 3 or not isinstance(args[0], type) or type(args[1]) is not tuple \
             or type(args[2]) is not dict:
         raise UnsafeGlobal("copyreg.__newobj_ex__", "arguments other than (class, args, kwargs)")
-    return _current[-1].class_cost(args[0], args[1], args[2])
+    return _current[-1].class_cost(args[0], args[1], args[2], methods=("__new__",))
 
 
 # ------------------------------------------------------------------ the checking unpickler
@@ -266,14 +266,29 @@ class CheckedUnpickler(_PyUnpickler):
                 f"(calling {what} alone: {cost >> 20} MiB); nothing of it was kept; raise `{self.limit_key}` "
                 f"for this target in the matrix, or set `trusted = true` on it")
 
-    def class_cost(self, cls: type, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> int:
-        """A class called (or ``__new__``'d): one the policy allows, at the cost of the first
-        fixed constructor it builds on."""
+    def _allowed_owner(self, base: type) -> bool:
+        fixed = self.fixed.get(id(base))
+        return base is object or (fixed is not None and fixed[0] is base) or self.callable_class(base)
+
+    def _check_methods(self, cls: type, methods: tuple[str, ...]) -> None:
+        """A method a call runs must come from a class a reply may build: an own class that
+        inherits ``__init__`` from ``subprocess.Popen`` is not a data type."""
+        for method in methods:
+            owner = next((base for base in cls.__mro__ if method in vars(base)), None)
+            if owner is not None and not self._allowed_owner(owner):
+                raise UnsafeGlobal(f"{name_of(cls)}.{method}", f"inherited from {name_of(owner)}, a class the host "
+                                                               "does not build from a target")
+
+    def class_cost(self, cls: type, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None,
+                   methods: tuple[str, ...] = ("__new__", "__init__")) -> int:
+        """A class called (or only ``__new__``'d): one the policy allows, whose ``methods`` come from
+        classes it allows, at the cost of the first fixed constructor it builds on."""
         fixed = self.fixed.get(id(cls))
         if fixed is not None and fixed[0] is cls:
             return fixed[1](args, kwargs or {})
         if not self.callable_class(cls):
             raise UnsafeGlobal(name_of(cls), "a class the host does not build from a target's arguments")
+        self._check_methods(cls, methods)
         if isinstance(cls, enum.EnumMeta) and (len(args) != 1 or kwargs):
             raise UnsafeGlobal(name_of(cls), "an enum class is called only to look a member up by value")
         for base in cls.__mro__[1:]:
@@ -314,7 +329,7 @@ class CheckedUnpickler(_PyUnpickler):
         cls = self.stack.pop()
         if not isinstance(cls, type) or type(args) is not tuple:
             raise pickle.UnpicklingError("NEWOBJ of something that is not a class")
-        self._spend(self.class_cost(cls, args), name_of(cls))
+        self._spend(self.class_cost(cls, args, methods=("__new__",)), name_of(cls))
         self.append(cls.__new__(cls, *args))
     dispatch[pickle.NEWOBJ[0]] = load_newobj
 
@@ -324,7 +339,7 @@ class CheckedUnpickler(_PyUnpickler):
         cls = self.stack.pop()
         if not isinstance(cls, type) or type(args) is not tuple or type(kwargs) is not dict:
             raise pickle.UnpicklingError("NEWOBJ_EX of something that is not a class")
-        self._spend(self.class_cost(cls, args, kwargs), name_of(cls))
+        self._spend(self.class_cost(cls, args, kwargs, methods=("__new__",)), name_of(cls))
         self.append(cls.__new__(cls, *args, **kwargs))
     dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex
 
@@ -341,43 +356,44 @@ class CheckedUnpickler(_PyUnpickler):
             except arrays.ArrayRefused as exc:
                 raise UnsafeGlobal(name_of(type(inst)), f"numpy's own states only: {exc}") from None
         else:
-            self._may_run_methods_of(inst, "BUILD (its __setstate__ or attributes)")
+            self._may_run_methods_of(inst, "BUILD (its __setstate__ or attributes)", ("__setstate__", "__setattr__"))
         if type(state) is tuple and len(state) == 2 and isinstance(state[1], dict) \
                 and ({"__class__", "__dict__"} & state[1].keys()):
             raise UnsafeGlobal(f"{name_of(type(inst))}.__class__", "a BUILD that rebinds an object's class")
         super().load_build()
     dispatch[pickle.BUILD[0]] = load_build
 
-    def _may_run_methods_of(self, inst: Any, how: str) -> None:
+    def _may_run_methods_of(self, inst: Any, how: str, methods: tuple[str, ...]) -> None:
         cls = type(inst)
         if cls in (list, dict, set, object) or id(cls) in self.fixed or arrays.builds(inst):
             return
         if isinstance(inst, BaseException) or self.callable_class(cls):
+            self._check_methods(cls, methods)
             return
         raise UnsafeGlobal(name_of(cls), f"{how} of an object whose class the host does not build from a target")
 
     def load_append(self) -> None:
-        self._may_run_methods_of(self.stack[-2], "APPEND")
+        self._may_run_methods_of(self.stack[-2], "APPEND", ("append",))
         super().load_append()
     dispatch[pickle.APPEND[0]] = load_append
 
     def load_appends(self) -> None:
-        self._may_run_methods_of(self.metastack[-1][-1], "APPENDS")
+        self._may_run_methods_of(self.metastack[-1][-1], "APPENDS", ("extend", "append"))
         super().load_appends()
     dispatch[pickle.APPENDS[0]] = load_appends
 
     def load_setitem(self) -> None:
-        self._may_run_methods_of(self.stack[-3], "SETITEM")
+        self._may_run_methods_of(self.stack[-3], "SETITEM", ("__setitem__",))
         super().load_setitem()
     dispatch[pickle.SETITEM[0]] = load_setitem
 
     def load_setitems(self) -> None:
-        self._may_run_methods_of(self.metastack[-1][-1], "SETITEMS")
+        self._may_run_methods_of(self.metastack[-1][-1], "SETITEMS", ("__setitem__",))
         super().load_setitems()
     dispatch[pickle.SETITEMS[0]] = load_setitems
 
     def load_additems(self) -> None:
-        self._may_run_methods_of(self.metastack[-1][-1], "ADDITEMS")
+        self._may_run_methods_of(self.metastack[-1][-1], "ADDITEMS", ("add",))
         super().load_additems()
     dispatch[pickle.ADDITEMS[0]] = load_additems
 
