@@ -204,15 +204,16 @@ def test_the_target_never_steers_the_hosts_session(pytester, docker_client):
     SystemExit: each fails its own test as a RemoteCallError naming it; the run goes on and
     ends with the failures' exit code."""
     pytester.makepyfile(test_session=SESSION)
-    targets = ",".join(["local", *CONTAINERS])
+    every = ["local", *CONTAINERS, INTERPRETER]
+    targets = ",".join(every)
     result = pytester.runpytest_subprocess(f"--remote-targets={targets}", "--remote-strict", "-p", "no:cacheprovider",
                                            "-rf", "--tb=line")
     outcomes = result.parseoutcomes()
     assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()[-3000:]
-    assert outcomes.get("failed") == 4 * (1 + len(CONTAINERS)) + 1, outcomes
+    assert outcomes.get("failed") == 4 * len(every) + 1, outcomes
     assert not outcomes.get("skipped") and not outcomes.get("passed"), outcomes
     text = result.stdout.str()
-    for target in ["local", *CONTAINERS]:
+    for target in every:
         for name in ("builtins.KeyboardInterrupt: from the target", "_pytest.outcomes.Exit: forged exit",
                      "Skipped: forged skip", "builtins.SystemExit: 0"):
             assert f"{name} (raised on target {target};" in text, (target, name, text[-3000:])
