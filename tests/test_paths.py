@@ -243,3 +243,59 @@ def test_container_paths_on_pythonpath_and_preloaded(tmp_path, docker_client, na
         assert _roundtrip(client, imported, "userlib") is True
     finally:
         ctl.shutdown()
+
+
+# ------------------------------------------------------------------ paths outside the project (issue 24)
+
+
+def _outside_entry(tmp_path: Path, kind: str) -> str:
+    """A ``paths`` entry of the given kind, for a project at ``tmp_path / "project"``."""
+    if kind == "symlink-to-root":
+        (tmp_path / "project" / "root").symlink_to("/")
+        return "root"
+    if kind == "outside":
+        (tmp_path / "elsewhere").mkdir()
+        return "../elsewhere"
+    return kind
+
+
+@pytest.mark.parametrize(("kind", "why"), [
+    ("/", "is a system folder"), ("/etc", "is a system folder"), ("/var/run", "a system folder"),
+    ("symlink-to-root", "resolves to / a system folder"), ("outside", "a folder outside the project"),
+])
+@pytest.mark.parametrize("level", ["top", "target"])
+def test_a_paths_entry_outside_the_project_is_a_usage_error_naming_it(tmp_path, kind, why, level):
+    project = tmp_path / "project"
+    project.mkdir()
+    entry = _outside_entry(tmp_path, kind)
+    top, own = (f"paths = [{entry!r}]\n", "") if level == "top" else ("", f"paths = [{entry!r}]\n")
+    (project / "pyproject.toml").write_text(f'[tool.pytest_remote_serial]\n{top}\n'
+                                            f'[tool.pytest_remote_serial.targets.a]\nimage = "x"\n{own}')
+    with pytest.raises(MatrixError) as info:
+        load_matrix(project)
+    message = str(info.value)
+    assert f"paths entry {entry!r}" in message and why in message, message
+    assert "allow_outside_paths = true" in message
+    if level == "target":
+        assert "target 'a'" in message
+
+
+@pytest.mark.parametrize("level", ["top", "target"])
+def test_allow_outside_paths_gives_the_folder(tmp_path, level):
+    project = tmp_path / "project"
+    project.mkdir()
+    entry = _outside_entry(tmp_path, "outside")
+    top = f"paths = [{entry!r}]\nallow_outside_paths = true\n" if level == "top" else ""
+    own = f"paths = [{entry!r}]\nallow_outside_paths = true\n" if level == "target" else ""
+    (project / "pyproject.toml").write_text(f'[tool.pytest_remote_serial]\n{top}\n'
+                                            f'[tool.pytest_remote_serial.targets.a]\nimage = "x"\n{own}')
+    target = load_matrix(project).targets["a"]
+    assert target.host_paths == ((tmp_path / "elsewhere").resolve(),) and target.allow_outside_paths
+
+
+def test_a_paths_entry_to_host_etc_is_a_usage_error_before_any_target_starts(pytester):
+    pytester.makepyprojecttoml('[tool.pytest_remote_serial]\nextends = "default"\npaths = ["/etc"]\n')
+    pytester.makepyfile("def test_x(remote):\n    pass\n")
+    result = pytester.runpytest_subprocess("--remote-targets=py3.11", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*paths entry '/etc' is a system folder*allow_outside_paths = true*"])

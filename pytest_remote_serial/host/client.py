@@ -20,8 +20,9 @@ from ..remote.diagnosis import carries_code, diagnose_load, missing_module_of, p
 from ..remote.envelope import IMPLEMENTATION, numpy_version, python_name
 from ..remote.wire import FRAME_SIZE, encode_frame
 from .codecs import Codec, UnknownSerializer, call_header, get_codec
+from .control import contain
 from .transport import AgentLost, DeadlinePassed, SocketChannel
-from .trust import Policy, UnsafeGlobal, describe_problem, hello_problem, load_reply, owned_modules, reply_problem
+from .trust import Policy, Refused, describe_problem, hello_problem, load_reply, owned_modules, reply_problem
 
 # Past the call's own timeout, how long the host waits for an agent that still runs before it
 # declares it lost (it may be busy: preloading what the last call imported, a slow machine).
@@ -57,6 +58,7 @@ class TargetLimits:
     trusted_modules: tuple[str, ...] = ()
     memory: str | None = None
     pids: int | None = None
+    reply_memory_cap: int = 256 << 20
 
 
 class AgentClient:
@@ -291,6 +293,7 @@ class AgentClient:
         # The call's own modules and those the payload named: worked out only if the reply names
         # a global that is not a plain data type (most results never ask).
         return Policy(trusted=self.config.trusted, listed=self.config.trusted_modules,
+                      memory_cap=self.config.reply_memory_cap,
                       sent=lambda: owned_modules(objects) | {m for m, _ in pickle_globals(payload[0])[0]})
 
     def _interpret(self, rt: RoundTrip, answer: dict[str, Any], buffers: list[bytearray], policy: Policy,
@@ -320,7 +323,7 @@ class AgentClient:
         elif rt.outcome == oc.CALL_ERROR:
             try:
                 rt.exception = _rebuild_exception(rt.error or {}, buffers, rt, policy)
-            except UnsafeGlobal as exc:
+            except Refused as exc:
                 rt.outcome = oc.RESULT_ERROR
                 rt.error = dict(_result_load_error(exc, answer, _holds_code(buffers)), remote=rt.error)
         self._name_limits(rt, answer)
@@ -424,14 +427,15 @@ def _result_load_error(exc: BaseException, answer: dict[str, Any], code: bool = 
 def _rebuild_exception(error: dict[str, Any], buffers: list[bytearray], rt: RoundTrip,
                        policy: Policy) -> BaseException:
     """The same exception type when the host can rebuild it, with the remote traceback attached.
-    An exception whose pickle names a global outside the trust boundary raises UnsafeGlobal."""
+    An exception whose pickle names a global outside the trust boundary raises Refused; one that
+    would steer the host's session (KeyboardInterrupt, pytest's Exit) comes back wrapped."""
     exc: BaseException | None = None
     if buffers:
         try:
             loaded = load_reply(buffers, policy)
             if isinstance(loaded, BaseException):
                 exc = loaded
-        except UnsafeGlobal:
+        except Refused:
             raise
         except Exception:
             exc = None
@@ -445,6 +449,7 @@ def _rebuild_exception(error: dict[str, Any], buffers: list[bytearray], rt: Roun
                 exc = None
     if exc is None:
         exc = oc.RemoteCallError(f"{error.get('type')}: {error.get('message')}", rt)
+    exc = contain(exc, error, rt)
     text = error.get("traceback") or ""
     exc.__cause__ = RemoteTraceback(text)
     try:

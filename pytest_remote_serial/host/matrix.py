@@ -25,7 +25,7 @@ RECIPE_KINDS = ("debian", "image", "dockerfile", "interpreter")
 CONTAINER_KINDS = ("debian", "image", "dockerfile")
 TARGET_KEYS = {
     *RECIPE_KINDS, "python", "gpu", "paths", "transport", "memory", "pids", "engine", "context",
-    "description", "trusted", "trusted_modules", "serializers",
+    "description", "trusted", "trusted_modules", "serializers", "allow_outside_paths", "reply_memory_cap",
 }
 # What only a container has: an interpreter target names none of these.
 CONTAINER_ONLY = ("python", "memory", "pids", "engine", "context", "transport")
@@ -34,7 +34,7 @@ ENGINE_SCHEMES = ("unix://", "tcp://", "ssh://", "http://", "https://")
 MIN_PYTHON = (3, 9)
 DEBIAN_KEYS = {"suite", "packages", "mirror", "components", "wheels"}
 MATRIX_KEYS = {"targets", "paths", "trusted", "trusted_modules", "extends", "memory", "pids", "context",
-               "serializers"}
+               "serializers", "allow_outside_paths", "reply_memory_cap"}
 # A target's ``serializers``: the host's cloudpickle and dill put before the target's own
 # ("injected"), or the target's own used where it has them ("image"; docs/architecture.md,
 # "Serializers and the source capsule").
@@ -44,7 +44,7 @@ DOWNSTREAM_KEYS = {"dumps", "loads", "version"}
 # What a target table that only overrides an inherited (``extends``) target may hold.
 OVERRIDE_KEYS = TARGET_KEYS - set(RECIPE_KINDS) | {"packages", "wheels"}
 # What ``[targets.local]`` may hold: local is the host's own Python, never a recipe.
-LOCAL_KEYS = {"paths", "trusted", "trusted_modules", "description"}
+LOCAL_KEYS = {"paths", "trusted", "trusted_modules", "description", "allow_outside_paths", "reply_memory_cap"}
 # Below this the agent's interpreter cannot even start (measured: ~20 MiB with the serializers).
 MIN_MEMORY = 32 << 20
 TRANSPORTS = ("auto", "socket", "stdio")
@@ -90,6 +90,9 @@ class Target:
     engine: str | None = None  # a Docker engine URL (tcp://, ssh://); None: DOCKER_HOST or local
     context: str | None = None  # a docker context name, read from the docker CLI's config
     serializers: str = "injected"  # one of SERIALIZER_SOURCES
+    # ``paths`` outside the project or system folders (host/mounts.py); the reply memory cap in bytes.
+    allow_outside_paths: bool = False
+    reply_memory_cap: int = 256 << 20
 
     @property
     def is_local(self) -> bool:
@@ -187,9 +190,11 @@ class Matrix:
 
 
 def local_target(paths: tuple[str, ...] = (), root: Path = Path("."), trusted: bool | None = None,
-                 trusted_modules: tuple[str, ...] = ()) -> Target:
+                 trusted_modules: tuple[str, ...] = (), allow_outside_paths: bool = False,
+                 reply_memory_cap: int = 256 << 20) -> Target:
     return Target(name=LOCAL, source="built-in", paths=paths, root=root, trusted=trusted,
-                  trusted_modules=trusted_modules)
+                  trusted_modules=trusted_modules, allow_outside_paths=allow_outside_paths,
+                  reply_memory_cap=reply_memory_cap)
 
 
 def find_matrix_file(rootdir: Path, explicit: str | None) -> tuple[Path, str | None]:
@@ -229,17 +234,24 @@ def load_matrix(rootdir: Path, explicit: str | None = None) -> Matrix:
     shared_paths = _paths(data.get("paths", []), where, "paths")
     check_paths(shared_paths, base, where)
     shared = _trust(data, where, None, ())
+    boundary = _boundary(data, where, (False, 256 << 20))
+    roots = (rootdir, base)
+    _check_outside(shared_paths, base, roots, where, boundary[0])
     raw_targets = data.get("targets")
     if not isinstance(raw_targets, dict) or not (raw_targets or local_spec is not None):
         raise MatrixError(f"{where}: no [targets.<name>] tables; define at least one target")
-    targets = {LOCAL: _local(local_spec, where, base, shared_paths, shared)}
+    targets = {LOCAL: _local(local_spec, where, base, shared_paths, shared, boundary)}
+    _check_outside(targets[LOCAL].paths[len(shared_paths):], base, roots, f"{where}: target 'local'",
+                   targets[LOCAL].allow_outside_paths)
     for name, spec in raw_targets.items():
         if isinstance(spec, dict):
             # Top-level memory, pids and context are container keys: an interpreter target has none.
             defaults = {} if "interpreter" in spec else {k: data[k] for k in ("memory", "pids", "context") if k in data}
             spec = {**defaults, **spec}
-        targets[name] = _target(name, spec, where, base, shared_paths, shared)
+        targets[name] = _target(name, spec, where, base, shared_paths, shared, boundary)
         check_paths(targets[name].paths[len(shared_paths):], base, f"{where}: target {name!r}")
+        _check_outside(targets[name].paths[len(shared_paths):], base, roots, f"{where}: target {name!r}",
+                       targets[name].allow_outside_paths)
     return Matrix(where, targets, _downstream(data.get("serializers", {}), where))
 
 
@@ -273,11 +285,11 @@ def _downstream(tables: Any, where: str) -> dict[str, DownstreamSpec]:
 
 
 def _local(spec: Any, where: str, base: Path, shared_paths: tuple[str, ...],
-           shared: tuple[bool | None, tuple[str, ...]]) -> Target:
+           shared: tuple[bool | None, tuple[str, ...]], boundary: tuple[bool, int]) -> Target:
     """``[targets.local]``: more ``paths`` (after the top-level ones) and trust for the built-in
     target. It stays the host's own Python: a recipe or a container's key is refused by name."""
     if spec is None:
-        return local_target(shared_paths, base, *shared)
+        return local_target(shared_paths, base, *shared, *boundary)
     here = f"{where}: target 'local'"
     if not isinstance(spec, dict):
         raise LocalTableError(f"{here}: expected a table, got {type(spec).__name__}")
@@ -297,10 +309,11 @@ def _local(spec: Any, where: str, base: Path, shared_paths: tuple[str, ...],
         _check_keys(spec, LOCAL_KEYS, here)
         own = _paths(spec.get("paths", []), here, "paths")
         trust = _trust(spec, here, *shared)
+        own_boundary = _boundary(spec, here, boundary)
     except MatrixError as exc:
         raise LocalTableError(str(exc)) from None
     check_paths(own, base, here)
-    return local_target(shared_paths + own, base, *trust)
+    return local_target(shared_paths + own, base, *trust, *own_boundary)
 
 
 def extend(data: dict[str, Any], where: str) -> dict[str, Any]:
@@ -351,6 +364,29 @@ def check_paths(paths: tuple[str, ...], base: Path, where: str) -> None:
             why = "is a file, not a folder" if folder.exists() else "does not exist"
             raise PathsError(f"{where}: paths entry {entry!r} {why} ({folder}); give a folder relative to "
                               f"{base} (e.g. \"src\") or an absolute path")
+
+
+def _check_outside(paths: tuple[str, ...], base: Path, roots: tuple[Path, ...], where: str, allowed: bool) -> None:
+    from .mounts import check_outside
+
+    problem = check_outside(paths, base, roots, where, allowed)
+    if problem:
+        raise PathsError(problem)
+
+
+def _boundary(spec: dict[str, Any], where: str, inherited: tuple[bool, int]) -> tuple[bool, int]:
+    """``allow_outside_paths`` and ``reply_memory_cap`` of a table, over those it inherits."""
+    allow = spec.get("allow_outside_paths", inherited[0])
+    if not isinstance(allow, bool):
+        raise MatrixError(f"{where}: key 'allow_outside_paths' must be true or false")
+    cap = inherited[1]
+    if "reply_memory_cap" in spec:
+        text = spec["reply_memory_cap"]
+        cap = parse_size(text) if isinstance(text, str) else None  # type: ignore[assignment]
+        if cap is None or cap <= 0:
+            raise MatrixError(f"{where}: key 'reply_memory_cap' = {text!r} is not a size; use e.g. \"256m\" or "
+                              "\"1g\" (what an untrusted target's reply may make the host allocate)")
+    return allow, cap
 
 
 def _bundled_names() -> set[str]:
@@ -405,7 +441,8 @@ def parse_size(text: str) -> int | None:
 
 
 def _target(name: str, spec: Any, where: str, base: Path, shared_paths: tuple[str, ...],
-            shared: tuple[bool | None, tuple[str, ...]] = (None, ())) -> Target:
+            shared: tuple[bool | None, tuple[str, ...]] = (None, ()),
+            boundary: tuple[bool, int] = (False, 256 << 20)) -> Target:
     here = f"{where}: target {name!r}"
     if not NAME.fullmatch(name):
         raise MatrixError(f"{here}: a target's name is made of letters, digits, '.', '_', '-' and '+', and "
@@ -473,6 +510,7 @@ def _target(name: str, spec: Any, where: str, base: Path, shared_paths: tuple[st
         raise MatrixError(f"{here}: key 'memory' = {memory!r} is too small for the agent's Python to start; "
                           f"give at least {MIN_MEMORY >> 20}m")
     trusted, trusted_modules = _trust(spec, here, *shared)
+    allow_outside_paths, reply_memory_cap = _boundary(spec, here, boundary)
     serializers = spec.get("serializers", "injected")
     if serializers not in SERIALIZER_SOURCES:
         raise MatrixError(f"{here}: key 'serializers' = {serializers!r}; use \"image\" (the target's own "
@@ -483,7 +521,7 @@ def _target(name: str, spec: Any, where: str, base: Path, shared_paths: tuple[st
         paths=shared_paths + _paths(spec.get("paths", []), here, "paths"),
         transport=transport, memory=memory, pids=pids, root=base,
         trusted=trusted, trusted_modules=trusted_modules, engine=engine, context=context,
-        serializers=serializers,
+        serializers=serializers, allow_outside_paths=allow_outside_paths, reply_memory_cap=reply_memory_cap,
     )
 
 

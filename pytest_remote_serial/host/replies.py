@@ -39,6 +39,8 @@ class ResultUnpickler(pickle.Unpickler):
     def map_module(module: str) -> str:
         if (module == "numpy.core" or module.startswith("numpy.core.")) and _has_module("numpy._core"):
             return "numpy._core" + module[len("numpy.core"):]
+        if module == "pathlib._local" and not _has_module("pathlib._local"):
+            return "pathlib"  # 3.13+ targets name their paths' module, which older hosts lack
         return private_module(module)  # the agent's copy of the host's cloudpickle is the host's own
 
     def find_class(self, module: str, name: str) -> Any:

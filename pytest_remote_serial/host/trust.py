@@ -14,55 +14,47 @@ from __future__ import annotations
 import enum
 import importlib
 import importlib.util
+import io
 import pickle
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..remote.buffers import DeviceCopies
+from ..remote.buffers import DeviceCopies, attach_device_loads
 from ..remote.protocol import PROTOCOL
-from .replies import ResultUnpickler, load_result, lookup_qualname
+from . import arrays
+from .checked import (
+    HOW_TO_ALLOW,
+    STDLIB_DATA_MODULES,
+    CheckedUnpickler,
+    FastUnpickler,
+    Refused,
+    ReplyTooLarge,
+    UnsafeGlobal,
+    _Slow,
+    fast_class,
+    fixed_names,
+)
+from .replies import ResultUnpickler, _load_host_ref, load_result, lookup_qualname
 
-# Builtins that only make data (never eval, exec, getattr, open, __import__, compile, ...).
-_BUILTIN_DATA = {
-    "bool", "int", "float", "complex", "str", "bytes", "bytearray", "list", "tuple", "dict", "set",
-    "frozenset", "range", "slice", "object", "type", "Ellipsis", "NotImplemented", "memoryview",
-}
-# Standard-library globals that plain pickle emits for data types, by module.
-_STDLIB_DATA = {
-    "collections": {"OrderedDict", "defaultdict", "deque", "Counter", "ChainMap"},
-    "datetime": {"date", "time", "datetime", "timedelta", "timezone", "tzinfo"},
-    "decimal": {"Decimal"},
-    "fractions": {"Fraction"},
-    "uuid": {"UUID", "SafeUUID"},
-    "pathlib": {"PurePath", "PurePosixPath", "PureWindowsPath", "Path", "PosixPath", "WindowsPath"},
-    "ipaddress": {"IPv4Address", "IPv6Address", "IPv4Network", "IPv6Network", "IPv4Interface",
-                  "IPv6Interface"},
-    "array": {"array", "_array_reconstructor"},
-    "re": {"_compile"},
-    "types": {"SimpleNamespace"},
-    "copyreg": {"_reconstructor", "__newobj__", "__newobj_ex__"},
-    "_codecs": {"encode"},
-}
-# The array libraries: their reconstructors by name, and any of their classes.
-_ARRAY_LIBRARIES = ("numpy", "cupy")
-_ARRAY_RECONSTRUCTORS = {"_reconstruct", "scalar", "_frombuffer", "_mareconstruct", "dtype"}
+__all__ = ["HOW_TO_ALLOW", "NotImported", "Policy", "Refused", "ReplyTooLarge", "UnsafeGlobal", "load_reply"]
+
 # Never owned by the user, whatever module a function came from: the serializers and this plugin.
 _NOT_OWNED = {"builtins", "__main__", "cloudpickle", "dill", "pytest_remote_serial", "_pytest", "pytest"}
-# Standard modules importing which has effects beyond defining names.
-_NEVER_IMPORT = {"antigravity", "this", "turtle", "turtledemo", "idlelib", "tkinter", "__main__"}
-HOW_TO_ALLOW = ("if you trust this target, set `trusted = true` on it (or on the whole matrix) in the "
-                "matrix file, or list the module in `trusted_modules = [...]`")
+# The default of ``reply_memory_cap``, and the multiple of its own bytes a reply may always use.
+REPLY_MEMORY_CAP = 256 << 20
+REPLY_BYTES_MULTIPLE = 64
 
 
-class UnsafeGlobal(pickle.UnpicklingError):
-    """The bytes from a target asked the host to load a global outside the trust boundary."""
+class NotImported(pickle.UnpicklingError):
+    """A reply named a module the host has not imported: loading it would run its code."""
 
-    def __init__(self, what: str, reason: str) -> None:
-        super().__init__(f"the target's reply refers to {what}, which the host does not load from a "
-                         f"target ({reason}); {HOW_TO_ALLOW}")
-        self.what = what
+    def __init__(self, module: str) -> None:
+        super().__init__(f"the target's reply names module {module!r}, which the host has not imported, and a "
+                         f"reply never makes the host import a module (importing runs it); import it in the test "
+                         f"module, or {HOW_TO_ALLOW}")
+        self.module = module
 
 
 def is_stdlib(module: str) -> bool:
@@ -104,27 +96,33 @@ def _under(module: str, prefixes: Iterable[str]) -> bool:
     return any(module == p or module.startswith(p + ".") for p in prefixes)
 
 
-def _resolve(module: str, qualname: str) -> Any:
-    return lookup_qualname(importlib.import_module(module), qualname)
+def _imported(module: str, may_import: bool = False) -> Any:
+    """The module as the host has it; imported only where the caller says importing is harmless."""
+    mod = sys.modules.get(module)
+    if mod is not None:
+        return mod
+    if not may_import:
+        if not _findable(module.partition(".")[0]):  # the host could not load it at all: say so
+            raise ModuleNotFoundError(f"No module named {module!r}", name=module)
+        raise NotImported(module)
+    return importlib.import_module(module)
 
 
-def _enum_member(cls: Any, name: str) -> Any:
-    """Enum members pickle as ``getattr(cls, name)`` (3.11+): a getattr that yields nothing else."""
-    members = getattr(cls, "__members__", None) if isinstance(cls, enum.EnumMeta) else None
-    if members is None or not isinstance(name, str) or name not in members:
-        raise UnsafeGlobal("builtins.getattr", "getattr loads only a member of an enum class")
-    return members[name]
+def _resolve(module: str, qualname: str, may_import: bool = False) -> Any:
+    return lookup_qualname(_imported(module, may_import), qualname)
 
 
 @dataclass
 class Policy:
-    """What one reply may load: the target's trust, the user's modules and those listed."""
+    """What one reply may name and call: the target's trust, the user's modules, those listed,
+    and how much its calls may allocate."""
 
     trusted: bool = False
     owned: set[str] = field(default_factory=set)
     listed: tuple[str, ...] = ()
     # Modules the payload referred to, computed only when first needed (a scan of the pickle).
     sent: Callable[[], set[str]] | None = None
+    memory_cap: int = REPLY_MEMORY_CAP
     _sent_cache: set[str] | None = None
 
     def _sent(self) -> set[str]:
@@ -134,93 +132,106 @@ class Policy:
                 self._sent_cache = {m for m in self.sent() if is_user_module(m)}
         return self._sent_cache
 
-    def allows_class(self, module: str, name: str) -> bool:
-        """Cheap decisions first; False means: resolve, then ``check_object``."""
-        if module == "builtins":
-            return name in _BUILTIN_DATA
-        return name in _STDLIB_DATA.get(module, ())
+    def _own(self, module: str) -> bool:
+        return module in self.owned or module in self._sent()
 
-    def check_global(self, module: str, name: str) -> Any:
+    def find(self, module: str, name: str) -> Any:
+        """A global a reply names (a value, or a callable whose calls are checked apart)."""
+        module = ResultUnpickler.map_module(module)
         what = f"{module}.{name}"
-        if self.allows_class(module, name):
-            return _resolve(module, name)
+        if name in fixed_names(module):
+            return _resolve(module, name, may_import=module in STDLIB_DATA_MODULES)
         top = module.partition(".")[0]
-        if top in _ARRAY_LIBRARIES:
-            obj = _resolve(module, name)
-            if name in _ARRAY_RECONSTRUCTORS or isinstance(obj, type):
+        if top == "numpy":
+            obj = _resolve(module, name, may_import=module in arrays.NUMPY_MODULES)
+            if any(obj is f for f in arrays.checkers()) or arrays.nameable(module, obj):
                 return obj
-            raise UnsafeGlobal(what, f"only {top}'s array reconstructors and classes load")
+            raise UnsafeGlobal(what, "only numpy's array reconstructors and in-memory array classes load")
         if _under(module, self.listed):
-            obj = _resolve(module, name)
+            obj = _resolve(module, name, may_import=True)
             if _under(str(getattr(obj, "__module__", "")), self.listed):
                 return obj
             raise UnsafeGlobal(what, f"it is defined in {getattr(obj, '__module__', '?')}, not in a "
                                      "listed module")
-        if module in self.owned or module in self._sent():
+        if self._own(module):
             obj = _resolve(module, name)
-            if isinstance(obj, type) and obj.__module__ == module:
+            if getattr(obj, "__module__", None) == module and (isinstance(obj, type) or callable(obj)):
+                return obj  # a function only as a value: calling it is refused (checked.py)
+            raise UnsafeGlobal(what, f"only classes and functions defined in {module}, the call's own module, "
+                                     "load")
+        if "." not in name and top in sys.modules:
+            obj = getattr(sys.modules.get(module), name, None)
+            if isinstance(obj, type) and (issubclass(obj, BaseException)
+                                          or (isinstance(obj, enum.EnumMeta) and is_stdlib(module)
+                                              and module != "__main__")):
                 return obj
-            raise UnsafeGlobal(what, f"only classes defined in {module}, the call's own module, load")
-        exc = self._exception(module, name)
-        if exc is not None:
-            return exc
-        if not _findable(top):  # trusted or not, the host could not load it: say so
-            raise ModuleNotFoundError(f"No module named {module!r}", name=module)
-        if module == "builtins" and name == "getattr":
-            return _enum_member
+        if module not in sys.modules:
+            _imported(module)  # raises: missing here, or never imported
         if module == "builtins":
             raise UnsafeGlobal(what, "a builtin that is not a data type")
         raise UnsafeGlobal(what, "not a data type, an array, an exception or a class of the call's own "
                                  "modules")
 
+    def callable_class(self, cls: type) -> bool:
+        """A class a reply may call (or ``__new__``) with its own arguments."""
+        if issubclass(cls, type):
+            return False
+        module = str(getattr(cls, "__module__", ""))
+        if self._own(module) or _under(module, self.listed):
+            return True
+        if sys.modules.get(module) is None:
+            return False
+        return issubclass(cls, BaseException) or (isinstance(cls, enum.EnumMeta) and is_stdlib(module)
+                                                  and module != "__main__")
+
     def check_host_ref(self, module: str, qualname: str) -> Any:
         """An object the target rebuilt from host source, named back as the host's own."""
         what = f"{module}.{qualname} (a host reference)"
         if self.trusted:
-            return _resolve(module, qualname)
-        if module in self.owned or _under(module, self.listed) or module in self._sent():
+            return lookup_qualname(importlib.import_module(module), qualname)
+        if self._own(module) or _under(module, self.listed):
             obj = _resolve(module, qualname)
             if getattr(obj, "__module__", None) == module and (isinstance(obj, type) or callable(obj)):
                 return obj
             raise UnsafeGlobal(what, f"it is not a class or function defined in {module}")
         raise UnsafeGlobal(what, "not a module the host sent")
 
-    @staticmethod
-    def _exception(module: str, name: str) -> type[BaseException] | None:
-        """Exceptions of imported or standard modules: building one runs no code of the target's."""
-        if "." in name or module.partition(".")[0] in _NEVER_IMPORT:
-            return None
-        mod = sys.modules.get(module)
-        if mod is None and is_stdlib(module):
-            try:
-                mod = importlib.import_module(module)
-            except Exception:
-                return None
-        obj = getattr(mod, name, None) if mod is not None else None
-        if isinstance(obj, type) and issubclass(obj, BaseException):
-            return obj
-        return None
+
+def reply_limit(policy: Policy, buffers: list[Any]) -> int:
+    """What a reply's calls may allocate: the cap, or a multiple of its own bytes if more."""
+    size = sum(memoryview(b).nbytes for b in buffers)
+    return max(policy.memory_cap, REPLY_BYTES_MULTIPLE * size)
 
 
-class RestrictedUnpickler(ResultUnpickler):
-    def __init__(self, file: Any, *, buffers: Any, policy: Policy) -> None:
-        super().__init__(file, buffers=buffers)
-        self.policy = policy
-
-    def find_class(self, module: str, name: str) -> Any:
-        module = ResultUnpickler.map_module(module)
-        if self.policy.trusted:
-            return super().find_class(module, name)
-        return self.policy.check_global(module, name)
+def _fast_host_ref(pid: Any, policy: Policy) -> Any:
+    """A host reference on the fast path: one it may hand out unchecked, or back to the checked one.
+    (A function of its own, not a closure over the unpickler: that would be a reference cycle.)"""
+    obj = _load_host_ref(pid, policy.check_host_ref)
+    if not fast_class(obj, policy.callable_class):
+        raise _Slow(repr(pid))
+    return obj
 
 
 def load_reply(buffers: list[Any], policy: Policy, copies: DeviceCopies | None = None) -> Any:
-    """A result or an exception from a target, loaded inside the trust boundary."""
-    def unpickler(file: Any, buffers: Any) -> pickle.Unpickler:
-        return RestrictedUnpickler(file, buffers=buffers, policy=policy)
+    """A result or an exception from a target, loaded inside the trust boundary: trusted, with
+    the full unpickler; else with the C unpickler while the reply names only classes it may
+    call freely, and checked call by call from the first global that is not one."""
+    if policy.trusted:
+        return load_result(buffers, copies, host_ref=policy.check_host_ref)
+    copies = DeviceCopies() if copies is None else copies
+    fast = FastUnpickler(io.BytesIO(buffers[0]), buffers=buffers[1:], find_class=policy.find,
+                         callable_class=policy.callable_class)
 
-    return load_result(buffers, copies, unpickler=unpickler, host_ref=policy.check_host_ref)
-
+    attach_device_loads(fast, copies, lambda pid: _fast_host_ref(pid, policy))
+    try:
+        return fast.load()
+    except _Slow:
+        pass
+    checked = CheckedUnpickler(io.BytesIO(buffers[0]), buffers=buffers[1:], find_class=policy.find,
+                               callable_class=policy.callable_class, limit=reply_limit(policy, buffers),
+                               limit_key="reply_memory_cap")
+    attach_device_loads(checked, copies, lambda pid: _load_host_ref(pid, policy.check_host_ref))
+    return checked.load()
 
 
 # ----------------------------------------------------------------------------- reply headers

@@ -41,7 +41,7 @@ class Running:
         self.client.config = TargetLimits(
             trusted=target.is_trusted, trusted_modules=target.trusted_modules,
             memory=target.memory if target.is_container else None,
-            pids=target.pids if target.is_container else None)
+            pids=target.pids if target.is_container else None, reply_memory_cap=target.reply_memory_cap)
 
     @property
     def python(self) -> str:
