@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..remote.buffers import DeviceCopies
+from ..remote.diagnosis import missing_here
 from ..remote.protocol import PROTOCOL
 from .replies import ResultUnpickler, load_result, lookup_qualname
 
@@ -209,6 +210,9 @@ class RestrictedUnpickler(ResultUnpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         module = ResultUnpickler.map_module(module)
+        missing = missing_here(module, name)  # a newer Python's class: named as such, trusted or not
+        if missing is not None:
+            raise missing
         if self.policy.trusted:
             return super().find_class(module, name)
         return self.policy.check_global(module, name)

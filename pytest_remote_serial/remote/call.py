@@ -97,14 +97,14 @@ def _load_payload(bufs: list, header: dict) -> tuple:
     return loader_for(header)(bufs[0], bufs[1:], header)
 
 
-def _load_failure(exc: BaseException, header: dict, response: dict) -> None:
+def _load_failure(exc: BaseException, header: dict, response: dict, payload=None) -> None:
     info = error_info(exc, "load")
     if isinstance(exc, SyntaxError) and header["serializer"] in ("source", "json"):
         info["diagnosis"] = "the source does not compile on Python %s: %s (line %s: %s)" % (
             python_version(), exc.msg, exc.lineno, (exc.text or "").strip())
         outcome = SYNTAX_ERROR
     else:
-        info["diagnosis"] = str(exc) if isinstance(exc, ForeignBytecode) else diagnose_load(header, exc)
+        info["diagnosis"] = str(exc) if isinstance(exc, ForeignBytecode) else diagnose_load(header, exc, payload)
         outcome = MISSING_MODULE if "module" in info else LOAD_ERROR
     response.update(outcome=outcome, error=info)
 
@@ -149,7 +149,7 @@ def receive_and_load(channel: Channel, header: dict, status_fd: int | None) -> t
     except CallTimeout:
         raise
     except BaseException as exc:
-        _load_failure(exc, header, response)
+        _load_failure(exc, header, response, bufs[0] if bufs else None)
         response["phases"]["load"] = time.perf_counter() - t0
         respond(channel, response, [], status_fd)
         return None, None
