@@ -138,9 +138,18 @@ def _reduce_forward_ref(ref: Any) -> tuple[Any, ...]:
     return typing.ForwardRef, (ref.__forward_arg__,)
 
 
+def _reduce_newtype(new_type: Any) -> Any:
+    # Pickled by name it needs the user's module there; it is only a name over a type.
+    if _module_is_user_code(getattr(new_type, "__module__", None) or "__main__"):
+        return typing.NewType, (new_type.__name__, new_type.__supertype__)
+    return new_type.__reduce__()
+
+
 _DISPATCH: dict[type, Any] = {types.CodeType: _reduce_code, typing.TypeVar: _reduce_typevar,
                               typing.ForwardRef: _reduce_forward_ref,
                               types.ModuleType: lambda module: _reduce_module(module)}
+if isinstance(typing.NewType, type):  # a class from 3.10 on; a function, pickled as one, before
+    _DISPATCH[typing.NewType] = _reduce_newtype
 if sys.version_info >= (3, 10):
     _DISPATCH[types.UnionType] = _reduce_union
 
