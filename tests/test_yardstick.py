@@ -217,3 +217,62 @@ def test_yardstick(capsules, natives, shape, target, request):
 def test_the_yardstick_has_the_shapes_it_promises():
     assert set(capsule_shapes.SHAPES) <= {s.removeprefix("capsule_shapes: ") for s in SHAPES}
     assert len(ys.SHAPES) >= 40 + len(BY_VALUE)
+
+
+# ----------------------------------------------------------------------------- what by value means
+# Each difference the README lists under "What by value means", asserted as it is stated there:
+# shape -> (what the capsule gives, what the module imported on the worker gives), for a target.
+
+CONTAINERS = [t for t in TARGETS if t != "local"]
+
+
+def _by_value_statements(python: str, implementation: str, own_environment: bool) -> dict[str, tuple]:
+    pypy = implementation == "pypy"
+    return {
+        # a flag computed from sys.version_info: the host's (3.11) on every worker
+        "flag from sys.version_info": (False, python_at_least(python, 12)),
+        # a value read from os.environ at import: the host's environment, not the worker's (an
+        # interpreter target runs on this machine with its environment: there they agree)
+        "value from os.environ": ("host", "unset" if own_environment else "host"),
+        # import-time calls do not run on the worker: its own default limit stays
+        "import-time sys.setrecursionlimit": ("default", 4321),
+        # a warm lru_cache arrives empty: the first call there is a miss
+        "warm lru_cache": (0, 1),
+        # __getstate__ and copyreg reducers apply to globals as to any pickled object
+        "__getstate__ of a global": (("ann", {}), ("ann", {"conn": 1})),
+        "copyreg reducer of a global": (("kWh", 0), ("kWh", 42)),
+        # float identity is not kept: nan in [nan] is False after the trip (PyPy compares floats
+        # by value in `is`, so there it stays True)
+        "nan identity (nan in [nan])": ((True, 0) if pypy else (False, -1), (True, 0)),
+        # a set is rebuilt from its items: its iteration order after deletions may change
+        "set order after deletions": ("rebuilt", "native"),
+    }
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("target", CONTAINERS)
+@pytest.mark.parametrize("shape", sorted(BY_VALUE))
+def test_by_value_differences(capsules, natives, shape, target):
+    """The capsule gives cloudpickle by value's answer; the worker's own import gives another,
+    exactly as the README says."""
+    func, args, kwargs = SHAPES[shape]
+    remote = capsules[target]
+    container = not remote._running.target.is_interpreter
+    by_value, installed = _by_value_statements(remote.target.python, remote.target.implementation, container)[shape]
+    rt = remote.roundtrip(func, *args, serializer="source", **kwargs)
+    there = native(natives, target, shape)
+    assert rt.outcome == there.outcome == "ok", (rt.describe(), there.describe())
+    if by_value == "default":
+        assert rt.result != installed and rt.result == capsules[target].call(sys.getrecursionlimit,
+                                                                             serializer="pickle")
+        assert there.result == installed
+    elif by_value == "rebuilt":
+        import pickle
+
+        if remote.target.implementation == "cpython":
+            assert rt.result == list(pickle.loads(pickle.dumps(ys.TAGS)))  # the host's set, rebuilt
+            assert there.result == list(ys.TAGS) != rt.result
+        else:  # PyPy's sets keep insertion order: rebuilt in the host's order, it keeps it
+            assert rt.result == list(ys.TAGS)
+    else:
+        assert (rt.result, there.result) == (by_value, installed)

@@ -491,7 +491,7 @@ T = typing.TypeVar("T", bound=typing.Hashable)
 
 class Cache(typing.Generic[T]):
     def __init__(self):
-        self.items: typing.Dict[T, int] = {}
+        self.items: dict[T, int] = {}
 
     def add(self, key: T) -> int:
         self.items[key] = self.items.get(key, 0) + 1
@@ -530,7 +530,7 @@ class Fraction:
 
 
 def eq_hash_format():
-    return len({Fraction(1, 2), Fraction(2, 4), Fraction(1, 3)}), "{:.3f}".format(Fraction(1, 3))
+    return len({Fraction(1, 2), Fraction(2, 4), Fraction(1, 3)}), f"{Fraction(1, 3):.3f}"
 
 
 @functools.total_ordering
@@ -875,7 +875,7 @@ def weak_cache():
     return len(_INSTANCES), _INSTANCES["p"] is p
 
 
-# ----------------------------------------------------------------------------- by value: module state computed at import
+# ------------------------------------------------------------ by value: module state computed at import
 
 NEW_PYTHON = sys.version_info >= (3, 12)
 
@@ -898,7 +898,7 @@ def recursion_limit():
     return sys.getrecursionlimit()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def square(n):
     return n * n
 
