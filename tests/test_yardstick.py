@@ -276,3 +276,23 @@ def test_by_value_differences(capsules, natives, shape, target):
             assert rt.result == list(ys.TAGS)
     else:
         assert (rt.result, there.result) == (by_value, installed)
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+def test_a_newer_pythons_stdlib_class_is_named_not_refused(trusted):
+    """A reply naming calendar.Day (3.12+) on a 3.11 host: the cause is the host's Python, on a
+    trusted target too, never a trust setting to change."""
+    from pytest_remote_serial.host.client import _result_load_error
+    from pytest_remote_serial.host.trust import Policy, load_reply
+    from pytest_remote_serial.remote.diagnosis import MissingHere
+
+    if sys.version_info >= (3, 12):
+        pytest.skip("the host's Python has calendar.Day")
+    reply = bytearray(b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00\x8c\x08calendar\x8c\x03Day\x93.")
+    with pytest.raises(MissingHere) as info:
+        load_reply([reply], Policy(trusted=trusted))
+    error = _result_load_error(info.value, {"envelope": {"python": "3.13.5", "implementation": "cpython"},
+                                            "outcome": "ok", "result_type": "calendar.Day"})
+    assert "calendar.Day is a class of CPython 3.13.5's standard library" in error["diagnosis"]
+    assert "the host's Python has no such class" in error["diagnosis"]
+    assert "trusted" not in error["message"] + error["diagnosis"]
