@@ -486,6 +486,14 @@ def namedtuple_methods():
     return c.flipped(), c._replace(lon=2.0), Coord._fields, Coord._field_defaults
 
 
+Row = collections.namedtuple("Row", ["id", "class", "id", "_x"], rename=True)  # columns of a CSV header
+
+
+def namedtuple_renamed():
+    row = Row(1, "a", 2, 3)
+    return Row._fields, row._replace(_1="b"), row._asdict()
+
+
 T = typing.TypeVar("T", bound=typing.Hashable)
 
 
@@ -991,6 +999,7 @@ SHAPES = {
     "enum alias and _missing_": (enum_alias_missing, (), {}),
     "enum tuple values unpacked by __init__": (enum_tuple_init, (), {}),
     "NamedTuple with methods and defaults": (namedtuple_methods, (), {}),
+    "namedtuple(rename=True)": (namedtuple_renamed, (), {}),
     "Generic with a bound TypeVar": (generic_bound, (), {}),
     "NewType and cast": (newtype_cast, (), {}),
     "__eq__, __hash__, __format__": (eq_hash_format, (), {}),

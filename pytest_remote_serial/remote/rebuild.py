@@ -195,8 +195,10 @@ def _regenerate_namedtuple(cls, spec):
     """A namedtuple's ``__new__`` is made by eval(): take this Python's, from the same call."""
     import collections
 
+    # rename=True: fields a rename=True namedtuple renamed (``_1``) are refused otherwise; the
+    # names are the class's own, so nothing is renamed again.
     template = collections.namedtuple(cls.__name__, spec["fields"], defaults=spec["defaults"],
-                                      module=cls.__module__)
+                                      module=cls.__module__, rename=True)
     for name, value in vars(template).items():
         if name not in cls.__dict__ and name not in ("__doc__", "__module__", "__dict__", "__weakref__"):
             setattr(cls, name, value)
