@@ -122,6 +122,16 @@ def _reduce_code(code: types.CodeType) -> tuple[Any, ...]:
     return rebuild.src_code, (code_capsule(code),)
 
 
+def _reduce_cell(cell: Any) -> tuple[Any, ...]:
+    """Made empty, memoized, then filled: shared by every function that holds it, and a cell
+    holding its own function (recursion) breaks the cycle there."""
+    try:
+        contents = cell.cell_contents
+    except ValueError:  # empty: it stays empty (NameError there, as here)
+        return rebuild.src_cell, ()
+    return rebuild.src_cell, (), (contents,), None, None, rebuild.src_cell_setstate
+
+
 def _reduce_union(union: Any) -> tuple[Any, ...]:
     return rebuild.src_union, (typing.get_args(union),)
 
@@ -145,7 +155,8 @@ def _reduce_newtype(new_type: Any) -> Any:
     return new_type.__reduce__()
 
 
-_DISPATCH: dict[type, Any] = {types.CodeType: _reduce_code, typing.TypeVar: _reduce_typevar,
+_DISPATCH: dict[type, Any] = {types.CodeType: _reduce_code, types.CellType: _reduce_cell,
+                              typing.TypeVar: _reduce_typevar,
                               typing.ForwardRef: _reduce_forward_ref,
                               types.ModuleType: lambda module: _reduce_module(module)}
 if isinstance(typing.NewType, type):  # a class from 3.10 on; a function, pickled as one, before
@@ -229,8 +240,15 @@ def _enum_members(cls: Any) -> dict[str, Any] | None:
     return {"kind": "enum", "members": state} if state else None
 
 
+def _in_definition_order(cls: type, clsdict: dict[str, Any]) -> dict[str, Any]:
+    """cloudpickle sorts a class's dict (for stable bytes); ``vars(cls)`` keeps definition order."""
+    order = {name: i for i, name in enumerate(cls.__dict__)}
+    return dict(sorted(clsdict.items(), key=lambda item: order.get(item[0], len(order))))
+
+
 def _reduce_class(cls: type) -> tuple[Any, ...]:
     builder, args, (clsdict, slotstate), _, _, _ = cp._dynamic_class_reduce(cls)
+    clsdict = _in_definition_order(cls, clsdict)
     if builder is cp._make_skeleton_enum:
         members = {name: member.value for name, member in cls.__members__.items()}  # type: ignore[attr-defined]
         for name in members:  # aliases too: setting one later would be "cannot reassign member"
@@ -247,6 +265,8 @@ def _reduce_class(cls: type) -> tuple[Any, ...]:
             type_kwargs = dict(type_kwargs, __slots__=cls.__dict__["__slots__"])
         if "__del__" in cls.__dict__:  # PyPy calls a finalizer only if the class was created with one
             type_kwargs = dict(type_kwargs, __del__=rebuild.src_finalizer)
+        # The class statement's __qualname__ (Outer.Inner), which type() keeps out of __dict__.
+        type_kwargs = dict(type_kwargs, __qualname__=cls.__qualname__)
         args = (metaclass, name, bases, type_kwargs, tracker, extra)
     return builder, args, (clsdict, slotstate, generated), None, None, rebuild.src_class_setstate
 
@@ -324,8 +344,12 @@ class CapsulePickler(cloudpickle.Pickler):
         return NotImplemented
 
     def _dynamic_function_reduce(self, func: types.FunctionType) -> tuple[Any, ...]:
-        code, base_globals, _, _, closure = self._function_getnewargs(func)
+        code, base_globals, _, _, _ = self._function_getnewargs(func)
         state, slotstate = cp._function_getstate(func)
+        # The function's own cells, not fresh ones filled from them: a cell that two functions
+        # share (a nonlocal counter with inc and peek) stays one cell there (_reduce_cell).
+        closure = func.__closure__
+        slotstate["__closure__"] = None
         names = global_names(func)
         f_globals = {k: func.__globals__[k] for k in names if k in func.__globals__}
         cells = list(map(cp._get_cell_contents, func.__closure__ or ()))

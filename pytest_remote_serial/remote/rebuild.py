@@ -116,6 +116,18 @@ def src_code(capsule):
     return compile_capsule(capsule)
 
 
+def src_cell():
+    """An empty cell, filled by ``src_cell_setstate`` once memoized (``types.CellType()`` is 3.8+
+    CPython only)."""
+    if False:  # a free variable never bound: its cell stays empty
+        cell = None
+    return (lambda: cell).__closure__[0]  # noqa: F821
+
+
+def src_cell_setstate(cell, state):
+    cell.cell_contents = state[0]
+
+
 def src_function_setstate(func, state):
     """``named``: the host finds this function by module and qualname, so it may go back by name."""
     from .own_cloudpickle import cloudpickle
@@ -255,6 +267,7 @@ def src_union(args):
 
 
 # What a payload may name in this module (see payloads.HostNames); nothing else of the agent.
-PAYLOAD_API = frozenset(("src_code", "src_function_setstate", "src_class_setstate", "src_lru_cache",
+PAYLOAD_API = frozenset(("src_code", "src_cell", "src_cell_setstate", "src_function_setstate",
+                         "src_class_setstate", "src_lru_cache",
                          "src_cached_property", "src_partialmethod", "src_singledispatch", "src_union",
                          "src_finalizer"))

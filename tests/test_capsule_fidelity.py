@@ -1,0 +1,38 @@
+"""The capsule is never less faithful than the module imported natively (issue 25, item 1).
+
+Each shape in ``capsule_probe`` once came back different (or failed) under ``source``: a nested
+class's ``__qualname__``, a cell two functions share, a class's attribute order, ``Protocol`` and
+``TypedDict`` classes, an instance of the module's own class pickled inside the call, globals the
+bytecode does not name, pytest's marks, and module globals cloudpickle refuses (locks, a
+``struct.Struct``, a ``ContextVar``, weak caches), which a worker importing the module makes
+fresh. Every cell runs on every table target and must answer what the host computes.
+"""
+
+from __future__ import annotations
+
+import capsule_probe as probe
+import pytest
+
+TARGETS = ["local", "py3.9", "py3.11", "py3.13", "py3.14", "py3.15", "pypy3.11"]
+
+# What a fresh import of capsule_probe gives (computed once by a worker importing it natively).
+BEYOND = (True, False, True, 6, "<iH", (5, 6), "request_id", "none", "LookupError", 1, 1, 1, 2)
+
+# name -> (function, args, the answer: None for "what the host computes")
+SHAPES = {
+    "nested class __qualname__": (probe.nested_qualname, (), None),
+    "cell shared by two closures": (probe.shared_cell, (), 2),
+    "class attributes in definition order": (probe.class_dict_order, (), None),
+}
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_fidelity(table_remotes, shape, target):
+    func, args, answer = SHAPES[shape]
+    rt = table_remotes[target].roundtrip(func, *args, serializer="source")
+    want = func(*args) if answer is None else answer
+    assert rt.outcome == "ok", rt.describe()
+    assert rt.result == want, "the target answered differently from the host"
+
