@@ -4,8 +4,9 @@ cloudpickle by value rebuilds a class from its skeleton and ``__dict__``: measur
 suite and the shapes table, that drops ``__slots__`` (instances get a ``__dict__``, writes that
 must raise succeed; a ``__weakref__`` slot too), builds an enum's members before the class's own
 ``__init__``/``__new__``/``_missing_`` exist (aliases become members of their own, tuple values
-are not unpacked, lookups by other values fail), and leaves a function's ``co_filename``
-pointing at the host's file, so ``inspect.getsource`` fails or reads another file. The capsule
+are not unpacked, lookups by other values fail), gives two functions that share a closure cell
+a cell each, and leaves a function's ``co_filename`` pointing at the host's file, so
+``inspect.getsource`` fails or reads another file. The capsule
 creates the class by its statement and registers the source, so it keeps all of these.
 
 ``auto`` asks here before each cloudpickle rung and ships ``source`` instead when the graph
@@ -36,12 +37,23 @@ def source_needed(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], rung
     if rung not in CLOUDPICKLE_RUNGS:
         return None
     module = _module_of(func) if rung == "cloudpickle-by-value" else None
+    cells: dict[int, str] = {}
     for obj in _walk([func, *args, *kwargs.values()]):
         if not _by_value(obj, module):
             continue
-        why = _class_loss(obj) if isinstance(obj, type) else _function_loss(obj)
+        why = _class_loss(obj) if isinstance(obj, type) else _function_loss(obj) or _shared_cell(obj, cells)
         if why:
             return f"{rung} would lose {why}; auto ships source, which keeps it"
+    return None
+
+
+def _shared_cell(func: types.FunctionType, cells: dict[int, str]) -> str | None:
+    """Two functions closing over one variable (an ``inc`` and a ``peek``): by value, measured
+    with cloudpickle 3.1, each arrives with a cell of its own, so one never sees the other's writes."""
+    for name, cell in zip(func.__code__.co_freevars, func.__closure__ or ()):
+        other = cells.setdefault(id(cell), func.__qualname__)
+        if other != func.__qualname__:
+            return f"the closure cell {name!r} that {other} and {func.__qualname__} share"
     return None
 
 
