@@ -219,6 +219,9 @@ def test_yardstick(capsules, natives, shape, target, request):
         if shape in AUTO_SOURCE:
             assert auto.serializer == "source" and AUTO_SOURCE[shape] in (auto.auto_chose_source or ""), \
                 auto.describe()
+            assert auto.auto_chose_source in auto.describe()
+            record = auto.as_record()  # the JSON report says why too, and reads back
+            assert type(auto).from_record(record).auto_chose_source == record["auto_chose_source"]
 
 
 def test_the_yardstick_has_the_shapes_it_promises():
