@@ -110,7 +110,7 @@ class Rated(Movie, total=False):
 def typeddict_ops():
     rated = Rated(title="t", year=1999)
     return (rated, Movie(title="m", year=2000), sorted(Rated.__required_keys__),
-            sorted(Rated.__optional_keys__), Rated.__total__, sorted(typing.get_type_hints(Rated)))
+            sorted(Rated.__optional_keys__), Rated.__total__, sorted(Rated.__annotations__))
 
 
 class Record:
@@ -157,12 +157,12 @@ def by_type_hints():
     return sorted((name, hint.__name__) for name, hint in typing.get_type_hints(annotated).items())
 
 
-@pytest.mark.slow
+@pytest.mark.docker
 def marked(x):
     return x * 2
 
 
-@pytest.mark.slow
+@pytest.mark.docker
 class MarkedClass:
     def twice(self, x):
         return 2 * x

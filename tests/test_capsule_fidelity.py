@@ -13,6 +13,8 @@ from __future__ import annotations
 import capsule_probe as probe
 import pytest
 
+from pytest_remote_serial.host.capsule import dumps_source
+
 TARGETS = ["local", "py3.9", "py3.11", "py3.13", "py3.14", "py3.15", "pypy3.11"]
 
 # What a fresh import of capsule_probe gives (computed once by a worker importing it natively).
@@ -23,6 +25,10 @@ SHAPES = {
     "nested class __qualname__": (probe.nested_qualname, (), None),
     "cell shared by two closures": (probe.shared_cell, (), 2),
     "class attributes in definition order": (probe.class_dict_order, (), None),
+    "Protocol, runtime_checkable": (probe.protocol_ops, (), None),
+    "TypedDict and a total=False subclass": (probe.typeddict_ops, (), None),
+    "pytest mark on the function": (probe.marked, (4,), None),
+    "pytest mark on a class": (probe.uses_marked_class, (5,), None),
 }
 
 
@@ -35,4 +41,11 @@ def test_fidelity(table_remotes, shape, target):
     want = func(*args) if answer is None else answer
     assert rt.outcome == "ok", rt.describe()
     assert rt.result == want, "the target answered differently from the host"
+
+
+def test_pytest_objects_never_travel():
+    """Marks are the host's metadata: a payload names nothing of pytest."""
+    data = dumps_source((probe.marked, probe.MarkedClass))
+    assert b"_pytest" not in data and b"pytestmark" not in data
+    assert "pytestmark" in vars(probe.marked) and "pytestmark" in vars(probe.MarkedClass)  # still here
 

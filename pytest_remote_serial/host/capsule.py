@@ -246,9 +246,37 @@ def _in_definition_order(cls: type, clsdict: dict[str, Any]) -> dict[str, Any]:
     return dict(sorted(clsdict.items(), key=lambda item: order.get(item[0], len(order))))
 
 
+def is_pytest_object(value: Any) -> bool:
+    """pytest's own objects (a ``pytestmark`` list of marks, a fixture definition) are the
+    host's test metadata: a target has no pytest, and the function never needs them."""
+    if isinstance(value, (list, tuple)) and value:
+        return all(is_pytest_object(item) for item in value)
+    return (type(value).__module__ or "").partition(".")[0] in ("_pytest", "pytest")
+
+
+# What typing generates for a Protocol class: its own typing makes them again on the target.
+_PROTOCOL_META = type(typing.Protocol)
+_PROTOCOL_DATA = {"_is_protocol", "_is_runtime_protocol", "__protocol_attrs__", "__non_callable_proto_members__",
+                  "__callable_proto_members_only__", "__typing_is_deprecated_inherited_runtime_protocol__"}
+
+
+def _typing_made(value: Any) -> bool:
+    func = getattr(value, "__func__", value)
+    return isinstance(func, types.FunctionType) and func.__module__ == "typing"
+
+
+def _protocol_spec(cls: type, clsdict: dict[str, Any]) -> dict[str, Any]:
+    """Drop what the host's typing generated (``__init__``, ``__subclasshook__``, the computed
+    member sets; named by private names that differ by version): the skeleton's creation runs
+    the target's ``Protocol.__init_subclass__``, and ``rebuild`` the rest."""
+    for name in [k for k, v in clsdict.items() if k in _PROTOCOL_DATA or _typing_made(v)]:
+        del clsdict[name]
+    return {"kind": "protocol", "runtime": bool(cls.__dict__.get("_is_runtime_protocol"))}
+
+
 def _reduce_class(cls: type) -> tuple[Any, ...]:
     builder, args, (clsdict, slotstate), _, _, _ = cp._dynamic_class_reduce(cls)
-    clsdict = _in_definition_order(cls, clsdict)
+    clsdict = {k: v for k, v in _in_definition_order(cls, clsdict).items() if not is_pytest_object(v)}
     if builder is cp._make_skeleton_enum:
         members = {name: member.value for name, member in cls.__members__.items()}  # type: ignore[attr-defined]
         for name in members:  # aliases too: setting one later would be "cannot reassign member"
@@ -257,6 +285,8 @@ def _reduce_class(cls: type) -> tuple[Any, ...]:
         generated: dict[str, Any] | None = _enum_members(cls)
     else:
         generated = _generated(cls, clsdict)
+        if generated is None and isinstance(cls, _PROTOCOL_META):
+            generated = _protocol_spec(cls, clsdict)
     if builder is cp._make_skeleton_class:
         metaclass, name, bases, type_kwargs, tracker, extra = args
         if generated is not None and generated["kind"] == "namedtuple":
@@ -269,6 +299,36 @@ def _reduce_class(cls: type) -> tuple[Any, ...]:
         type_kwargs = dict(type_kwargs, __qualname__=cls.__qualname__)
         args = (metaclass, name, bases, type_kwargs, tracker, extra)
     return builder, args, (clsdict, slotstate, generated), None, None, rebuild.src_class_setstate
+
+
+_TYPEDDICT_OWNED = {"__annotations__", "__required_keys__", "__optional_keys__", "__readonly_keys__",
+                    "__mutable_keys__", "__total__", "__orig_bases__", "__closed__", "__extra_items__",
+                    "__parameters__", "__annotate__", "__annotate_func__", "__annotations_cache__", "__dict__",
+                    "__weakref__", "__module__", "__qualname__"}
+_TYPEDDICT_KEYS = ("__required_keys__", "__optional_keys__", "__readonly_keys__", "__mutable_keys__")
+
+
+def _is_typeddict(cls: type) -> bool:
+    return type(cls).__name__ == "_TypedDictMeta" and type(cls).__module__ == "typing"
+
+
+def _reduce_typeddict(cls: Any) -> tuple[Any, ...]:
+    """Its class statement, run again by the target's typing: a skeleton cannot be made, as
+    its base is ``dict`` to the host's metaclass and must be a TypedDict to the target's. A
+    host before 3.12 keeps no ``__orig_bases__`` for a TypedDict subclass: then every key is
+    declared on ``TypedDict`` itself, and the required and optional keys are the host's."""
+    annotations = dict(cls.__annotations__)
+    bases = cls.__dict__.get("__orig_bases__")
+    if bases is None:
+        bases = (typing.TypedDict,)
+    else:
+        inherited = {k for b in bases if isinstance(b, type) for k in getattr(b, "__annotations__", {})}
+        annotations = {k: v for k, v in annotations.items() if k not in inherited}
+    namespace = {k: v for k, v in cls.__dict__.items() if k not in _TYPEDDICT_OWNED and not is_pytest_object(v)}
+    namespace.update(__module__=cls.__module__, __qualname__=cls.__qualname__, __annotations__=annotations)
+    keys = {k: cls.__dict__[k] for k in _TYPEDDICT_KEYS if k in cls.__dict__}
+    return rebuild.src_typeddict, (cls.__name__, bases, namespace, {"total": cls.__total__}, keys,
+                                   cp._get_or_create_tracker_id(cls))
 
 
 def _reduce_module(module: types.ModuleType) -> Any:
@@ -325,7 +385,7 @@ class CapsulePickler(cloudpickle.Pickler):
             return threading.local, ()
         if isinstance(obj, type):
             if obj.__module__ != "builtins" and obj not in cp._BUILTIN_TYPE_NAMES and is_user_code(obj):
-                return _reduce_class(obj)
+                return _reduce_typeddict(obj) if _is_typeddict(obj) else _reduce_class(obj)
             return super().reducer_override(obj)
         if kind is types.FunctionType:
             if _is_singledispatch(obj) and is_user_code(obj.__wrapped__):
@@ -346,6 +406,7 @@ class CapsulePickler(cloudpickle.Pickler):
     def _dynamic_function_reduce(self, func: types.FunctionType) -> tuple[Any, ...]:
         code, base_globals, _, _, _ = self._function_getnewargs(func)
         state, slotstate = cp._function_getstate(func)
+        state = {k: v for k, v in state.items() if not is_pytest_object(v)}
         # The function's own cells, not fresh ones filled from them: a cell that two functions
         # share (a nonlocal counter with inc and peek) stays one cell there (_reduce_cell).
         closure = func.__closure__

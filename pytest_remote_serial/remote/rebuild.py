@@ -221,8 +221,33 @@ def _regenerate_enum_members(cls, spec):
         vars(cls[name]).update(attrs)
 
 
+def _regenerate_protocol(cls, spec):
+    """What this Python's typing computes for a Protocol from its members (3.12+: the member
+    names at creation, and ``runtime_checkable``'s non-method members), computed again now
+    that they are set."""
+    import typing
+
+    type(typing.Protocol).__init__(cls, cls.__name__, cls.__bases__, {})
+    if spec["runtime"]:
+        typing.runtime_checkable(cls)
+
+
 _REGENERATE = {"dataclass": _regenerate_dataclass, "namedtuple": _regenerate_namedtuple,
-               "enum": _regenerate_enum_members}
+               "enum": _regenerate_enum_members, "protocol": _regenerate_protocol}
+
+
+def src_typeddict(name, bases, namespace, kwargs, keys, tracker_id):
+    """A TypedDict's class statement run again by this Python's typing; the required and
+    optional keys are the host's (where this Python has such a set)."""
+    import types
+
+    from .own_cloudpickle import cloudpickle
+
+    cls = types.new_class(name, bases, kwargs, lambda ns: ns.update(namespace))
+    for key, value in keys.items():
+        if key in cls.__dict__:
+            setattr(cls, key, value)
+    return cloudpickle()._lookup_class_or_track(tracker_id, cls)
 
 
 def src_lru_cache(func, maxsize, typed):
@@ -270,4 +295,4 @@ def src_union(args):
 PAYLOAD_API = frozenset(("src_code", "src_cell", "src_cell_setstate", "src_function_setstate",
                          "src_class_setstate", "src_lru_cache",
                          "src_cached_property", "src_partialmethod", "src_singledispatch", "src_union",
-                         "src_finalizer"))
+                         "src_finalizer", "src_typeddict"))
