@@ -66,8 +66,6 @@ AUTO_SOURCE = {"enum alias and _missing_": "aliases", "enum tuple values unpacke
 _ALL = set(TARGETS)
 _MECHANISM = "issue 25 item 1, the capsule mechanism (branch issue-25): "
 PENDING: dict[str, tuple[set[str], str]] = {
-    "runtime_checkable Protocol": ({"py3.9", "py3.12", "py3.13", "py3.14", "py3.15"},
-                                   _MECHANISM + "members typing generated on the host are carried by name"),
     "pickles its module's class inside the call": (_ALL, _MECHANISM + "the module is not in sys.modules there"),
     "globals()[name], eval, sys.modules[__name__]": (_ALL, _MECHANISM + "globals the bytecode does not name"),
     "string annotation through get_type_hints": (_ALL, _MECHANISM + "globals the bytecode does not name"),
