@@ -841,6 +841,29 @@ def typed_dict():
     return m, sorted(Movie.__annotations__)
 
 
+class Sequel(Movie, total=False):
+    prequel: str
+
+
+def typed_dict_subclass():
+    s = Sequel(title="Up 2", year=2030)
+    return s, sorted(Sequel.__required_keys__), sorted(Sequel.__optional_keys__), Sequel.__total__
+
+
+class Sized(typing.Protocol):
+    def size(self) -> int:
+        ...
+
+
+class Box(Sized):  # a class that names its Protocol as a base
+    def size(self):
+        return 3
+
+
+def protocol_base():
+    return Box().size(), Sized in Box.__mro__
+
+
 LOOKED_UP = "by name"
 
 
@@ -1026,6 +1049,8 @@ SHAPES = {
     "class attribute order": (class_dict_order, (), {}),
     "runtime_checkable Protocol": (runtime_protocol, (), {}),
     "TypedDict": (typed_dict, (), {}),
+    "TypedDict subclass, total=False": (typed_dict_subclass, (), {}),
+    "Protocol named as a base": (protocol_base, (), {}),
     "pickles its module's class inside the call": (pickle_own_class_inside, (), {}),
     "globals()[name], eval, sys.modules[__name__]": (dynamic_globals, (), {}),
     "string annotation through get_type_hints": (string_annotation_hints, (), {}),
