@@ -130,7 +130,7 @@ def cloudpickles_own_instance():
     import cloudpickle
 
     data = cloudpickle.dumps(Record(4))
-    return b"probe" in data or b"Record" in data, cloudpickle.loads(data).value
+    return b"_make_skeleton_class" in data, cloudpickle.loads(data).value  # by value
 
 
 SECRET = 42
