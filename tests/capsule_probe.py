@@ -135,6 +135,28 @@ def cloudpickles_own_instance():
 
 SECRET = 42
 LIMIT = {"max": 7}
+PENDING = (i for i in range(3))  # no pickle carries a generator: it must not sink the others
+
+
+def _factorial_maker():
+    def factorial(n):
+        return 1 if n <= 1 else n * factorial(n - 1)  # its own cell holds it
+
+    return factorial
+
+
+FACTORIAL = _factorial_maker()
+
+
+def recursive_closure(n):
+    return FACTORIAL(n)
+
+
+def by_globals_lock():
+    """A global made afresh is there for a lookup by name too."""
+    lock = globals()["LOCK"]
+    with lock:
+        return lock.locked(), type(globals()["POOL"].lock) is type(lock)
 
 
 def by_globals():

@@ -32,7 +32,9 @@ SHAPES = {
     "pickle of the module's own instance": (probe.pickles_own_instance, (), None),
     # by value, as cloudpickle did there before the module was registered (the host has it installed)
     "cloudpickle of the module's own instance": (probe.cloudpickles_own_instance, (), (True, 4)),
+    "closure whose cell holds itself": (probe.recursive_closure, (6,), None),
     "globals()[name]": (probe.by_globals, (), None),
+    "globals()[name] of a lock": (probe.by_globals_lock, (), (True, True)),
     "eval of module names": (probe.by_eval, (), None),
     "sys.modules[__name__]": (probe.by_sys_modules, (), None),
     "string annotations, get_type_hints": (probe.by_type_hints, (), None),
@@ -72,3 +74,17 @@ def test_beyond_cloudpickle_is_fresh_not_copied():
     namespace = loaded.__globals__
     assert not namespace["LOCK"].locked() and not namespace["EVENT"].is_set()
     assert namespace["CONDITION"]._lock is namespace["LOCK"]  # one lock, as in the module
+
+
+def _probe_module_here():
+    import sys
+
+    return "capsule_probe" in sys.modules
+
+
+@pytest.mark.remote(isolate=False)
+def test_the_module_is_registered_only_while_its_call_runs(remote):
+    """In the agent's own process (state persists between calls), the shipped module leaves
+    ``sys.modules`` when its call ends."""
+    assert remote.call(probe.by_sys_modules, serializer="source") == 42
+    assert remote.call(_probe_module_here, serializer="source") is False

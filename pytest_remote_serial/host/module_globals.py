@@ -172,7 +172,8 @@ def dumps_alone(pickler_class: Any, value: Any) -> bool:
     if isinstance(value, _SCALARS) or isinstance(value, types.ModuleType):
         return True
     try:
-        pickler_class(io.BytesIO(), trial=True).dump(value)
+        pickler = pickler_class(io.BytesIO(), trial=True)
+        pickler.dump(pickler.as_global(value))  # a lock made afresh travels
     except Exception:
         return False
     return True
