@@ -10,6 +10,8 @@ fresh. Every cell runs on every table target and must answer what the host compu
 
 from __future__ import annotations
 
+import pickle
+
 import capsule_probe as probe
 import pytest
 
@@ -27,8 +29,18 @@ SHAPES = {
     "class attributes in definition order": (probe.class_dict_order, (), None),
     "Protocol, runtime_checkable": (probe.protocol_ops, (), None),
     "TypedDict and a total=False subclass": (probe.typeddict_ops, (), None),
+    "pickle of the module's own instance": (probe.pickles_own_instance, (), None),
+    # by value, as cloudpickle did there before the module was registered (the host has it installed)
+    "cloudpickle of the module's own instance": (probe.cloudpickles_own_instance, (), (True, 4)),
+    "closure whose cell holds itself": (probe.recursive_closure, (6,), None),
+    "globals()[name]": (probe.by_globals, (), None),
+    "globals()[name] of a lock": (probe.by_globals_lock, (), (True, True)),
+    "eval of module names": (probe.by_eval, (), None),
+    "sys.modules[__name__]": (probe.by_sys_modules, (), None),
+    "string annotations, get_type_hints": (probe.by_type_hints, (), None),
     "pytest mark on the function": (probe.marked, (4,), None),
     "pytest mark on a class": (probe.uses_marked_class, (5,), None),
+    "locks, Struct, ContextVar, weak caches": (probe.beyond_cloudpickle, (), BEYOND),
 }
 
 
@@ -49,3 +61,30 @@ def test_pytest_objects_never_travel():
     assert b"_pytest" not in data and b"pytestmark" not in data
     assert "pytestmark" in vars(probe.marked) and "pytestmark" in vars(probe.MarkedClass)  # still here
 
+
+def test_beyond_cloudpickle_is_fresh_not_copied():
+    """A locked lock and a set event arrive as a worker importing the module makes them."""
+    probe.LOCK.acquire()
+    probe.EVENT.set()
+    try:
+        loaded = pickle.loads(dumps_source(probe.beyond_cloudpickle))
+    finally:
+        probe.LOCK.release()
+        probe.EVENT.clear()
+    namespace = loaded.__globals__
+    assert not namespace["LOCK"].locked() and not namespace["EVENT"].is_set()
+    assert namespace["CONDITION"]._lock is namespace["LOCK"]  # one lock, as in the module
+
+
+def _probe_module_here():
+    import sys
+
+    return "capsule_probe" in sys.modules
+
+
+@pytest.mark.remote(isolate=False)
+def test_the_module_is_registered_only_while_its_call_runs(remote):
+    """In the agent's own process (state persists between calls), the shipped module leaves
+    ``sys.modules`` when its call ends."""
+    assert remote.call(probe.by_sys_modules, serializer="source") == 42
+    assert remote.call(_probe_module_here, serializer="source") is False

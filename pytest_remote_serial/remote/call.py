@@ -19,6 +19,7 @@ from .payloads import dump_exception, dump_json_result, dump_result, loader_for
 from .preload import installed_imports
 from .processes import threads
 from .protocol import CALL_ERROR, LOAD_ERROR, MISSING_MODULE, OK, RESULT_ERROR, SYNTAX_ERROR
+from .rebuild import ShippedModules
 from .wire import Channel
 
 
@@ -113,7 +114,8 @@ def call_and_dump(func, args, kwargs, header: dict, response: dict) -> list:
     """Call; put the outcome in ``response``; the result's (or exception's) buffers."""
     t1 = time.perf_counter()
     try:
-        result = func(*args, **kwargs)
+        with ShippedModules():
+            result = func(*args, **kwargs)
     except CallTimeout:
         raise
     except BaseException as exc:

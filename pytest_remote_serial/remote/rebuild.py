@@ -135,6 +135,8 @@ def src_function_setstate(func, state):
     cp = cloudpickle()
 
     state, slotstate, named = state
+    if _ABSENT in slotstate["__globals__"].values():
+        slotstate["__globals__"] = {k: v for k, v in slotstate["__globals__"].items() if v is not _ABSENT}
     cp._function_setstate(func, (state, slotstate))
     if named:
         _remember_host_object(func, func.__module__, func.__qualname__)
@@ -291,8 +293,153 @@ def src_union(args):
                         "typing.Optional / typing.Union" % (python_version(), " | ".join(map(repr, args))))
 
 
+_ABSENT = ("a module global this Python cannot import",)
+
+
+def src_optional_import(module, qualname):
+    """A module (or an installed module's function or class) the code reaches only by name
+    (``globals()``, ``eval``): left out where this target lacks it, as a name the code may
+    never look up must not fail the load."""
+    import importlib
+
+    try:
+        found = importlib.import_module(module)
+        for part in (qualname or "").split(".") if qualname else ():
+            found = getattr(found, part)
+    except (ImportError, AttributeError):
+        return _ABSENT
+    return found
+
+
+def src_fresh(kind, args, kwargs):
+    """A module global a worker importing the module makes afresh (a lock unlocked, a ``Struct``
+    of the same format, a ``ContextVar`` of the same name and default, an empty weak cache)."""
+    import contextvars
+    import struct
+    import threading
+    import weakref
+
+    makers = {"Lock": threading.Lock, "RLock": threading.RLock, "Event": threading.Event,
+              "Condition": threading.Condition, "Semaphore": threading.Semaphore,
+              "BoundedSemaphore": threading.BoundedSemaphore, "Struct": struct.Struct,
+              "ContextVar": contextvars.ContextVar, "WeakValueDictionary": weakref.WeakValueDictionary,
+              "WeakKeyDictionary": weakref.WeakKeyDictionary, "WeakSet": weakref.WeakSet}
+    return makers[kind](*args, **kwargs)
+
+
+# The modules the payload being loaded shipped namespaces of (src_namespace), for ShippedModules.
+_SHIPPED: list = []
+
+
+def src_namespace(name, base):
+    """A shipped function's globals: the ``__dict__`` of a module object of its module's name,
+    so that ``sys.modules[__name__]`` and pickling the module's own classes find it during the call."""
+    import types
+
+    module = types.ModuleType(name if isinstance(name, str) else "__prs_shipped__")
+    namespace = module.__dict__
+    namespace.update(base)
+    if isinstance(name, str):
+        _SHIPPED.append(module)
+    return namespace
+
+
+def payload_begins():
+    del _SHIPPED[:]
+
+
+class ShippedModules:
+    """While the call runs, each module the payload shipped is in ``sys.modules`` under its name
+    (where that name is free), and a cloudpickle the call uses carries it by value, as it did
+    while no such module existed here (``_ByValueOnImport``). Removed after the call."""
+
+    def __enter__(self):
+        self.added = [m for m in _SHIPPED if m.__name__ not in sys.modules]
+        self.hook = None
+        if not self.added:
+            return self
+        for module in self.added:
+            sys.modules[module.__name__] = module
+        cloudpickle = sys.modules.get("cloudpickle")
+        if cloudpickle is not None:
+            _by_value(cloudpickle, self.added)
+        else:
+            self.hook = _ByValueOnImport(self.added)
+            sys.meta_path.insert(0, self.hook)
+        return self
+
+    def __exit__(self, *exc):
+        if self.hook is not None and self.hook in sys.meta_path:
+            sys.meta_path.remove(self.hook)
+        cloudpickle = sys.modules.get("cloudpickle")
+        for module in self.added:
+            if sys.modules.get(module.__name__) is module:
+                del sys.modules[module.__name__]
+            try:
+                cloudpickle.unregister_pickle_by_value(module)
+            except Exception:  # not imported, or never registered
+                pass
+        self.added = []
+
+
+def _by_value(cloudpickle, modules):
+    register = getattr(cloudpickle, "register_pickle_by_value", None)  # cloudpickle 2.0+
+    for module in modules if register is not None else ():
+        try:
+            register(module)
+        except Exception:
+            pass
+
+
+class _ByValueOnImport:
+    """A meta path finder for the call's first ``import cloudpickle``: its loader, wrapped, tells
+    the module by value about the shipped modules once it is executed."""
+
+    def __init__(self, modules):
+        self.modules = modules
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "cloudpickle":
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                if spec.loader is not None:
+                    spec.loader = _RegisteringLoader(spec.loader, self.modules)
+                return spec
+        return None
+
+
+class _RegisteringLoader:
+    def __init__(self, loader, modules):
+        self._loader, self._modules = loader, modules
+        if hasattr(loader, "exec_module"):
+            self.exec_module = self._exec_module
+        if hasattr(loader, "load_module"):  # zipimport on 3.9 has only this
+            self.load_module = self._load_module
+
+    def __getattr__(self, name):
+        return getattr(self._loader, name)
+
+    def create_module(self, spec):
+        create = getattr(self._loader, "create_module", None)
+        return create(spec) if create is not None else None
+
+    def _exec_module(self, module):
+        self._loader.exec_module(module)
+        _by_value(module, self._modules)
+
+    def _load_module(self, fullname):
+        module = self._loader.load_module(fullname)
+        _by_value(module, self._modules)
+        return module
+
+
 # What a payload may name in this module (see payloads.HostNames); nothing else of the agent.
 PAYLOAD_API = frozenset(("src_code", "src_cell", "src_cell_setstate", "src_function_setstate",
                          "src_class_setstate", "src_lru_cache",
                          "src_cached_property", "src_partialmethod", "src_singledispatch", "src_union",
-                         "src_finalizer", "src_typeddict"))
+                         "src_finalizer", "src_typeddict", "src_fresh", "src_namespace",
+                         "src_optional_import"))
