@@ -5,8 +5,10 @@ suite and the shapes table, that drops ``__slots__`` (instances get a ``__dict__
 must raise succeed; a ``__weakref__`` slot too), builds an enum's members before the class's own
 ``__init__``/``__new__``/``_missing_`` exist (aliases become members of their own, tuple values
 are not unpacked, lookups by other values fail), gives two functions that share a closure cell
-a cell each, and leaves a function's ``co_filename`` pointing at the host's file, so
-``inspect.getsource`` fails or reads another file. The capsule
+a cell each, carries only the globals the bytecode names (``globals()[name]``, ``eval``,
+``sys.modules[__name__]``, ``get_type_hints`` find nothing), has no module of the function's
+name for a pickle made inside the call, and leaves a function's ``co_filename`` pointing at the
+host's file, so ``inspect.getsource`` fails or reads another file. The capsule
 creates the class by its statement and registers the source, so it keeps all of these.
 
 ``auto`` asks here before each cloudpickle rung and ships ``source`` instead when the graph
@@ -30,6 +32,8 @@ CLOUDPICKLE_RUNGS = ("cloudpickle", "cloudpickle-by-value")
 MAX_NODES = 4000
 # Names whose call reads a function's source through co_filename.
 _SOURCE_READERS = {"getsource", "getsourcelines", "findsource", "getcomments"}
+# Names whose call looks a module global up by its name rather than by a global op.
+_DYNAMIC_LOOKUPS = {"globals", "eval", "exec", "get_type_hints"}
 
 
 def source_needed(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], rung: str) -> str | None:
@@ -89,8 +93,15 @@ def _class_loss(cls: type) -> str | None:
 
 
 def _function_loss(func: types.FunctionType) -> str | None:
-    if _names(func.__code__) & _SOURCE_READERS:
+    names = _names(func.__code__)
+    if names & _SOURCE_READERS:
         return f"the source of {func.__qualname__} (inspect reads it through the host's file name)"
+    if names & _DYNAMIC_LOOKUPS or {"modules", "__name__"} <= names:
+        return (f"the module globals {func.__qualname__} looks up by name (globals(), eval, "
+                "sys.modules[__name__], get_type_hints: by value carries only those its bytecode names)")
+    if "pickle" in names and names & {"dumps", "dump"}:
+        return (f"pickling its own module's objects inside {func.__qualname__} (by value, no module "
+                "of that name exists there)")
     return None
 
 
