@@ -241,3 +241,7 @@ def beyond_cloudpickle():
     return (locked_inside, LOCK.locked(), EVENT.is_set(), HEADER.size, HEADER.format,
             HEADER.unpack(HEADER.pack(5, 6)), REQUEST_ID.name, REQUEST_ID.get(), no_default,
             len(CACHE), len(KEYED), len(MEMBERS), POOL.take())
+
+
+def fresh_state():
+    return LOCK.locked(), EVENT.is_set(), CONDITION._lock is LOCK

@@ -10,10 +10,9 @@ fresh. Every cell runs on every table target and must answer what the host compu
 
 from __future__ import annotations
 
-import pickle
-
 import capsule_probe as probe
 import pytest
+from capsule_pkg import records
 
 from pytest_remote_serial.host.capsule import dumps_source
 
@@ -30,6 +29,7 @@ SHAPES = {
     "Protocol, runtime_checkable": (probe.protocol_ops, (), None),
     "TypedDict and a total=False subclass": (probe.typeddict_ops, (), None),
     "pickle of the module's own instance": (probe.pickles_own_instance, (), None),
+    "the same, from a package no target has": (records.pickles_own_instance, (), None),
     # by value, as cloudpickle did there before the module was registered (the host has it installed)
     "cloudpickle of the module's own instance": (probe.cloudpickles_own_instance, (), (True, 4)),
     "closure whose cell holds itself": (probe.recursive_closure, (6,), None),
@@ -62,18 +62,17 @@ def test_pytest_objects_never_travel():
     assert "pytestmark" in vars(probe.marked) and "pytestmark" in vars(probe.MarkedClass)  # still here
 
 
-def test_beyond_cloudpickle_is_fresh_not_copied():
-    """A locked lock and a set event arrive as a worker importing the module makes them."""
+def test_beyond_cloudpickle_is_fresh_not_copied(table_remotes):
+    """A locked lock and a set event arrive as a worker importing the module makes them, and
+    a condition still holds the module's one lock."""
     probe.LOCK.acquire()
     probe.EVENT.set()
     try:
-        loaded = pickle.loads(dumps_source(probe.beyond_cloudpickle))
+        rt = table_remotes["py3.13"].roundtrip(probe.fresh_state, serializer="source")
     finally:
         probe.LOCK.release()
         probe.EVENT.clear()
-    namespace = loaded.__globals__
-    assert not namespace["LOCK"].locked() and not namespace["EVENT"].is_set()
-    assert namespace["CONDITION"]._lock is namespace["LOCK"]  # one lock, as in the module
+    assert (rt.outcome, rt.result) == ("ok", (False, False, True)), rt.describe()
 
 
 def _probe_module_here():

@@ -354,12 +354,16 @@ class ShippedModules:
     while no such module existed here (``_ByValueOnImport``). Removed after the call."""
 
     def __enter__(self):
-        self.added = [m for m in _SHIPPED if m.__name__ not in sys.modules]
+        first = {}  # the called function's namespace is made first
+        for module in _SHIPPED:
+            first.setdefault(module.__name__, module)
+        self.added = [m for m in first.values() if m.__name__ not in sys.modules]
         self.hook = None
         if not self.added:
             return self
         for module in self.added:
             sys.modules[module.__name__] = module
+        self.added += _parents(self.added)
         cloudpickle = sys.modules.get("cloudpickle")
         if cloudpickle is not None:
             _by_value(cloudpickle, self.added)
@@ -380,6 +384,34 @@ class ShippedModules:
             except Exception:  # not imported, or never registered
                 pass
         self.added = []
+
+
+def _parents(modules):
+    """Stand-ins for the packages of dotted module names (pickle imports ``a`` to find ``a.b``),
+    only where this target cannot import them: a real one is never shadowed."""
+    import importlib.util
+    import types
+
+    made = []
+    for module in modules:
+        parts = module.__name__.split(".")
+        for i in range(1, len(parts)):
+            name = ".".join(parts[:i])
+            if name in sys.modules:
+                continue
+            try:
+                found = importlib.util.find_spec(name) is not None
+            except (ImportError, ValueError):
+                found = False
+            if found:
+                break
+            parent = types.ModuleType(name)
+            sys.modules[name] = parent
+            made.append(parent)
+        parent = sys.modules.get(module.__name__.rpartition(".")[0])
+        if parent in made:
+            setattr(parent, parts[-1], module)
+    return made
 
 
 def _by_value(cloudpickle, modules):
