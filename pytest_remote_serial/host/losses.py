@@ -18,8 +18,10 @@ loses nothing). The walk is bounded: a graph too large to walk keeps cloudpickle
 
 from __future__ import annotations
 
+import collections
 import enum
 import functools
+import itertools
 import types
 from collections.abc import Iterator
 from typing import Any
@@ -116,9 +118,11 @@ def _names(code: types.CodeType) -> set[str]:
 def _walk(roots: list[Any]) -> Iterator[Any]:
     """Classes and functions a pickle of ``roots`` reaches, breadth first, bounded."""
     seen: set[int] = set()
-    queue = list(roots)
-    while queue and len(seen) < MAX_NODES:
-        obj = queue.pop(0)
+    queue = collections.deque(roots)
+    steps = 0
+    while queue and len(seen) < MAX_NODES and steps < 10 * MAX_NODES:  # plain values count too
+        steps += 1
+        obj = queue.popleft()
         if id(obj) in seen or isinstance(obj, (str, bytes, int, float, complex, bool, type(None), types.ModuleType)):
             continue
         seen.add(id(obj))
@@ -151,10 +155,10 @@ def _children(obj: Any) -> list[Any]:
         return [obj.__func__, obj.__self__]
     if isinstance(obj, functools.partial):
         return [obj.func, *obj.args, *obj.keywords.values()]
-    if isinstance(obj, dict):
-        return [*obj.keys(), *obj.values()]
+    if isinstance(obj, dict):  # a large argument costs no more than the walk's bound
+        return [*itertools.islice(obj.keys(), MAX_NODES), *itertools.islice(obj.values(), MAX_NODES)]
     if isinstance(obj, (list, tuple, set, frozenset)):
-        return list(obj)
+        return list(itertools.islice(obj, MAX_NODES))
     out = [type(obj)]
     state = getattr(obj, "__dict__", None)
     if isinstance(state, dict):
