@@ -87,3 +87,5 @@ def test_the_module_is_registered_only_while_its_call_runs(remote):
     ``sys.modules`` when its call ends."""
     assert remote.call(probe.by_sys_modules, serializer="source") == 42
     assert remote.call(_probe_module_here, serializer="source") is False
+    remote.call(probe.by_sys_modules, serializer="source")
+    assert remote.call(_probe_module_here, serializer="cloudpickle-by-value") is False  # not another payload's

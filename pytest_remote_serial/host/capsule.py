@@ -45,7 +45,7 @@ from cloudpickle import cloudpickle as cp
 
 from ..remote import assert_standin, rebuild
 from ..remote.buffers import PICKLE_PROTOCOL
-from . import module_globals
+from . import module_globals, typing_classes
 from .source import NO_SOURCE_HINT, SourceUnavailable, clean_code, code_capsule
 
 __all__ = ["NO_SOURCE_HINT", "CapsulePickler", "SourceUnavailable", "dumps_source", "function_source",
@@ -255,26 +255,6 @@ def is_pytest_object(value: Any) -> bool:
     return (type(value).__module__ or "").partition(".")[0] in ("_pytest", "pytest")
 
 
-# What typing generates for a Protocol class: its own typing makes them again on the target.
-_PROTOCOL_META = type(typing.Protocol)
-_PROTOCOL_DATA = {"_is_protocol", "_is_runtime_protocol", "__protocol_attrs__", "__non_callable_proto_members__",
-                  "__callable_proto_members_only__", "__typing_is_deprecated_inherited_runtime_protocol__"}
-
-
-def _typing_made(value: Any) -> bool:
-    func = getattr(value, "__func__", value)
-    return isinstance(func, types.FunctionType) and func.__module__ == "typing"
-
-
-def _protocol_spec(cls: type, clsdict: dict[str, Any]) -> dict[str, Any]:
-    """Drop what the host's typing generated (``__init__``, ``__subclasshook__``, the computed
-    member sets; named by private names that differ by version): the skeleton's creation runs
-    the target's ``Protocol.__init_subclass__``, and ``rebuild`` the rest."""
-    for name in [k for k, v in clsdict.items() if k in _PROTOCOL_DATA or _typing_made(v)]:
-        del clsdict[name]
-    return {"kind": "protocol", "runtime": bool(cls.__dict__.get("_is_runtime_protocol"))}
-
-
 def _reduce_class(cls: type, as_global: Any = lambda value: value) -> tuple[Any, ...]:
     """``as_global``: what a class attribute becomes (a lock made afresh, as the module's import makes it)."""
     builder, args, (clsdict, slotstate), _, _, _ = cp._dynamic_class_reduce(cls)
@@ -287,8 +267,8 @@ def _reduce_class(cls: type, as_global: Any = lambda value: value) -> tuple[Any,
         generated: dict[str, Any] | None = _enum_members(cls)
     else:
         generated = _generated(cls, clsdict)
-        if generated is None and isinstance(cls, _PROTOCOL_META):
-            generated = _protocol_spec(cls, clsdict)
+        if generated is None and isinstance(cls, typing_classes.PROTOCOL_META):
+            generated = typing_classes.protocol_spec(cls, clsdict)
     if builder is cp._make_skeleton_class:
         metaclass, name, bases, type_kwargs, tracker, extra = args
         if generated is not None and generated["kind"] == "namedtuple":
@@ -301,36 +281,6 @@ def _reduce_class(cls: type, as_global: Any = lambda value: value) -> tuple[Any,
         type_kwargs = dict(type_kwargs, __qualname__=cls.__qualname__)
         args = (metaclass, name, bases, type_kwargs, tracker, extra)
     return builder, args, (clsdict, slotstate, generated), None, None, rebuild.src_class_setstate
-
-
-_TYPEDDICT_OWNED = {"__annotations__", "__required_keys__", "__optional_keys__", "__readonly_keys__",
-                    "__mutable_keys__", "__total__", "__orig_bases__", "__closed__", "__extra_items__",
-                    "__parameters__", "__annotate__", "__annotate_func__", "__annotations_cache__", "__dict__",
-                    "__weakref__", "__module__", "__qualname__"}
-_TYPEDDICT_KEYS = ("__required_keys__", "__optional_keys__", "__readonly_keys__", "__mutable_keys__")
-
-
-def _is_typeddict(cls: type) -> bool:
-    return type(cls).__name__ == "_TypedDictMeta" and type(cls).__module__ == "typing"
-
-
-def _reduce_typeddict(cls: Any) -> tuple[Any, ...]:
-    """Its class statement, run again by the target's typing: a skeleton cannot be made, as
-    its base is ``dict`` to the host's metaclass and must be a TypedDict to the target's. A
-    host before 3.12 keeps no ``__orig_bases__`` for a TypedDict subclass: then every key is
-    declared on ``TypedDict`` itself, and the required and optional keys are the host's."""
-    annotations = dict(cls.__annotations__)
-    bases = cls.__dict__.get("__orig_bases__")
-    if bases is None:
-        bases = (typing.TypedDict,)
-    else:
-        inherited = {k for b in bases if isinstance(b, type) for k in getattr(b, "__annotations__", {})}
-        annotations = {k: v for k, v in annotations.items() if k not in inherited}
-    namespace = {k: v for k, v in cls.__dict__.items() if k not in _TYPEDDICT_OWNED and not is_pytest_object(v)}
-    namespace.update(__module__=cls.__module__, __qualname__=cls.__qualname__, __annotations__=annotations)
-    keys = {k: cls.__dict__[k] for k in _TYPEDDICT_KEYS if k in cls.__dict__}
-    return rebuild.src_typeddict, (cls.__name__, bases, namespace, {"total": cls.__total__}, keys,
-                                   cp._get_or_create_tracker_id(cls))
 
 
 def _reduce_module(module: types.ModuleType) -> Any:
@@ -425,8 +375,8 @@ class CapsulePickler(cloudpickle.Pickler):
             return threading.local, ()
         if isinstance(obj, type):
             if obj.__module__ != "builtins" and obj not in cp._BUILTIN_TYPE_NAMES and is_user_code(obj):
-                if _is_typeddict(obj):
-                    return _reduce_typeddict(obj)
+                if typing_classes.is_typeddict(obj):
+                    return typing_classes.reduce_typeddict(obj)
                 if id(obj) in self._wide_only:
                     for value in vars(obj).values():
                         self._wide(getattr(value, "__func__", value))

@@ -78,7 +78,8 @@ class Fresh:
 def plain_state_holder(value: Any) -> bool:
     """An instance pickled by its ``__dict__`` (no reducer or ``__getstate__`` of its own)."""
     kind = type(value)
-    return (isinstance(getattr(value, "__dict__", None), dict) and not isinstance(value, (type, types.ModuleType))
+    return (isinstance(getattr(value, "__dict__", None), dict)
+            and not isinstance(value, (type, types.ModuleType, types.FunctionType, types.MethodType))
             and kind.__reduce_ex__ is object.__reduce_ex__ and kind.__reduce__ is object.__reduce__
             and getattr(kind, "__getstate__", None) is getattr(object, "__getstate__", None))
 

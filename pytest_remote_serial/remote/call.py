@@ -19,7 +19,7 @@ from .payloads import dump_exception, dump_json_result, dump_result, loader_for
 from .preload import installed_imports
 from .processes import threads
 from .protocol import CALL_ERROR, LOAD_ERROR, MISSING_MODULE, OK, RESULT_ERROR, SYNTAX_ERROR
-from .rebuild import ShippedModules
+from .shipped import ShippedModules, payload_begins
 from .wire import Channel
 
 
@@ -95,6 +95,7 @@ def _load_payload(bufs: list, header: dict) -> tuple:
     foreign = foreign_bytecode(header, bufs[0])
     if foreign:
         raise ForeignBytecode(foreign)
+    payload_begins()
     return loader_for(header)(bufs[0], bufs[1:], header)
 
 

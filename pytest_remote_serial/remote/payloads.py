@@ -96,7 +96,6 @@ class _SourceUnpickler(HostNames, pickle.Unpickler):
 
 
 def _load_source(payload, buffers, header):
-    rebuild.payload_begins()
     return _unpickle(_SourceUnpickler, payload, buffers, header)
 
 
