@@ -95,3 +95,12 @@ def test_a_dump_error_names_what_really_cannot_travel(table_remotes):
     rt = table_remotes["local"].roundtrip(probe.lock_and_generator, serializer="source")
     assert rt.outcome == "dump_error", rt.describe()
     assert "func.__globals__['PENDING'] (generator)" in rt.error["message"], rt.error["message"]
+
+
+def test_assert_serializable_with_source_names_the_same_member():
+    from pytest_remote_serial import assert_serializable
+
+    with pytest.raises(AssertionError) as info:
+        assert_serializable(probe.lock_and_generator, serializer="source")
+    assert "func.__globals__['PENDING'] (generator)" in str(info.value)
+    assert "'LOCK'" not in str(info.value)
