@@ -245,3 +245,9 @@ def beyond_cloudpickle():
 
 def fresh_state():
     return LOCK.locked(), EVENT.is_set(), CONDITION._lock is LOCK
+
+
+def lock_and_generator():
+    """Two globals: the lock travels (made afresh), the generator cannot: the error names it."""
+    with LOCK:
+        return next(PENDING)

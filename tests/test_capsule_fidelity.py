@@ -89,3 +89,18 @@ def test_the_module_is_registered_only_while_its_call_runs(remote):
     assert remote.call(_probe_module_here, serializer="source") is False
     remote.call(probe.by_sys_modules, serializer="source")
     assert remote.call(_probe_module_here, serializer="cloudpickle-by-value") is False  # not another payload's
+
+
+def test_a_dump_error_names_what_really_cannot_travel(table_remotes):
+    rt = table_remotes["local"].roundtrip(probe.lock_and_generator, serializer="source")
+    assert rt.outcome == "dump_error", rt.describe()
+    assert "func.__globals__['PENDING'] (generator)" in rt.error["message"], rt.error["message"]
+
+
+def test_assert_serializable_with_source_names_the_same_member():
+    from pytest_remote_serial import assert_serializable
+
+    with pytest.raises(AssertionError) as info:
+        assert_serializable(probe.lock_and_generator, serializer="source")
+    assert "func.__globals__['PENDING'] (generator)" in str(info.value)
+    assert "'LOCK'" not in str(info.value)

@@ -66,6 +66,12 @@ def fresh_spec(value: Any) -> tuple[str, tuple[Any, ...], dict[str, Any]] | None
     return None
 
 
+def made_afresh(path: str, value: Any) -> bool:
+    """Does the capsule make this member afresh where the member walk found it (under a
+    function's globals), so that it is never the reason a dump failed?"""
+    return ".__globals__[" in path and fresh_spec(value) is not None
+
+
 class Fresh:
     """Stands for one such object in a capsule (one per object, so what shares it shares it there)."""
 
