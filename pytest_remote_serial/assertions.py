@@ -15,6 +15,7 @@ from . import current
 from .host.capsule import SourceUnavailable, dumps_source, function_source
 from .host.codecs import Codec, get_codec
 from .host.members import find_offenders
+from .host.module_globals import made_afresh
 from .outcomes import MISSING_MODULE, OK, RoundTrip
 from .remote.diagnosis import pickle_carries_code, pickle_globals
 from .remote.envelope import magic_number, python_version
@@ -147,7 +148,8 @@ def assert_serializable(obj: Any, serializer: str = "cloudpickle", max_depth: in
         return
     except Exception as exc:
         first = f"{type(exc).__name__}: {exc}"
-    offenders = find_offenders(obj, dumps, _root(obj), max_depth)
+    carried = made_afresh if serializer in ("source", "json") else None  # the capsule remakes those
+    offenders = find_offenders(obj, dumps, _root(obj), max_depth, carried)
     lines = [f"{_name(obj)} cannot be serialized with {serializer} ({first})",
              f"offending member{'s' if len(offenders) > 1 else ''}:"]
     for found in offenders:

@@ -13,6 +13,7 @@ from . import outcomes as oc
 from .drift import Comparison
 from .host.backends.base import Running
 from .host.codecs import Codec, UnknownSerializer, choices, get_codec
+from .host.losses import source_needed
 from .host.matrix import LOCAL
 from .outcomes import RoundTrip
 from .remote.envelope import IMPLEMENTATION, python_name
@@ -230,11 +231,19 @@ class Remote:
         chosen = serializer or self._options.serializer
         rungs = ladder(self.target.python, self.target.implementation) if chosen == "auto" else [get_codec(chosen).name]
         tried: list[str] = []
-        rt = self._once(func, args, kwargs, rungs[0])
-        while chosen == "auto" and (nxt := next_rung(rungs, rt.serializer, rt.outcome)):
+        rung: str | Codec = rungs[0]
+        because = None
+        while True:
+            if chosen == "auto" and because is None and (because := source_needed(func, args, kwargs, str(rung))):
+                rung = "source"  # a same-version rung would answer differently (host/losses.py)
+            rt = self._once(func, args, kwargs, rung)
+            nxt = next_rung(rungs, rt.serializer, rt.outcome) if chosen == "auto" else None
+            if nxt is None:
+                break
             tried.append(rt.serializer)
-            rt = self._once(func, args, kwargs, nxt)
+            rung = nxt
         rt.fallback_from = tried
+        rt.auto_chose_source = because
         rt.test = self._test
         return rt
 

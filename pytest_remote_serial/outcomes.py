@@ -151,6 +151,8 @@ class RoundTrip:
     host_result_repr: str | None = None
     # The serializer's version where it has one (a library's, or a downstream framework's).
     serializer_version: str | None = None
+    # Why ``auto`` shipped source where a cloudpickle rung would lose semantics (host/losses.py).
+    auto_chose_source: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -173,7 +175,8 @@ class RoundTrip:
     def describe(self) -> str:
         """One paragraph a person can act on: outcome, phase, target Python, cause."""
         if self.ok:
-            return f"{self.function} on {self.target}: ok via {self.serializer}"
+            why = f" ({self.auto_chose_source})" if self.auto_chose_source else ""
+            return f"{self.function} on {self.target}: ok via {self.serializer}{why}"
         err = self.error or {}
         where = python_of(err)
         parts = [f"{self.function} on {self.target}{f' ({where})' if where else ''}: "
@@ -211,7 +214,8 @@ class RoundTrip:
                    phases=dict(record.get("phases_s") or {}), test=record.get("test"),
                    device=record.get("device"), same_as_host=record.get("same_as_host"),
                    host_result_repr=record.get("host_result_repr"),
-                   serializer_version=record.get("serializer_version"))
+                   serializer_version=record.get("serializer_version"),
+                   auto_chose_source=record.get("auto_chose_source"))
 
     def as_record(self) -> dict[str, Any]:
         """The call entry of the JSON report."""
@@ -225,6 +229,7 @@ class RoundTrip:
             "device": self.device,
             **({"same_as_host": self.same_as_host, "host_result_repr": self.host_result_repr}
                if self.same_as_host is not None else {}),
+            **({"auto_chose_source": self.auto_chose_source} if self.auto_chose_source else {}),
         }
 
 

@@ -826,14 +826,14 @@ SHAPES: dict[str, tuple[typing.Callable, tuple, dict]] = {
 }
 
 TARGETS = ["local", "py3.9", "py3.11", "py3.13", "py3.14", "py3.15", "pypy3.11"]
-# cloudpickle (auto's first rungs on the host's minor) rebuilds a class without its __slots__: the
-# instances get a __dict__. The capsule creates the class with them. [index of that flag]
+# cloudpickle (auto's first rungs on the host's minor) rebuilds a class without its __slots__ (the
+# instances get a __dict__) and makes an enum's members before its __init__/__new__ exists there:
+# auto ships source for these (host/losses.py), which creates the class by its statement.
 LOSES_SLOTS = {"slots dataclass": 1, "__slots__ class": 1}
-# cloudpickle makes an enum's members before its __init__/__new__ exists there: no attributes.
-# Its global-op walk misses a class body's LOAD_NAME globals, and it imports a module by its
-# __name__ (_collections_abc calls itself collections.abc, another module). The capsule has neither.
-BY_VALUE_CALL_ERRORS = {"enum members with __init__ / __new__": AttributeError,
-                        "global read in a nested class body": NameError,
+AUTO_SHIPS_SOURCE = {*LOSES_SLOTS, "enum members with __init__ / __new__"}
+# cloudpickle's global-op walk misses a class body's LOAD_NAME globals, and it imports a module by
+# its __name__ (_collections_abc calls itself collections.abc, another module). The capsule has neither.
+BY_VALUE_CALL_ERRORS = {"global read in a nested class body": NameError,
                         "stdlib module renamed (_collections_abc)": AttributeError}
 CALL_ERRORS = {"failing assert with message": AssertionError, "failing plain assert": AssertionError,
                "user exception raised": AppError}
@@ -866,14 +866,13 @@ def test_shape(table_remotes, shape, target, serializer):
     func, args, kwargs = SHAPES[shape]
     remote = table_remotes[target]
     rt = remote.roundtrip(func, *args, serializer=serializer, **kwargs)
-    want = expected(shape, remote.target.python, serializer, remote.target.implementation)
+    python = remote.target.python
+    want = expected(shape, python, serializer, remote.target.implementation)
     assert rt.outcome == want, rt.describe()
-    if want == "ok" and shape in LOSES_SLOTS and rt.serializer == "cloudpickle-by-value":
-        flag = LOSES_SLOTS[shape]
-        host = func(*args, **kwargs)
-        assert (host[flag], rt.result[flag]) == (False, True), rt.result  # instances got a __dict__
-        assert rt.result[:flag] == host[:flag]
-    elif want == "ok":
+    if serializer == "auto" and shape in AUTO_SHIPS_SOURCE and python.startswith(HOST_MINOR + ".") \
+            and remote.target.implementation == sys.implementation.name:
+        assert rt.serializer == "source" and rt.auto_chose_source, rt.describe()
+    if want == "ok":
         assert rt.result == func(*args, **kwargs), "the target answered differently from the host"
         assert type(rt.result) is type(func(*args, **kwargs))
     elif want == "call_error":

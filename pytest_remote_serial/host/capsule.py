@@ -45,6 +45,7 @@ from cloudpickle import cloudpickle as cp
 
 from ..remote import assert_standin, rebuild
 from ..remote.buffers import PICKLE_PROTOCOL
+from . import module_globals, typing_classes
 from .source import NO_SOURCE_HINT, SourceUnavailable, clean_code, code_capsule
 
 __all__ = ["NO_SOURCE_HINT", "CapsulePickler", "SourceUnavailable", "dumps_source", "function_source",
@@ -122,6 +123,16 @@ def _reduce_code(code: types.CodeType) -> tuple[Any, ...]:
     return rebuild.src_code, (code_capsule(code),)
 
 
+def _reduce_cell(cell: Any) -> tuple[Any, ...]:
+    """Made empty, memoized, then filled: shared by every function that holds it, and a cell
+    holding its own function (recursion) breaks the cycle there."""
+    try:
+        contents = cell.cell_contents
+    except ValueError:  # empty: it stays empty (NameError there, as here)
+        return rebuild.src_cell, ()
+    return rebuild.src_cell, (), (contents,), None, None, rebuild.src_cell_setstate
+
+
 def _reduce_union(union: Any) -> tuple[Any, ...]:
     return rebuild.src_union, (typing.get_args(union),)
 
@@ -138,9 +149,19 @@ def _reduce_forward_ref(ref: Any) -> tuple[Any, ...]:
     return typing.ForwardRef, (ref.__forward_arg__,)
 
 
-_DISPATCH: dict[type, Any] = {types.CodeType: _reduce_code, typing.TypeVar: _reduce_typevar,
+def _reduce_newtype(new_type: Any) -> Any:
+    # Pickled by name it needs the user's module there; it is only a name over a type.
+    if _module_is_user_code(getattr(new_type, "__module__", None) or "__main__"):
+        return typing.NewType, (new_type.__name__, new_type.__supertype__)
+    return new_type.__reduce__()
+
+
+_DISPATCH: dict[type, Any] = {types.CodeType: _reduce_code, types.CellType: _reduce_cell,
+                              typing.TypeVar: _reduce_typevar,
                               typing.ForwardRef: _reduce_forward_ref,
                               types.ModuleType: lambda module: _reduce_module(module)}
+if isinstance(typing.NewType, type):  # a class from 3.10 on; a function, pickled as one, before
+    _DISPATCH[typing.NewType] = _reduce_newtype
 if sys.version_info >= (3, 10):
     _DISPATCH[types.UnionType] = _reduce_union
 
@@ -220,8 +241,24 @@ def _enum_members(cls: Any) -> dict[str, Any] | None:
     return {"kind": "enum", "members": state} if state else None
 
 
-def _reduce_class(cls: type) -> tuple[Any, ...]:
+def _in_definition_order(cls: type, clsdict: dict[str, Any]) -> dict[str, Any]:
+    """cloudpickle sorts a class's dict (for stable bytes); ``vars(cls)`` keeps definition order."""
+    order = {name: i for i, name in enumerate(cls.__dict__)}
+    return dict(sorted(clsdict.items(), key=lambda item: order.get(item[0], len(order))))
+
+
+def is_pytest_object(value: Any) -> bool:
+    """pytest's own objects (a ``pytestmark`` list of marks, a fixture definition) are the
+    host's test metadata: a target has no pytest, and the function never needs them."""
+    if isinstance(value, (list, tuple)) and value:
+        return all(is_pytest_object(item) for item in value)
+    return (type(value).__module__ or "").partition(".")[0] in ("_pytest", "pytest")
+
+
+def _reduce_class(cls: type, as_global: Any = lambda value: value) -> tuple[Any, ...]:
+    """``as_global``: what a class attribute becomes (a lock made afresh, as the module's import makes it)."""
     builder, args, (clsdict, slotstate), _, _, _ = cp._dynamic_class_reduce(cls)
+    clsdict = {k: as_global(v) for k, v in _in_definition_order(cls, clsdict).items() if not is_pytest_object(v)}
     if builder is cp._make_skeleton_enum:
         members = {name: member.value for name, member in cls.__members__.items()}  # type: ignore[attr-defined]
         for name in members:  # aliases too: setting one later would be "cannot reassign member"
@@ -230,6 +267,8 @@ def _reduce_class(cls: type) -> tuple[Any, ...]:
         generated: dict[str, Any] | None = _enum_members(cls)
     else:
         generated = _generated(cls, clsdict)
+        if generated is None and isinstance(cls, typing_classes.PROTOCOL_META):
+            generated = typing_classes.protocol_spec(cls, clsdict)
     if builder is cp._make_skeleton_class:
         metaclass, name, bases, type_kwargs, tracker, extra = args
         if generated is not None and generated["kind"] == "namedtuple":
@@ -238,6 +277,8 @@ def _reduce_class(cls: type) -> tuple[Any, ...]:
             type_kwargs = dict(type_kwargs, __slots__=cls.__dict__["__slots__"])
         if "__del__" in cls.__dict__:  # PyPy calls a finalizer only if the class was created with one
             type_kwargs = dict(type_kwargs, __del__=rebuild.src_finalizer)
+        # The class statement's __qualname__ (Outer.Inner), which type() keeps out of __dict__.
+        type_kwargs = dict(type_kwargs, __qualname__=cls.__qualname__)
         args = (metaclass, name, bases, type_kwargs, tracker, extra)
     return builder, args, (clsdict, slotstate, generated), None, None, rebuild.src_class_setstate
 
@@ -277,9 +318,16 @@ def flat_dispatch(*tables: Any) -> dict[type, Any]:
 class CapsulePickler(cloudpickle.Pickler):
     dispatch_table: Any = ChainMap(_DISPATCH, cloudpickle.Pickler.dispatch_table)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, trial: bool = False, **kwargs: Any) -> None:
+        """``trial``: a dump that only asks whether one global can travel alone (module_globals)."""
         self.dispatch_table = flat_dispatch(_DISPATCH, cloudpickle.Pickler._dispatch_table, copyreg.dispatch_table)
         super().__init__(*args, **kwargs)
+        self._trial = trial
+        self._namespaces: dict[int, _Namespace] = {}  # per module: the namespace the target makes
+        self._fresh: dict[int, module_globals.Fresh] = {}  # per object made afresh there
+        self._attribute_level: dict[int, Any] = {}  # module-global instances whose attributes may be
+        self._module_wide: dict[int, dict[str, Any]] = {}
+        self._wide_only: set[int] = set()  # functions and classes reached only by name (module_globals)
 
     def dump(self, obj: Any) -> None:
         try:
@@ -288,15 +336,51 @@ class CapsulePickler(cloudpickle.Pickler):
             raise SourceUnavailable("the objects nest too deeply to pickle (a very long linked "
                                     "structure?); pass a flatter structure") from None
 
+    def as_global(self, value: Any) -> Any:
+        """What a module global (or a class attribute) travels as: a ``Fresh`` for what the module's
+        import makes afresh; an instance holding such objects is remembered to be reduced with them."""
+        fresh = self._fresh.get(id(value))
+        if fresh is not None:
+            return fresh
+        spec = module_globals.fresh_spec(value)
+        if spec is not None:
+            kind, args, kwargs = spec
+            fresh = module_globals.Fresh(value, kind, tuple(self.as_global(a) for a in args), kwargs)
+            self._fresh[id(value)] = fresh
+            return fresh
+        if module_globals.plain_state_holder(value) and any(
+                module_globals.fresh_spec(v) is not None for v in vars(value).values()):
+            self._attribute_level[id(value)] = value
+        return value
+
+    def _reduce_attribute_level(self, obj: Any) -> Any:
+        rv = obj.__reduce_ex__(self.proto)
+        if isinstance(rv, tuple) and len(rv) > 2 and isinstance(rv[2], dict):
+            return (*rv[:2], {k: self.as_global(v) for k, v in rv[2].items()}, *rv[3:])
+        return rv
+
     def reducer_override(self, obj: Any) -> Any:
         kind = type(obj)
+        if kind is module_globals.Fresh:
+            return rebuild.src_fresh, (obj.kind, obj.args, obj.kwargs)
+        if kind is _Namespace:
+            return rebuild.src_namespace, (obj.name, obj.base)
+        if kind is module_globals.Optional:
+            return rebuild.src_optional_import, (obj.module, obj.qualname)
+        if self._attribute_level and self._attribute_level.get(id(obj)) is obj:
+            return self._reduce_attribute_level(obj)
         if kind is threading.local:
             # Its contents belong to one host thread and could not be seen from another thread,
             # let alone another process: the target gets a fresh one, as a new thread would (seed 002).
             return threading.local, ()
         if isinstance(obj, type):
             if obj.__module__ != "builtins" and obj not in cp._BUILTIN_TYPE_NAMES and is_user_code(obj):
-                return _reduce_class(obj)
+                if typing_classes.is_typeddict(obj):
+                    return typing_classes.reduce_typeddict(obj)
+                if id(obj) in self._wide_only:
+                    for value in vars(obj).values():
+                        self._wide(getattr(value, "__func__", value))
+                return _reduce_class(obj, self.as_global)
             return super().reducer_override(obj)
         if kind is types.FunctionType:
             if _is_singledispatch(obj) and is_user_code(obj.__wrapped__):
@@ -315,17 +399,63 @@ class CapsulePickler(cloudpickle.Pickler):
         return NotImplemented
 
     def _dynamic_function_reduce(self, func: types.FunctionType) -> tuple[Any, ...]:
-        code, base_globals, _, _, closure = self._function_getnewargs(func)
+        code, base_globals, _, _, _ = self._function_getnewargs(func)
         state, slotstate = cp._function_getstate(func)
-        names = global_names(func)
-        f_globals = {k: func.__globals__[k] for k in names if k in func.__globals__}
+        state = {k: v for k, v in state.items() if not is_pytest_object(v)}
+        # The function's own cells, not fresh ones filled from them: a cell that two functions
+        # share (a nonlocal counter with inc and peek) stays one cell there (_reduce_cell).
+        closure = func.__closure__
+        slotstate["__closure__"] = None
+        namespace = func.__globals__
+        clean = clean_code(code, namespace)
+        names = dict(global_names(func))
+        by_annotation = module_globals.annotation_names(func)
+        names.update(dict.fromkeys(by_annotation or ()))
+        f_globals = {k: namespace[k] for k in names if k in namespace}
+        if id(func) in self._wide_only:  # reached only by name: what it needs, only where it is there
+            f_globals = {k: self._wide(v) for k, v in f_globals.items()}
+        if not self._trial and (by_annotation is None or module_globals.looks_up_by_name(clean)):
+            named_ids = {id(v) for v in f_globals.values()}
+            extra = {k: v for k, v in self._module_wide_globals(namespace).items() if k not in f_globals}
+            self._wide_only.update(id(v) for v in extra.values() if id(v) not in named_ids)
+            f_globals.update(extra)  # after the named ones: what they reach is pickled as they need it
+        f_globals = {k: self.as_global(v) for k, v in f_globals.items()}
         cells = list(map(cp._get_cell_contents, func.__closure__ or ()))
         slotstate["__globals__"] = f_globals
         slotstate["_cloudpickle_submodules"] = cp._find_imported_submodules(
-            clean_code(code, func.__globals__), itertools.chain(f_globals.values(), cells))
+            clean, itertools.chain(f_globals.values(), cells))
         named = isinstance(func.__module__, str) and _found_by_name(func)
-        return (cp._make_function, (code, base_globals, None, None, closure), (state, slotstate, named),
+        holder = self._namespaces.get(id(namespace))
+        if holder is None:  # one per module and payload, as cloudpickle's base_globals
+            holder = self._namespaces[id(namespace)] = _Namespace(namespace.get("__name__"), base_globals)
+        return (cp._make_function, (code, holder, None, None, closure), (state, slotstate, named),
                 None, None, rebuild.src_function_setstate)
+
+    def _wide(self, value: Any) -> Any:
+        """A global of a function reached only by name: a module becomes optional, and the
+        functions and classes it reaches are reached only by name too (unless pickled already)."""
+        if isinstance(value, types.ModuleType):
+            return module_globals.Optional(value.__name__)
+        if isinstance(value, (type, types.FunctionType)):
+            self._wide_only.add(id(value))
+        return value
+
+    def _module_wide_globals(self, namespace: dict[str, Any]) -> dict[str, Any]:
+        found = self._module_wide.get(id(namespace))
+        if found is None:
+            found = module_globals.module_wide(namespace, functools.partial(module_globals.dumps_alone, type(self)))
+            self._module_wide[id(namespace)] = found
+        return found
+
+
+class _Namespace:
+    """A function's module namespace in the capsule: on the target, the ``__dict__`` of a module
+    object of the same name, registered in ``sys.modules`` while the call runs (``rebuild``)."""
+
+    __slots__ = ("base", "name")
+
+    def __init__(self, name: str | None, base: dict[str, Any]) -> None:
+        self.name, self.base = name, base
 
 
 def dumps_source(obj: Any, protocol: int = PICKLE_PROTOCOL, buffer_callback: Any = None) -> bytes:

@@ -119,6 +119,7 @@ def _capsule(obj: Any, copies: DeviceCopies | None = None) -> list[Any]:
     ``assert_serializable`` names it."""
     from .capsule import CapsulePickler, SourceUnavailable, dumps_source
     from .members import find_offenders
+    from .module_globals import made_afresh
 
     try:
         return dump_with_buffers(CapsulePickler, obj, copies)
@@ -127,7 +128,7 @@ def _capsule(obj: Any, copies: DeviceCopies | None = None) -> list[Any]:
         roots = [("func", func)] + [(f"args[{i}]", a) for i, a in enumerate(args)] + [
             (f"kwargs[{k!r}]", v) for k, v in kwargs.items()]
         for root, value in roots:
-            found = find_offenders(value, dumps_source, root)
+            found = find_offenders(value, dumps_source, root, carried=made_afresh)
             if found:
                 where = found[0]
                 raise SourceUnavailable(f"{where.path} ({where.type_name}): {where.error.split(': ', 1)[-1]}"

@@ -116,12 +116,15 @@ def _function_members(func: types.FunctionType, path: str) -> Iterator[tuple[str
 
 
 def find_offenders(obj: Any, dumps: Callable[[Any], Any], path: str = "obj",
-                   max_depth: int = DEFAULT_DEPTH) -> list[Offender]:
-    """Every innermost member that ``dumps`` refuses; ``obj`` itself if none of its parts does."""
+                   max_depth: int = DEFAULT_DEPTH, carried: Callable[[str, Any], bool] | None = None
+                   ) -> list[Offender]:
+    """Every innermost member that ``dumps`` refuses; ``obj`` itself if none of its parts does.
+    ``carried(path, member)``: a member the serializer carries where it lies (the capsule makes
+    a module-global lock afresh), though ``dumps`` refuses it alone: never an offender."""
     seen: set[int] = set()
 
     def visit(node: Any, where: str, depth: int) -> list[Offender]:
-        if id(node) in seen:
+        if id(node) in seen or (carried is not None and carried(where, node)):
             return []
         seen.add(id(node))
         try:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..remote.buffers import DeviceCopies, attach_device_loads
+from ..remote.diagnosis import missing_here
 from .bundle import private_module
 
 HostRef = Callable[[str, str], Any]
@@ -44,7 +45,11 @@ class ResultUnpickler(pickle.Unpickler):
         return private_module(module)  # the agent's copy of the host's cloudpickle is the host's own
 
     def find_class(self, module: str, name: str) -> Any:
-        return super().find_class(self.map_module(module), name)
+        module = self.map_module(module)
+        missing = missing_here(module, name)  # a newer Python's class: named as such, not refused
+        if missing is not None:
+            raise missing
+        return super().find_class(module, name)
 
 
 def lookup_qualname(root: Any, qualname: str) -> Any:

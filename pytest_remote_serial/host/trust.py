@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..remote.buffers import DeviceCopies, attach_device_loads
+from ..remote.diagnosis import missing_here
 from ..remote.protocol import PROTOCOL
 from . import arrays
 from .checked import (
@@ -139,6 +140,9 @@ class Policy:
         """A global a reply names (a value, or a callable whose calls are checked apart)."""
         module = ResultUnpickler.map_module(module)
         what = f"{module}.{name}"
+        missing = missing_here(module, name, may_import=False)  # a newer Python's class: named as such
+        if missing is not None:
+            raise missing
         if name in fixed_names(module):
             return _resolve(module, name, may_import=module in STDLIB_DATA_MODULES)
         top = module.partition(".")[0]

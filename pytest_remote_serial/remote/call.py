@@ -19,6 +19,7 @@ from .payloads import dump_exception, dump_json_result, dump_result, loader_for
 from .preload import installed_imports
 from .processes import threads
 from .protocol import CALL_ERROR, LOAD_ERROR, MISSING_MODULE, OK, RESULT_ERROR, SYNTAX_ERROR
+from .shipped import ShippedModules, payload_begins
 from .wire import Channel
 
 
@@ -94,17 +95,18 @@ def _load_payload(bufs: list, header: dict) -> tuple:
     foreign = foreign_bytecode(header, bufs[0])
     if foreign:
         raise ForeignBytecode(foreign)
+    payload_begins()
     return loader_for(header)(bufs[0], bufs[1:], header)
 
 
-def _load_failure(exc: BaseException, header: dict, response: dict) -> None:
+def _load_failure(exc: BaseException, header: dict, response: dict, payload=None) -> None:
     info = error_info(exc, "load")
     if isinstance(exc, SyntaxError) and header["serializer"] in ("source", "json"):
         info["diagnosis"] = "the source does not compile on Python %s: %s (line %s: %s)" % (
             python_version(), exc.msg, exc.lineno, (exc.text or "").strip())
         outcome = SYNTAX_ERROR
     else:
-        info["diagnosis"] = str(exc) if isinstance(exc, ForeignBytecode) else diagnose_load(header, exc)
+        info["diagnosis"] = str(exc) if isinstance(exc, ForeignBytecode) else diagnose_load(header, exc, payload)
         outcome = MISSING_MODULE if "module" in info else LOAD_ERROR
     response.update(outcome=outcome, error=info)
 
@@ -113,7 +115,8 @@ def call_and_dump(func, args, kwargs, header: dict, response: dict) -> list:
     """Call; put the outcome in ``response``; the result's (or exception's) buffers."""
     t1 = time.perf_counter()
     try:
-        result = func(*args, **kwargs)
+        with ShippedModules():
+            result = func(*args, **kwargs)
     except CallTimeout:
         raise
     except BaseException as exc:
@@ -149,7 +152,7 @@ def receive_and_load(channel: Channel, header: dict, status_fd: int | None) -> t
     except CallTimeout:
         raise
     except BaseException as exc:
-        _load_failure(exc, header, response)
+        _load_failure(exc, header, response, bufs[0] if bufs else None)
         response["phases"]["load"] = time.perf_counter() - t0
         respond(channel, response, [], status_fd)
         return None, None

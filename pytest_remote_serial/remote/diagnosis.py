@@ -55,10 +55,13 @@ def missing_module_of(exc: BaseException | None) -> str | None:
     return None
 
 
-def diagnose_load(header: dict, exc: BaseException) -> str | None:
+def diagnose_load(header: dict, exc: BaseException, payload=None) -> str | None:
     """Name the real cause of a load failure from the envelope, not the symptom."""
     env = header.get("envelope", {})
     missing = missing_module_of(exc) or ""
+    stdlib = stdlib_difference(env, exc, payload)
+    if stdlib:
+        return stdlib
     theirs = env.get("numpy")
     if theirs and (missing == "numpy" or missing.startswith("numpy.")):
         ours = _try_numpy_version()
@@ -85,6 +88,103 @@ def diagnose_load(header: dict, exc: BaseException) -> str | None:
     return ("%s: the payload was written by %s (bytecode magic %s) and cannot be loaded by %s (magic %s): "
             "%s; use serializer='source'" % (mismatch, _sender(env), env.get("magic"), this_python(),
                                              magic_number(), _not_portable(env)))
+
+
+class MissingHere(AttributeError):
+    """A standard library class the sender's Python has and this one lacks (``calendar.Day``
+    came in 3.12): raised by the loader instead of a refusal that would send the user to trust
+    settings for a class that simply does not exist here."""
+
+    def __init__(self, module: str, name: str) -> None:
+        super().__init__("module %r has no attribute %r" % (module, name))
+        self.module, self.attr = module, name
+
+
+_NEVER_IMPORT = {"antigravity", "this", "turtle", "turtledemo", "idlelib", "tkinter", "__main__"}
+
+
+def missing_here(module: str, name: str, may_import: bool = True):
+    """``MissingHere`` when ``module`` is of this Python's standard library and has no ``name``
+    (its first part), else None. Imports only standard modules, never one with effects (no
+    ``__main__`` at any level); with ``may_import`` false (a reply from an untrusted target) it
+    imports nothing: a module not yet imported is read with ``ast`` from its source instead."""
+    import importlib
+    import sys
+
+    top = module.partition(".")[0]
+    if top in _NEVER_IMPORT or "__main__" in module.split(".") \
+            or top not in getattr(sys, "stdlib_module_names", ()):
+        return None
+    attr = name.partition(".")[0]
+    mod = sys.modules.get(module)
+    if mod is not None:
+        return None if hasattr(mod, attr) else MissingHere(module, name)
+    if not may_import:
+        names = _top_level_names(module)
+        return None if names is None or attr in names else MissingHere(module, name)
+    try:
+        mod = importlib.import_module(module)
+    except Exception:
+        return None
+    return None if hasattr(mod, attr) else MissingHere(module, name)
+
+
+def _top_level_names(module: str):
+    """The names a top-level pure-Python module defines, read from its source without running
+    it; None where that cannot be known (a package's submodule, C code, star imports, a module
+    ``__getattr__``)."""
+    import ast
+    import importlib.util
+
+    if "." in module:
+        return None  # finding a submodule imports its package
+    try:
+        spec = importlib.util.find_spec(module)
+        path = spec.origin if spec is not None else None
+        if not path or not path.endswith(".py"):
+            return None
+        with open(path, "rb") as fh:
+            tree = ast.parse(fh.read())
+    except Exception:
+        return None
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                if alias.name == "*":
+                    return None
+                names.add(alias.asname or alias.name.partition(".")[0])
+    return None if "__getattr__" in names else names
+
+
+def stdlib_difference(env: dict, exc: BaseException, payload=None) -> str | None:
+    """The standard library of the two Pythons differs for what the stream holds: a class new
+    in the sender's, or (3.14+) an itertools iterator, whose pickling 3.14 removed."""
+    import sys
+
+    sender = _sender(env)
+    if isinstance(exc, MissingHere):
+        return ("%s.%s is a class of %s's standard library that %s does not have (it is newer): the "
+                "host's Python has no such class to rebuild it as; return a value both have (for an "
+                "enum its .value or .name, for others a plain type)" % (exc.module, exc.attr, sender,
+                                                                        this_python()))
+    if sys.version_info >= (3, 14) and "state is not a dictionary" in str(exc):
+        try:
+            held = [name for module, name in pickle_globals(payload)[0] if module == "itertools"] \
+                if payload else []
+        except Exception:  # not a pickle stream: judged by the message alone
+            held, payload = [], None
+        if payload is None or held:
+            what = "itertools.%s" % held[0] if held else "an itertools iterator"
+            return ("%s cannot be unpickled on %s: Python 3.14 removed the pickling of itertools "
+                    "iterators (count, cycle, chain, islice, ...), which %s still wrote; make the "
+                    "iterator inside the function, or pass list(...) of its items" % (
+                        what, this_python(), sender))
+    return None
 
 
 def _other_library_version(header: dict):

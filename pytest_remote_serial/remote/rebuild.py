@@ -116,6 +116,18 @@ def src_code(capsule):
     return compile_capsule(capsule)
 
 
+def src_cell():
+    """An empty cell, filled by ``src_cell_setstate`` once memoized (``types.CellType()`` is 3.8+
+    CPython only)."""
+    if False:  # a free variable never bound: its cell stays empty
+        cell = None
+    return (lambda: cell).__closure__[0]  # noqa: F821
+
+
+def src_cell_setstate(cell, state):
+    cell.cell_contents = state[0]
+
+
 def src_function_setstate(func, state):
     """``named``: the host finds this function by module and qualname, so it may go back by name."""
     from .own_cloudpickle import cloudpickle
@@ -123,6 +135,8 @@ def src_function_setstate(func, state):
     cp = cloudpickle()
 
     state, slotstate, named = state
+    if _ABSENT in slotstate["__globals__"].values():
+        slotstate["__globals__"] = {k: v for k, v in slotstate["__globals__"].items() if v is not _ABSENT}
     cp._function_setstate(func, (state, slotstate))
     if named:
         _remember_host_object(func, func.__module__, func.__qualname__)
@@ -195,8 +209,10 @@ def _regenerate_namedtuple(cls, spec):
     """A namedtuple's ``__new__`` is made by eval(): take this Python's, from the same call."""
     import collections
 
+    # rename=True: fields a rename=True namedtuple renamed (``_1``) are refused otherwise; the
+    # names are the class's own, so nothing is renamed again.
     template = collections.namedtuple(cls.__name__, spec["fields"], defaults=spec["defaults"],
-                                      module=cls.__module__)
+                                      module=cls.__module__, rename=True)
     for name, value in vars(template).items():
         if name not in cls.__dict__ and name not in ("__doc__", "__module__", "__dict__", "__weakref__"):
             setattr(cls, name, value)
@@ -207,8 +223,33 @@ def _regenerate_enum_members(cls, spec):
         vars(cls[name]).update(attrs)
 
 
+def _regenerate_protocol(cls, spec):
+    """What this Python's typing computes for a Protocol from its members (3.12+: the member
+    names at creation, and ``runtime_checkable``'s non-method members), computed again now
+    that they are set."""
+    import typing
+
+    type(typing.Protocol).__init__(cls, cls.__name__, cls.__bases__, {})
+    if spec["runtime"]:
+        typing.runtime_checkable(cls)
+
+
 _REGENERATE = {"dataclass": _regenerate_dataclass, "namedtuple": _regenerate_namedtuple,
-               "enum": _regenerate_enum_members}
+               "enum": _regenerate_enum_members, "protocol": _regenerate_protocol}
+
+
+def src_typeddict(name, bases, namespace, kwargs, keys, tracker_id):
+    """A TypedDict's class statement run again by this Python's typing; the required and
+    optional keys are the host's (where this Python has such a set)."""
+    import types
+
+    from .own_cloudpickle import cloudpickle
+
+    cls = types.new_class(name, bases, kwargs, lambda ns: ns.update(namespace))
+    for key, value in keys.items():
+        if key in cls.__dict__:
+            setattr(cls, key, value)
+    return cloudpickle()._lookup_class_or_track(tracker_id, cls)
 
 
 def src_lru_cache(func, maxsize, typed):
@@ -252,7 +293,60 @@ def src_union(args):
                         "typing.Optional / typing.Union" % (python_version(), " | ".join(map(repr, args))))
 
 
+_ABSENT = ("a module global this Python cannot import",)
+
+
+def src_optional_import(module, qualname):
+    """A module (or an installed module's function or class) the code reaches only by name
+    (``globals()``, ``eval``): left out where this target lacks it, as a name the code may
+    never look up must not fail the load."""
+    import importlib
+
+    try:
+        found = importlib.import_module(module)
+        for part in (qualname or "").split(".") if qualname else ():
+            found = getattr(found, part)
+    except (ImportError, AttributeError):
+        return _ABSENT
+    return found
+
+
+def src_fresh(kind, args, kwargs):
+    """A module global a worker importing the module makes afresh (a lock unlocked, a ``Struct``
+    of the same format, a ``ContextVar`` of the same name and default, an empty weak cache)."""
+    import contextvars
+    import struct
+    import threading
+    import weakref
+
+    makers = {"Lock": threading.Lock, "RLock": threading.RLock, "Event": threading.Event,
+              "Condition": threading.Condition, "Semaphore": threading.Semaphore,
+              "BoundedSemaphore": threading.BoundedSemaphore, "Struct": struct.Struct,
+              "ContextVar": contextvars.ContextVar, "WeakValueDictionary": weakref.WeakValueDictionary,
+              "WeakKeyDictionary": weakref.WeakKeyDictionary, "WeakSet": weakref.WeakSet}
+    return makers[kind](*args, **kwargs)
+
+
+# The modules the payload being loaded shipped namespaces of (src_namespace), for shipped.py.
+_SHIPPED: list = []
+
+
+def src_namespace(name, base):
+    """A shipped function's globals: the ``__dict__`` of a module object of its module's name,
+    so that ``sys.modules[__name__]`` and pickling the module's own classes find it during the call."""
+    import types
+
+    module = types.ModuleType(name if isinstance(name, str) else "__prs_shipped__")
+    namespace = module.__dict__
+    namespace.update(base)
+    if isinstance(name, str):
+        _SHIPPED.append(module)
+    return namespace
+
+
 # What a payload may name in this module (see payloads.HostNames); nothing else of the agent.
-PAYLOAD_API = frozenset(("src_code", "src_function_setstate", "src_class_setstate", "src_lru_cache",
+PAYLOAD_API = frozenset(("src_code", "src_cell", "src_cell_setstate", "src_function_setstate",
+                         "src_class_setstate", "src_lru_cache",
                          "src_cached_property", "src_partialmethod", "src_singledispatch", "src_union",
-                         "src_finalizer"))
+                         "src_finalizer", "src_typeddict", "src_fresh", "src_namespace",
+                         "src_optional_import"))

@@ -1,0 +1,1 @@
+"""A package no target has: its modules' dotted names (issue 25, test_capsule_fidelity.py)."""
