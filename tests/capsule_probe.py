@@ -4,6 +4,7 @@ A plain module (no pytest rewriting, no lazy annotations), so each function here
 code looks like; ``test_capsule_fidelity.py`` ships them and compares with the host.
 """
 
+import _collections_abc  # noqa: F401 (looked up by name in by_globals_renamed_module)
 import contextvars
 import pickle
 import struct
@@ -161,6 +162,12 @@ def by_globals_lock():
 
 def by_globals():
     return globals()["SECRET"]
+
+
+def by_globals_renamed_module():
+    """A module whose __name__ is not the name it is imported as (_collections_abc calls itself
+    collections.abc, which on 3.9 and 3.11 has no dict_items), looked up by name."""
+    return isinstance({}.items(), globals()["_collections_abc"].dict_items)
 
 
 def by_eval():

@@ -35,6 +35,7 @@ SHAPES = {
     "closure whose cell holds itself": (probe.recursive_closure, (6,), None),
     "globals()[name]": (probe.by_globals, (), None),
     "globals()[name] of a lock": (probe.by_globals_lock, (), (True, True)),
+    "globals()[name] of a renamed module": (probe.by_globals_renamed_module, (), True),
     "eval of module names": (probe.by_eval, (), None),
     "sys.modules[__name__]": (probe.by_sys_modules, (), None),
     "string annotations, get_type_hints": (probe.by_type_hints, (), None),

@@ -289,11 +289,19 @@ def _reduce_module(module: types.ModuleType) -> Any:
     standin = standin_for_pytest_rewrite(module)
     if standin is not NotImplemented:
         return standin
+    name = imported_as(module)
+    if name != module.__name__:
+        return cp.subimport, (name,)
+    return cp._module_reduce(module)
+
+
+def imported_as(module: types.ModuleType) -> str:
+    """The name ``module`` is in ``sys.modules`` under, which its ``__name__`` need not be."""
     if sys.modules.get(module.__name__) is not module:
         for key, value in list(sys.modules.items()):
             if value is module:
-                return cp.subimport, (key,)
-    return cp._module_reduce(module)
+                return key
+    return module.__name__
 
 
 def standin_for_pytest_rewrite(obj: Any) -> Any:

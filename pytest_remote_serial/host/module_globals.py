@@ -136,10 +136,10 @@ def _travels(module_name: str, value: Any) -> Any:
     module's own definitions and data, the standard library's; installed modules and their
     functions and classes by name where the target has them; never another user module's
     definitions (they go by value, with everything they need, for a name nobody may look up)."""
-    from .capsule import is_pytest_object, is_user_code
+    from .capsule import imported_as, is_pytest_object, is_user_code
 
     if isinstance(value, types.ModuleType):
-        return Optional(value.__name__)
+        return Optional(imported_as(value))  # _collections_abc is collections.abc by __name__
     if isinstance(value, (type, types.FunctionType, types.BuiltinFunctionType)) and not is_pytest_object(value):
         owner = getattr(value, "__module__", None)
         if owner == module_name:
