@@ -54,6 +54,14 @@ def count_fork() -> None:
     CALL.forks += 1
 
 
+def timeout_of(header: dict) -> float:
+    timeout = header.get("timeout")
+    timeout = max(0.001, float(30 if timeout is None else timeout))
+    if header.get("op") == "map":  # the items' timeout is each item's; the map has as long as its waves need
+        timeout = max(timeout, float(header.get("map_timeout") or 0))
+    return timeout
+
+
 def call_begins() -> None:
     CALL.forks_at_call = CALL.forks
     CALL.threads_at_call = threads()

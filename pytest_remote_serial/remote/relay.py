@@ -1,0 +1,168 @@
+"""The relay: the agent's parent alone holds the host connection and alone writes on it.
+
+Every call runs in a child that holds no connection (a spare, or the inline worker): the relay
+hands it the request on a pipe of its own and takes back exactly one frame, the result for that
+request's id, before a byte of it reaches the host. Anything else (an extra frame, another id, a
+frame when no request is outstanding) ends that call as a crash of type ``forged_reply``
+(docs/architecture.md, "Trust boundary"). The relay is not dumpable: no call can trace it or
+read its memory or descriptors through /proc.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import select
+import time
+
+from . import pipes
+from .envelope import python_version
+from .wire import FRAME_SIZE, Channel, _check_prefix
+
+_CHUNK = 1 << 20
+_BIG_PIPE = 1 << 20  # a bulk frame crosses a pipe in 1 MiB steps, not 64 KiB ones
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+_splice = getattr(os, "splice", None)  # Linux, Python 3.10+: the kernel moves the bytes
+
+FORGED = "forged"
+DIED = "died"
+LATE = "late"
+ANSWERED = "answered"
+
+
+def not_dumpable() -> bool:
+    """PR_SET_DUMPABLE 0: no process of the same user may ptrace this one, open its memory or
+    descriptors through /proc, or take them with pidfd_getfd. Children inherit it. False where
+    prctl cannot be had (no ctypes, not Linux): the relay then works as before, traceable."""
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0) == 0  # PR_SET_DUMPABLE
+    except Exception:
+        return False
+
+
+def _widen(fd: int) -> None:
+    try:
+        fcntl.fcntl(fd, _F_SETPIPE_SZ, _BIG_PIPE)
+    except OSError:  # not a pipe, or past the user's pipe pages: 64 KiB steps then
+        pass
+
+
+def forward(src: int, dst: int, n: int, buf: list) -> None:
+    """n bytes from ``src`` to ``dst``, one of them a pipe. A short source is a lost stream."""
+    if n > 4 * _CHUNK // 16:
+        _widen(src)
+        _widen(dst)
+    if _splice is not None:
+        moved = False
+        try:
+            while n:
+                k = _splice(src, dst, min(n, _CHUNK))
+                if k == 0:
+                    raise EOFError("connection closed mid-message (%d bytes short)" % n)
+                n -= k
+                moved = True
+            return
+        except OSError as exc:
+            if moved or exc.errno != errno.EINVAL:  # EINVAL at once: no splice between these two
+                raise
+    if not buf:
+        buf.append(bytearray(_CHUNK))
+    view = memoryview(buf[0])
+    while n:
+        k = _readv(src, [view[:min(n, _CHUNK)]])
+        if k == 0:
+            raise EOFError("connection closed mid-message (%d bytes short)" % n)
+        part = view[:k]
+        while part:
+            part = part[os.write(dst, part):]
+        n -= k
+
+
+def _readv_by_read(fd: int, views: list) -> int:
+    data = os.read(fd, len(views[0]))
+    views[0][:len(data)] = data
+    return len(data)
+
+
+_readv = getattr(os, "readv", None) or _readv_by_read
+
+
+def drain(src: int, n: int) -> None:
+    """Read and drop n bytes: a request's buffers that no child will take."""
+    while n:
+        k = len(os.read(src, min(n, _CHUNK)))
+        if k == 0:
+            raise EOFError("connection closed mid-message (%d bytes short)" % n)
+        n -= k
+
+
+def hand(fd: int, limits: bytes, head: bytes, channel: Channel, sizes: list, buf: list) -> bool:
+    """The request to a child: its limits, the frame's head, then its buffers straight from the
+    host connection. False if the child died first; the buffers are read off the connection anyway."""
+    total = sum(sizes)
+    try:
+        pipes.write_message(fd, limits)
+        data = memoryview(head)
+        while data:
+            data = data[os.write(fd, data):]
+    except BrokenPipeError:
+        drain(channel.rfd, total)
+        return False
+    try:
+        forward(channel.rfd, fd, total, buf)
+    except BrokenPipeError:
+        # What is left of the buffers: how much went is unknown to splice's caller, so count it.
+        raise EOFError("a call process died while its request was handed to it") from None
+    return True
+
+
+def forged_reply(rid, why: str) -> dict:
+    return {"op": "result", "id": rid, "phases": {}, "outcome": "crash",
+            "error": {"phase": "call", "type": "forged_reply", "python": python_version(),
+                      "message": "the call's process wrote %s; a reply is accepted only as the one "
+                                 "frame answering its own request: the process was killed" % why}}
+
+
+def relay_reply(fd: int, channel: Channel, rid, deadline: float, buf: list, alive) -> str:
+    """The reply to request ``rid`` from a child's pipe to the host, once checked: ANSWERED, or
+    FORGED (nothing reached the host), DIED (the pipe closed first, or ``alive()`` said so while
+    nothing came) or LATE (``deadline`` passed before the frame's head was whole). A child that
+    dies mid-buffers loses the stream (EOFError)."""
+    got = b""
+    need = FRAME_SIZE
+    head_len = None
+    while True:
+        while len(got) < need:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return LATE
+            if not select.select([fd], [], [], min(left, 0.05))[0]:
+                if not alive():  # a process it left may hold the pipe open: no end-of-file then
+                    return DIED
+                continue
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                return DIED
+            got += chunk
+        if head_len is not None:
+            break
+        try:
+            _, _, n, nbuf = _check_prefix(got)
+        except EOFError:
+            return FORGED
+        head_len = need = FRAME_SIZE + 8 * nbuf + n
+    try:
+        header = channel.decode_head(got[:head_len])
+    except EOFError:
+        return FORGED
+    if header.get("op") != "result" or header.get("id") != rid:
+        return FORGED
+    total = head_len + sum(header["buffers"])
+    if len(got) > total or len(got) == total and select.select([fd], [], [], 0)[0] and os.read(fd, 1):
+        return FORGED  # more than one frame came (end-of-file reads as ready too)
+    channel.write_all([got])
+    forward(fd, channel.wfd, total - len(got), buf)
+    return ANSWERED
