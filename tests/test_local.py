@@ -410,7 +410,7 @@ def test_isolated_calls_never_see_what_a_non_isolated_call_changed(remote, pause
 @pytest.fixture
 def own_agent():
     """``start(paths=(), root=...)``: a local agent of this test's own, for what must not touch
-    the shared one (its zygote, its preloads); every one started is shut down after the test."""
+    the shared one (its inline worker, its preloads); every one started is shut down after the test."""
     from pytest_remote_serial.host.controller import Controller
     from pytest_remote_serial.host.matrix import local_target
 

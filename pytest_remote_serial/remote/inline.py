@@ -98,6 +98,8 @@ def _worker_main(hr: int, rw: int) -> None:
             run_inline(channel, header, timeout_of(header))
             spin.answered(header.get("spin"))
             _kill_leftovers()
+    except BrokenPipeError:  # the relay is gone (a call killed it): no one to answer, nothing to say
+        pass
     except BaseException:
         print_exc()
     finally:

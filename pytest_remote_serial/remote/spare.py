@@ -59,6 +59,8 @@ def spare_main(hr: int, rw: int, sw: int, flags) -> None:
         fresh_random_state()
         _rehearse()
         _serve_as_spare(hr, rw, sw)
+    except BrokenPipeError:  # the relay is gone (a call killed it): no one to answer, nothing to say
+        pass
     except BaseException:
         print_exc()
     finally:
