@@ -161,7 +161,6 @@ class Server:
     def after_isolated(self, current: Spare, end: CallEnd) -> None:
         """Once an isolated call has answered: what is left to reap, and the modules it imported
         preloaded where spares are forked (the spares forked before them are replaced)."""
-        current.flags.close()  # now, once answered: not at the next call, on its critical path
         self.after_call = end.sweep
         if end.reap:
             self.exited = self.exited + [current.pid]

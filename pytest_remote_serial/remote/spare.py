@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections
 import json
-import mmap
 import os
 import pickle
 import select
@@ -42,10 +41,9 @@ def runs_isolated(header: dict) -> bool:
     return header.get("op") in ("call", "map") and header.get("isolate", True)
 
 
-def spare_main(hr: int, rw: int, sw: int, flags) -> None:
+def spare_main(hr: int, rw: int, sw: int) -> None:
     """A spare's process, from its fork to its exit. Before anything else it closes every
     descriptor but its own pipes: the host connection above all, and the other children's pipes."""
-    CALL.flags = flags
     CALL.forks = 0  # counts its own forks (the parent's hook counted them too)
     call_begins()
     try:
@@ -122,10 +120,9 @@ class Spare:
         self.rr, rw = os.pipe()
         self.sr, sw = os.pipe()
         try:
-            self.flags = mmap.mmap(-1, len(pipes.FLAGS))  # shared; read by the parent only if the call dies
             self.pid = os.fork()
             if self.pid == 0:
-                spare_main(hr, rw, sw, self.flags)
+                spare_main(hr, rw, sw)
         except BaseException:
             for fd in (self.hw, self.rr, self.sr):
                 os.close(fd)
