@@ -144,19 +144,20 @@ class InlineWorker:
                 self.status = st
         return self.status is None
 
-    def reply_soon(self, window: float) -> None:
+    def reply_soon(self, window: float) -> bool:
         """Spin-then-block for the answer of a quick call (see spin.py): the relay, the host
         and the worker each wait on another, and each wake-up of a sleeping one costs more
-        than a small call's work on a VM."""
+        than a small call's work on a VM. True once the answer is there to be read."""
         if window <= 0 or not self.spin.worth():
-            return
+            return False
         until = time.perf_counter() + window
         while not readable(self.rr):
             if time.perf_counter() >= until:
                 self.spin.spun(False)
-                return
+                return False
             os.sched_yield()
         self.spin.spun(True)
+        return True
 
     def idle_frame(self) -> bool:
         """Did it write while no request was outstanding (a thread or process a call left)?"""

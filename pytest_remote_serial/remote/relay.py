@@ -14,15 +14,18 @@ import errno
 import fcntl
 import os
 import select
+import struct
 import time
 
 from . import pipes
 from .envelope import python_version
-from .wire import FRAME_SIZE, Channel, _check_prefix
+from .protocol import OP_CODE
+from .wire import _FRAME, _MAX_BUFFERS, _MAX_HEADER, FRAME_SIZE, Channel
 
 _CHUNK = 1 << 20
 _BIG_PIPE = 1 << 20  # a bulk frame crosses a pipe in 1 MiB steps, not 64 KiB ones
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+_RESULT = OP_CODE["result"]
 _splice = getattr(os, "splice", None)  # Linux, Python 3.10+: the kernel moves the bytes
 
 FORGED = "forged"
@@ -104,8 +107,7 @@ def hand(fd: int, limits: bytes, head: bytes, channel: Channel, sizes: list, buf
     host connection. False if the child died first; the buffers are read off the connection anyway."""
     total = sum(sizes)
     try:
-        pipes.write_message(fd, limits)
-        data = memoryview(head)
+        data = memoryview(pipes.framed(b"", limits) + head)  # one write: one wake-up of the child
         while data:
             data = data[os.write(fd, data):]
     except BrokenPipeError:
@@ -126,41 +128,39 @@ def forged_reply(rid, why: str) -> dict:
                                  "frame answering its own request: the process was killed" % why}}
 
 
-def relay_reply(fd: int, channel: Channel, rid, deadline: float, buf: list, alive) -> str:
+def relay_reply(fd: int, channel: Channel, rid, deadline: float, buf: list, alive, ready: bool = False) -> str:
     """The reply to request ``rid`` from a child's pipe to the host, once checked: ANSWERED, or
     FORGED (nothing reached the host), DIED (the pipe closed first, or ``alive()`` said so while
-    nothing came) or LATE (``deadline`` passed before the frame's head was whole). A child that
-    dies mid-buffers loses the stream (EOFError)."""
+    nothing came) or LATE (``deadline`` passed before the frame's head was whole). Only the
+    binary prefix is read here (op code, id, sizes): the host checks the rest as it checks any
+    reply. A child that dies mid-buffers loses the stream (EOFError). ``ready``: ``fd`` is
+    known to be readable."""
     got = b""
     need = FRAME_SIZE
-    head_len = None
+    head_len = n = 0
     while True:
         while len(got) < need:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return LATE
-            if not select.select([fd], [], [], min(left, 0.05))[0]:
-                if not alive():  # a process it left may hold the pipe open: no end-of-file then
-                    return DIED
-                continue
+            if not ready:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return LATE
+                if not select.select([fd], [], [], min(left, 0.05))[0]:
+                    if not alive():  # a process it left may hold the pipe open: no end-of-file then
+                        return DIED
+                    continue
+            ready = False
             chunk = os.read(fd, 1 << 16)
             if not chunk:
                 return DIED
             got += chunk
-        if head_len is not None:
+        if head_len:
             break
-        try:
-            _, _, n, nbuf = _check_prefix(got)
-        except EOFError:
+        code, got_id, n, nbuf = _FRAME.unpack_from(got)
+        if code != _RESULT or got_id != (0 if rid is None else rid + 1) or n > _MAX_HEADER or nbuf >= _MAX_BUFFERS:
             return FORGED
         head_len = need = FRAME_SIZE + 8 * nbuf + n
-    try:
-        header = channel.decode_head(got[:head_len])
-    except EOFError:
-        return FORGED
-    if header.get("op") != "result" or header.get("id") != rid:
-        return FORGED
-    total = head_len + sum(header["buffers"])
+    nbuf = (head_len - FRAME_SIZE - n) // 8
+    total = head_len + (sum(struct.unpack_from("!%dQ" % nbuf, got, FRAME_SIZE)) if nbuf else 0)
     if len(got) > total or len(got) == total and select.select([fd], [], [], 0)[0] and os.read(fd, 1):
         return FORGED  # more than one frame came (end-of-file reads as ready too)
     channel.write_all([got])

@@ -155,8 +155,9 @@ class Server:
             self.channel.send(no_process(header.get("id"), self.fork_error))
             return
         current = self.spares.pop(0)  # handed over: never closed twice if dispatch fails
-        self.after_isolated(current, current.dispatch(self.channel, head, header, timeout_of(header), self.buf,
-                                                      self.refill_if_empty))
+        end = current.dispatch(self.channel, head, header, _limits(), timeout_of(header), self.buf,
+                               self.refill_if_empty)
+        self.after_isolated(current, end)
 
     def after_isolated(self, current: Spare, end: CallEnd) -> None:
         """Once an isolated call has answered: what is left to reap, and the modules it imported
@@ -188,10 +189,10 @@ class Server:
                 self.channel.send(no_process(rid, exc))
                 return
         timeout = timeout_of(header)
-        if relay.hand(worker.hw, json.dumps(LIMITS_NOW).encode(), head, self.channel, header["buffers"], self.buf):
-            worker.reply_soon(_spin_window(header))
+        if relay.hand(worker.hw, _limits(), head, self.channel, header["buffers"], self.buf):
+            ready = worker.reply_soon(_spin_window(header))
             got = relay.relay_reply(worker.rr, self.channel, rid, time.monotonic() + timeout + 1.0, self.buf,
-                                    worker.alive)
+                                    worker.alive, ready)
         else:
             got = relay.DIED
         if got == relay.ANSWERED:
@@ -248,6 +249,16 @@ class Server:
 def serve(channel: Channel, close_in_child: list | tuple = ()) -> None:
     """Answer requests until the host closes the connection."""
     Server(channel, close_in_child).run()
+
+
+_LIMITS: list = [None, b"{}"]  # the last reading of the limits handed on, and its JSON
+
+
+def _limits() -> bytes:
+    """The limits read after the last call, as JSON for the child (rarely changed: not encoded again)."""
+    if _LIMITS[0] != LIMITS_NOW:
+        _LIMITS[:] = [dict(LIMITS_NOW), json.dumps(LIMITS_NOW).encode()]
+    return _LIMITS[1]
 
 
 def _spin_window(header: dict) -> float:

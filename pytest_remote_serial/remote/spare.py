@@ -20,7 +20,7 @@ from . import pipes, relay
 from .buffers import dump_with_buffers
 from .call import CALL, call_begins, fresh_random_state, run_call
 from .diagnosis import print_exc
-from .limits import CALL_LIMITS, LIMITS_NOW, crash_info, timeout_info
+from .limits import CALL_LIMITS, crash_info, timeout_info
 from .map_items import run_map
 from .preload import installed_imports
 from .processes import KNOWN_FDS, close_all_but, close_in_forks, kill_call, waitpid
@@ -140,14 +140,14 @@ class Spare:
                 self.status = st
         return self.status is None
 
-    def dispatch(self, channel: Channel, head: bytes, header: dict, timeout: float, buf: list,
+    def dispatch(self, channel: Channel, head: bytes, header: dict, limits: bytes, timeout: float, buf: list,
                  while_waiting=None) -> CallEnd:
         """Hand over the request and wait only until the call has answered, died, or run out
         of time: its exit is reaped later, and the next spare forked after the answer, both off
         the critical path (forking now would take the CPU the call needs on a small machine).
         A descendant that keeps a pipe open cannot hold this up: the child's own death is what
         ends the wait."""
-        handed = relay.hand(self.hw, json.dumps(LIMITS_NOW).encode(), head, channel, header["buffers"], buf)
+        handed = relay.hand(self.hw, limits, head, channel, header["buffers"], buf)
         os.close(self.hw)
         self.hw = -1
         if while_waiting is not None:
