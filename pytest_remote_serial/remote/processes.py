@@ -73,8 +73,8 @@ def close_all_but(keep: set, known: list) -> None:
     end-of-file); ``known`` without /proc."""
     try:
         fds = [int(name) for name in os.listdir("/proc/self/fd")]
-    except OSError:  # no /proc: every descriptor below the highest this agent is likely to hold
-        fds = list(known) or list(range(3, 4096))
+    except OSError:  # no /proc: every descriptor up to the highest this agent is likely to hold
+        fds = list(range(3, max([4096] + [fd + 1 for fd in known])))
     for fd in fds:
         if fd not in keep:
             try:
@@ -144,7 +144,7 @@ def in_child(work, fallback):
         return fallback()
     if pid == 0:
         try:
-            os.close(r)
+            close_all_but({0, 1, 2, w}, KNOWN_FDS)  # what it imports runs without the host connection
             write_message(w, json.dumps(work()).encode())
         except BaseException:
             print_exc()
