@@ -129,7 +129,7 @@ def run(opts: argparse.Namespace, env: DockerEnv, session: ours.Session, target:
         "call_inline": ours.host_cpu_per_call(ours.roundtrip_call(inline_running, False), 300),
         "call_inline_no_spin": ours.host_cpu_per_call(ours.roundtrip_call_no_spin(inline_running), 300),
     }
-    probe = ours.fork_probe(inline_running)  # runs in the parent: a non-isolated call
+    probe = ours.fork_probe(inline_running)  # a non-isolated call: in the inline worker, a fork of the relay that forks the spares
     faults = ours.child_faults(running)
 
     # ---------------------------------------------------------------- 64 MiB there and back
