@@ -129,7 +129,8 @@ def run(opts: argparse.Namespace, env: DockerEnv, session: ours.Session, target:
         "call_inline": ours.host_cpu_per_call(ours.roundtrip_call(inline_running, False), 300),
         "call_inline_no_spin": ours.host_cpu_per_call(ours.roundtrip_call_no_spin(inline_running), 300),
     }
-    probe = ours.fork_probe(inline_running)  # a non-isolated call: in the inline worker, a fork of the relay that forks the spares
+    # A non-isolated call: in the inline worker, a fork of the relay that forks the spares.
+    probe = ours.fork_probe(inline_running)
     faults = ours.child_faults(running)
 
     # ---------------------------------------------------------------- 64 MiB there and back
