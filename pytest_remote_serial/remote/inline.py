@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import time
 
@@ -17,6 +18,7 @@ from .diagnosis import print_exc
 from .limits import CALL_LIMITS, LIMITS_NOW, timeout_info
 from .processes import KNOWN_FDS, NEVER_SWEPT, become_subreaper, close_all_but, kill_call, settle
 from .protocol import TIMEOUT
+from .spare import _request_pair
 from .spin import QuickWaits, RequestSpin, readable
 from .wire import Channel
 
@@ -120,7 +122,7 @@ class InlineWorker:
     """The relay's end of the inline worker: a request pipe and a reply pipe."""
 
     def __init__(self) -> None:
-        hr, self.hw = os.pipe()
+        hr, self.hw = _request_pair()
         self.rr, rw = os.pipe()
         try:
             self.pid = os.fork()
@@ -159,9 +161,14 @@ class InlineWorker:
         self.spin.spun(True)
         return True
 
-    def idle_frame(self) -> bool:
-        """Did it write while no request was outstanding (a thread or process a call left)?"""
-        return readable(self.rr)
+    def usable(self) -> bool:
+        """Alive, its request socket still open at its end (a call may close or replace it),
+        and silent while no request was outstanding (a frame now came from a thread or a
+        process a call left: the worker is replaced)."""
+        poller = select.poll()
+        poller.register(self.hw, select.POLLOUT)
+        hung_up = any(event & (select.POLLHUP | select.POLLERR) for _, event in poller.poll(0))
+        return not hung_up and not readable(self.rr) and self.alive()
 
     def close(self) -> None:
         """Killed with all it started; the next inline call gets a fresh worker."""

@@ -14,6 +14,7 @@ import errno
 import fcntl
 import os
 import select
+import stat
 import struct
 import time
 
@@ -26,7 +27,11 @@ _CHUNK = 1 << 20
 _BIG_PIPE = 1 << 20  # a bulk frame crosses a pipe in 1 MiB steps, not 64 KiB ones
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _RESULT = OP_CODE["result"]
-_splice = getattr(os, "splice", None)  # Linux, Python 3.10+: the kernel moves the bytes
+def _no_splice(*_args) -> int:
+    raise OSError(errno.EINVAL, "no splice here")
+
+
+_splice = getattr(os, "splice", _no_splice)  # Linux, Python 3.10+: the kernel moves the bytes
 
 FORGED = "forged"
 DIED = "died"
@@ -54,22 +59,24 @@ def _widen(fd: int) -> None:
 
 
 def forward(src: int, dst: int, n: int, buf: list) -> None:
-    """n bytes from ``src`` to ``dst``, one of them a pipe. A short source is a lost stream."""
-    if n > 4 * _CHUNK // 16:
+    """n bytes from ``src`` to ``dst``. The kernel moves them (splice) where it can: directly
+    when one end is a pipe, else through a pipe of the relay's own. A short source is a lost
+    stream."""
+    if n <= 0:
+        return
+    if n > _CHUNK // 4:
         _widen(src)
         _widen(dst)
-    if _splice is not None:
-        moved = False
+    if _splice is not _no_splice:
+        moved = [0]
         try:
-            while n:
-                k = _splice(src, dst, min(n, _CHUNK))
-                if k == 0:
-                    raise EOFError("connection closed mid-message (%d bytes short)" % n)
-                n -= k
-                moved = True
+            if _is_pipe(src) or _is_pipe(dst):
+                _splice_all(src, dst, n, moved)
+            else:
+                _splice_through(src, dst, n, moved)
             return
         except OSError as exc:
-            if moved or exc.errno != errno.EINVAL:  # EINVAL at once: no splice between these two
+            if moved[0] or exc.errno != errno.EINVAL:  # EINVAL at once: no splice between these two
                 raise
     if not buf:
         buf.append(bytearray(_CHUNK))
@@ -82,6 +89,43 @@ def forward(src: int, dst: int, n: int, buf: list) -> None:
         while part:
             part = part[os.write(dst, part):]
         n -= k
+
+
+def _is_pipe(fd: int) -> bool:
+    return stat.S_ISFIFO(os.fstat(fd).st_mode)
+
+
+def _splice_all(src: int, dst: int, n: int, moved: list) -> None:
+    while n:
+        k = _splice(src, dst, min(n, _CHUNK))
+        if k == 0:
+            raise EOFError("connection closed mid-message (%d bytes short)" % n)
+        n -= k
+        moved[0] += k
+
+
+_PROXY: list = []  # the relay's own pipe, for splicing from one socket to another
+
+
+def _splice_through(src: int, dst: int, n: int, moved: list) -> None:
+    if not _PROXY:
+        _PROXY.extend(os.pipe())
+        _widen(_PROXY[1])
+    r, w = _PROXY
+    try:
+        while n:
+            k = _splice(src, w, min(n, _CHUNK))
+            if k == 0:
+                raise EOFError("connection closed mid-message (%d bytes short)" % n)
+            n -= k
+            moved[0] += k
+            while k:
+                k -= _splice(r, dst, k)
+    except BaseException:  # what it still holds belongs to no one: a fresh pipe next time
+        for fd in _PROXY:
+            os.close(fd)
+        del _PROXY[:]
+        raise
 
 
 def _readv_by_read(fd: int, views: list) -> int:
@@ -110,12 +154,12 @@ def hand(fd: int, limits: bytes, head: bytes, channel: Channel, sizes: list, buf
         data = memoryview(pipes.framed(b"", limits) + head)  # one write: one wake-up of the child
         while data:
             data = data[os.write(fd, data):]
-    except BrokenPipeError:
+    except (BrokenPipeError, ConnectionResetError):
         drain(channel.rfd, total)
         return False
     try:
         forward(channel.rfd, fd, total, buf)
-    except BrokenPipeError:
+    except (BrokenPipeError, ConnectionResetError):
         # What is left of the buffers: how much went is unknown to splice's caller, so count it.
         raise EOFError("a call process died while its request was handed to it") from None
     return True

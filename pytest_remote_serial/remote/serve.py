@@ -178,7 +178,7 @@ class Server:
         it wrote while no request was outstanding, died, or ran a call past its timeout."""
         rid = header.get("id")
         worker = self.worker
-        if worker is not None and (worker.idle_frame() or not worker.alive()):
+        if worker is not None and not worker.usable():
             self.drop_worker()
             worker = None
         if worker is None:

@@ -13,6 +13,7 @@ import os
 import pickle
 import select
 import signal
+import socket
 import sys
 import time
 
@@ -116,7 +117,7 @@ class Spare:
     """
 
     def __init__(self, close_in_child: list) -> None:
-        hr, self.hw = os.pipe()
+        hr, self.hw = _request_pair()
         self.rr, rw = os.pipe()
         self.sr, sw = os.pipe()
         try:
@@ -241,3 +242,11 @@ class Spare:
         kill_call(self.pid)
         if self.status is None:
             waitpid(self.pid)
+
+
+def _request_pair() -> tuple:
+    """The request's way to a child: a socket pair, not a pipe, so that a large ``bytes``
+    argument is received in place (``Channel.read_bytes``), never copied: twice its size might
+    not fit the target's memory."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    return theirs.detach(), ours.detach()
