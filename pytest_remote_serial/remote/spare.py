@@ -1,7 +1,7 @@
 """Isolated calls: each runs in a spare, a child forked (and rehearsed) before its request came.
 
-The relay (the agent's parent, see relay.py) hands a spare the request on a pipe of the spare's
-own; the spare runs the call, answers on another, and exits. A crash or a timeout kills only
+The relay (the agent's parent, see relay.py) hands a spare the request on a socket pair of the
+spare's own; the spare runs the call, answers on a pipe, and exits. A crash or a timeout kills only
 the spare, and the relay answers for it.
 """
 
