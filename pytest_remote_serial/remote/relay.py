@@ -3,9 +3,9 @@
 Every call runs in a child that holds no connection (a spare, or the inline worker): the relay
 hands it the request on a socket pair of its own and takes back, from a pipe of its own,
 exactly one frame, the result for that request's id, before a byte of it reaches the host.
-Anything else (an extra frame, another id, a frame when no request is outstanding) ends that call as a crash of type ``forged_reply``
-(docs/architecture.md, "Trust boundary"). The relay is not dumpable: no call can trace it or
-read its memory or descriptors through /proc.
+Anything else (an extra frame, another id, a frame when no request is outstanding) ends that
+call as a crash of type ``forged_reply`` (docs/architecture.md, "Isolation"). The relay is not
+dumpable: no call can trace it or read its memory or descriptors through /proc.
 """
 
 from __future__ import annotations
