@@ -146,6 +146,17 @@ class InlineWorker:
                 self.status = st
         return self.status is None
 
+    def exit_status(self) -> int:
+        """How it ended, once its pipe closed: its exit may trail the close by a moment; one
+        that closed its pipe and lives on is killed after a second."""
+        until = time.monotonic() + 1.0
+        while self.alive() and time.monotonic() < until:
+            time.sleep(0.001)
+        if self.status is None:
+            kill_call(self.pid)
+            self.status = os.waitpid(self.pid, 0)[1]
+        return self.status
+
     def reply_soon(self, window: float) -> bool:
         """Spin-then-block for the answer of a quick call (see spin.py): the relay, the host
         and the worker each wait on another, and each wake-up of a sleeping one costs more

@@ -206,8 +206,7 @@ class Server:
                 timeout, "call", "it resisted its timer and was killed a second later, with the inline "
                 "worker it ran in (the next non-isolated call starts in a fresh one)"))
         else:
-            worker.alive()
-            response.update(outcome=CRASH, error=crash_info(worker.status if worker.status is not None else 0))
+            response.update(outcome=CRASH, error=crash_info(worker.exit_status()))
         self.drop_worker()
         self.channel.send(response)
 
