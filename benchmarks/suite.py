@@ -89,9 +89,8 @@ def run(opts: argparse.Namespace, env: DockerEnv, session: ours.Session, target:
     ctl = session.controller([target])
     ctl.start_all()
     running = ctl.get(target.name)
-    # Non-isolated calls get an agent of their own: after its first one an agent forks its
-    # spares from a zygote (so an isolated call never sees what an inline call changed), which
-    # costs a hop for each spare's fork and exit. That mixed case is measured too (call_isolated_mixed).
+    # Non-isolated calls get an agent of their own: after its first one an agent also holds an
+    # inline worker beside its spares. The mixed case is measured too (call_isolated_mixed).
     ctl_inline = session.controller([target])
     ctl_inline.start_all()
     inline_running = ctl_inline.get(target.name)
@@ -130,7 +129,8 @@ def run(opts: argparse.Namespace, env: DockerEnv, session: ours.Session, target:
         "call_inline": ours.host_cpu_per_call(ours.roundtrip_call(inline_running, False), 300),
         "call_inline_no_spin": ours.host_cpu_per_call(ours.roundtrip_call_no_spin(inline_running), 300),
     }
-    probe = ours.fork_probe(inline_running)  # runs in the parent: a non-isolated call
+    # A non-isolated call: in the inline worker, a fork of the relay that forks the spares.
+    probe = ours.fork_probe(inline_running)
     faults = ours.child_faults(running)
 
     # ---------------------------------------------------------------- 64 MiB there and back
@@ -299,7 +299,7 @@ def summarize(out: dict[str, Any], m: Measured) -> dict[str, Any]:
         text.append(f"  RoundTrip.phases, {mode}: " + ", ".join(f"{k} {fmt_s(v)}" for k, v in split.items()))
     text.append(f"  tight loop {fmt_s(iso)} vs 20 ms idle before each call "
                 f"{fmt_s(warm['call_isolated_paced'].median)}; inline {fmt_s(warm['call_inline'].median)}")
-    text.append(f"  on an agent that has run non-isolated calls (spares from its zygote): "
+    text.append(f"  on an agent that has run non-isolated calls (an inline worker beside its spares): "
                 f"{fmt_s(warm['call_isolated_mixed'].median)} = {ratio(warm['call_isolated_mixed'].median, iso):.2f}× "
                 f"the tight loop")
     text.append(f"  fork in the agent's parent ({probe['modules']:.0f} modules loaded): fork() "

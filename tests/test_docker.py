@@ -232,12 +232,12 @@ def _loaded_of(names):
     return sorted(n for n in names if n in sys.modules)
 
 
-@pytest.mark.parametrize("forker", ["the parent", "the zygote (after a non-isolated call)"])
+@pytest.mark.parametrize("forker", ["the relay", "the relay, after a non-isolated call"])
 def test_spares_hold_dill_only_once_a_call_used_it(docker_client, forker):
     """What the process that forks the spares imports, every fork copies and every exit unmaps:
     dill is learned from the first call that loads it, and describe's imports (importlib.metadata,
     numpy for its version) stay in a throwaway child. An isolated call sees what its spare was
-    forked with; after a non-isolated call the spares come from the zygote, which learns too."""
+    forked with; a non-isolated call runs in the inline worker and leaves the relay as it was."""
     ctl = Controller(load_matrix(ROOT).select(["py3.11"]), print)
     try:
         client = ctl.get("py3.11").client
@@ -247,7 +247,7 @@ def test_spares_hold_dill_only_once_a_call_used_it(docker_client, forker):
             time.sleep(0.2)  # the spares forked before the last preload are replaced by now
             return client.roundtrip(_loaded_of, (names,), {}, "cloudpickle-by-value", 30.0).result
 
-        if forker != "the parent":
+        if forker != "the relay":
             assert client.roundtrip(divmod, (1, 1), {}, "cloudpickle", 30.0, isolate=False).result == (1, 0)
         assert forked_with() == []
         packages = client.describe()["packages"]

@@ -7,7 +7,6 @@ loaded 2-core machine, and far below what the fault cost before (timeout + 15 s 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 import time
@@ -21,14 +20,6 @@ from pytest_remote_serial.host.images import image_tag
 from pytest_remote_serial.host.matrix import load_matrix
 
 BOOKWORM = image_tag(load_matrix(ROOT).targets["py3.11"])  # an image recipe: nothing to build
-# Where the process that runs a call's code holds no connection and inline calls have a process of
-# their own, the parent relaying every answer (remote/relay.py, issue 24), the agent itself names
-# the faults below at once; an agent before it ran inline calls in its own process.
-needs_relaying_agent = pytest.mark.skipif(
-    importlib.util.find_spec("pytest_remote_serial.remote.relay") is None,
-    reason="needs the agent whose parent relays every answer (issue 24)")
-
-
 @pytest.fixture
 def small(docker_client, tmp_path):
     """A bookworm container with 192 MiB of memory."""
@@ -168,7 +159,6 @@ def lower_the_agents_nofile():
     return "lowered"
 
 
-@needs_relaying_agent
 def test_an_inline_call_that_lowers_its_open_files_limit_never_reaches_an_isolated_call(either):
     """isolate=False state persists for inline calls, and only for them."""
     isolated, inline = on(either, "either"), on(either, "either", isolate=False)
@@ -217,7 +207,6 @@ def swallow_the_timeout(seconds):
             pass
 
 
-@needs_relaying_agent
 @pytest.mark.parametrize("resist", [ignore_the_timer, swallow_the_timeout], ids=["SIG_IGN", "except-BaseException"])
 def test_an_inline_call_that_resists_its_timer_is_a_timeout_within_a_second(either, resist):
     """A non-isolated call that ignores SIGALRM or swallows the timer's exception is still a
@@ -247,7 +236,6 @@ def dup2_over_sockets():
     return hit
 
 
-@needs_relaying_agent
 @pytest.mark.parametrize("isolate", [True, False], ids=["isolated", "inline"])
 def test_a_call_that_replaces_the_agents_socket_is_named_within_a_second(either, isolate):
     """dup2 of /dev/null over the agent's socket: the call's process holds no connection to

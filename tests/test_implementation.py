@@ -196,7 +196,7 @@ def test_interpreter_pypy3_runs_the_agent_under_this_machine_s_pypy(tmp_path):
         assert (rt.outcome, rt.result, rt.serializer, rt.fallback_from) == ("ok", 42, "source", []), rt.describe()
         assert remote.call(finalized, serializer="source") == ["finalized"]
         assert remote.map(scale(2), [(1,), (2,), (3,)], serializer="source") == [2, 4, 6]
-        # a non-isolated call, then an isolated one: a spare of the zygote (its flags in a memfd)
+        # a non-isolated call (in the inline worker), then an isolated one
         assert remote._running.client.roundtrip(scale(5), (2,), {}, "source", 20.0, isolate=False).result == 10
         assert remote.call(scale(3), 3, serializer="source") == 9
         refused = remote.roundtrip(scale(3), 14, serializer="cloudpickle")
@@ -263,7 +263,7 @@ def test_an_interpreter_lacking_what_pypy_lacks_still_serves(tmp_path):
         assert remote.call(echo_bytes, big, serializer="source") == bytes(reversed(big))
         assert remote.call(Choice, 1, serializer="source") is Choice.A
         assert remote.map(scale(2), [(i,) for i in range(6)], serializer="source") == [0, 2, 4, 6, 8, 10]
-        # a non-isolated call makes the zygote, whose spares get their flags in an anonymous file
+        # a non-isolated call starts the inline worker; isolated calls still run in spares
         assert client.roundtrip(scale(5), (2,), {}, "source", 20.0, isolate=False).result == 10
         for i in range(3):
             assert remote.call(scale(3), i, serializer="source") == 3 * i

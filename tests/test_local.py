@@ -344,8 +344,8 @@ def _agent_pid():
 
 @pytest.mark.parametrize("pause", [0, 0.03], ids=["tight", "idle-between"])
 def test_every_kind_of_request_is_answered_whoever_reads_it(remote, pause):
-    """After an isolated call the next spare reads the next request itself; one it may not run
-    (inline, echo, describe, find_modules) goes back to the parent, which reads its buffers.
+    """The relay reads every request and hands each call to its process: isolated calls to
+    spares, inline ones to the inline worker, echo, describe and find_modules it answers itself.
     Every interleaving answers each request once, from the right process."""
     inline = _inline(remote, 30)
     client = remote._running.client
@@ -394,9 +394,9 @@ def _what_is_dirty():
 
 @pytest.mark.parametrize("pause", [0, 0.03], ids=["tight", "idle-between"])
 def test_isolated_calls_never_see_what_a_non_isolated_call_changed(remote, pause):
-    """Non-isolated calls run in the agent's long-lived process and may change it; the spares
-    isolated calls run in are forked from a copy made before the first of them, so every
-    isolated call still sees a fresh process, however many come after."""
+    """Non-isolated calls run in the agent's inline worker and may change it; the spares
+    isolated calls run in are forked by the relay, which runs no call, so every isolated call
+    still sees a fresh process, however many come after."""
     agent = _inline(remote, 30).call(_dirty_the_process)
     assert _inline(remote, 30).call(_what_is_dirty) == (True, "1", True, 5, agent)
     for _ in range(6):
@@ -407,20 +407,10 @@ def test_isolated_calls_never_see_what_a_non_isolated_call_changed(remote, pause
     assert _inline(remote, 30).call(_what_is_dirty)[:4] == (True, "1", True, 5)
 
 
-def _kill_the_zygote():
-    import os
-    import signal
-    import sys
-
-    (pid,) = sys.modules["_prs_agent.processes"].NEVER_SWEPT  # the agent's own record of its zygote
-    os.kill(pid, signal.SIGKILL)
-    return pid
-
-
 @pytest.fixture
 def own_agent():
     """``start(paths=(), root=...)``: a local agent of this test's own, for what must not touch
-    the shared one (its zygote, its preloads); every one started is shut down after the test."""
+    the shared one (its inline worker, its preloads); every one started is shut down after the test."""
     from pytest_remote_serial.host.controller import Controller
     from pytest_remote_serial.host.matrix import local_target
 
@@ -439,21 +429,23 @@ def _own(client, func, isolate=True, timeout=30.0):
     return client.roundtrip(func, (), {}, "cloudpickle-by-value", timeout, isolate)
 
 
-def test_a_killed_zygote_leaves_isolated_calls_working(own_agent):
-    """If the zygote is killed (the OOM killer, a stray kill -9), spares come from the agent's
-    own process again: every isolated call is still answered, each from a fresh process."""
+def test_a_killed_inline_worker_is_replaced_by_a_fresh_one(own_agent):
+    """If the inline worker is killed (the OOM killer, a kill -9 from an isolated call), the next
+    non-isolated call runs in a fresh worker, and isolated calls never notice."""
     client = own_agent()
 
-    def call(func, isolate=True):
-        rt = _own(client, func, isolate)
+    def call(func, args=(), isolate=True):
+        rt = client.roundtrip(func, args, {}, "cloudpickle-by-value", 30.0, isolate)
         assert rt.outcome == "ok", rt.describe()
         return rt.result
 
-    assert call(_kill_the_zygote, isolate=False) > 0
+    worker = call(os.getpid, isolate=False)
+    call(os.kill, (worker, signal.SIGKILL))
+    time.sleep(0.2)  # a kill is delivered, not awaited: the next call must not race the worker's exit
+    assert call(os.getpid, isolate=False) not in (worker, client.hello["pid"])
     pids = [call(os.getpid) for _ in range(5)]
     assert len(set(pids)) == 5
     assert [rt.result for rt in client.map(divmod, [(7, 2)] * 3, "cloudpickle", 30)] == [(3, 1)] * 3
-    assert call(_zygotes, isolate=False) == []  # none made again from a process calls have run in
 
 
 def _segfault():
@@ -475,20 +467,21 @@ def _sleep_long():
     time.sleep(30)
 
 
-def test_spares_from_the_zygote_crash_and_time_out_as_any_spare(own_agent):
-    """After a non-isolated call the spares are the zygote's children, and their exit statuses
-    come to the agent by way of it: a crash still names its signal or exit code, a timeout
-    is still a timeout in time, and the next call still runs."""
+@pytest.mark.parametrize("isolate", [True, False], ids=["isolated", "inline"])
+def test_a_call_that_dies_is_named_and_the_agent_serves_on(own_agent, isolate):
+    """A crash names its signal or exit code, a timeout is a timeout in time, and the next call
+    runs, isolated or inline alike: an inline call that dies takes only the inline worker with it."""
     client = own_agent()
-    assert _own(client, _zygotes, isolate=False).result != []  # the zygote exists
-    crash = _own(client, _segfault)
+    assert _own(client, os.getpid, isolate=False).outcome == "ok"  # an inline worker exists
+    crash = _own(client, _segfault, isolate)
     assert crash.outcome == "crash" and crash.error["signal"] == signal.SIGSEGV, crash.describe()
-    code = _own(client, _exit_7)
+    code = _own(client, _exit_7, isolate)
     assert code.outcome == "crash" and code.error["exit_code"] == 7, code.describe()
     t0 = time.monotonic()
-    late = _own(client, _sleep_long, timeout=0.5)
+    late = _own(client, _sleep_long, isolate, timeout=0.5)
     assert late.outcome == "timeout" and time.monotonic() - t0 < 3, late.describe()
     assert len({_own(client, os.getpid).result for _ in range(4)}) == 4
+    assert _own(client, os.getpid, isolate=False).outcome == "ok"
 
 
 def _threaded_module_alive():
@@ -512,7 +505,7 @@ def test_a_module_that_starts_a_thread_at_import_is_never_preloaded(tmp_path, ow
         "def worker_alive():\n"
         "    return _worker.is_alive()\n")
     client = own_agent(paths=(str(site),), root=tmp_path)
-    if first == "non-isolated":  # spares then come from the zygote, which learns preloads too
+    if first == "non-isolated":  # an inline worker then exists beside the spares
         assert _own(client, os.getpid, isolate=False).outcome == "ok"
     alive = []
     for _ in range(5):
@@ -521,12 +514,6 @@ def test_a_module_that_starts_a_thread_at_import_is_never_preloaded(tmp_path, ow
         alive.append(rt.result)
         time.sleep(0.1)  # a preload, had there been one, is in place by the next call
     assert alive == [True] * 5
-
-
-def _zygotes():
-    import sys
-
-    return sorted(sys.modules["_prs_agent.processes"].NEVER_SWEPT)
 
 
 def test_a_non_isolated_call_times_out_at_its_own_deadline_after_a_longer_one(remote):
@@ -621,7 +608,10 @@ def test_an_agent_does_not_spin_through_idle_gaps_between_non_isolated_calls(own
 
 
 def _exit_the_agent():
-    os._exit(3)
+    """An inline call runs in the agent's inline worker: the agent is its parent, the relay."""
+    import signal
+
+    os.kill(os.getppid(), signal.SIGKILL)
 
 
 @pytest.mark.remote(isolate=False)

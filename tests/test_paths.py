@@ -200,8 +200,8 @@ def test_local_agent_exports_paths_before_the_environments_own(tmp_path, monkeyp
 @pytest.mark.parametrize("first", ["isolated", "non-isolated"])
 def test_a_module_from_paths_is_preloaded_after_a_call_imported_it(tmp_path, first):
     """Each isolated call is a fresh fork: once a call has imported a module from ``paths`` the
-    agent imports it in the process the spares fork from (the parent, or after a non-isolated
-    call the zygote), so a later call holds it already, as it holds installed numpy."""
+    agent imports it in the process the spares fork from (the relay, which runs no call), so a
+    later call holds it already, as it holds installed numpy."""
     _project(tmp_path)
     ctl = Controller([load_matrix(tmp_path).targets["local"]], print)
     try:

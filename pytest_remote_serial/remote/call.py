@@ -1,6 +1,6 @@
 """One call, in whichever process runs it: the payload read and loaded, the function called, the
 outcome, result or exception dumped, and the answer written with its envelope. Whether the
-process is a spare forked for it (isolated) or the agent's own parent (inline) is decided by
+process is a spare forked for it (isolated) or the inline worker (inline) is decided by
 its caller; here, ``status_fd`` is the only difference.
 """
 
@@ -33,13 +33,12 @@ class CallTimeout(BaseException):
 
 
 class _CallProcess:
-    """This process's part in the running call: the flags it shares with the parent (a spare's),
-    and the processes and threads there were when the call began."""
+    """This process's part in the running call: the processes and threads there were when the
+    call began."""
 
-    __slots__ = ("flags", "forks", "forks_at_call", "threads_at_call")
+    __slots__ = ("forks", "forks_at_call", "threads_at_call")
 
     def __init__(self) -> None:
-        self.flags = None  # in a spare: its mmap of pipes.FLAGS
         self.forks = 0  # processes this process started (the at-fork hook counts them)
         # Only a call that started processes or threads has the pids limit read and is swept
         # after (reading cgroup files costs ~150 µs a call; the parent forks spares, and an
@@ -53,6 +52,14 @@ CALL = _CallProcess()
 
 def count_fork() -> None:
     CALL.forks += 1
+
+
+def timeout_of(header: dict) -> float:
+    timeout = header.get("timeout")
+    timeout = max(0.001, float(30 if timeout is None else timeout))
+    if header.get("op") == "map":  # the items' timeout is each item's; the map has as long as its waves need
+        timeout = max(timeout, float(header.get("map_timeout") or 0))
+    return timeout
 
 
 def call_begins() -> None:
@@ -76,17 +83,6 @@ def fresh_random_state() -> None:
             np_random.seed()
         except Exception:
             pass
-
-
-def status(fd: int | None, kind: bytes) -> None:
-    """Tell the parent where the call is (``pipes.KINDS``); the flag kinds only set a shared byte."""
-    if fd is None:
-        return
-    flags = CALL.flags
-    if flags is not None and kind in pipes.FLAGS:
-        flags[pipes.FLAGS.index(kind)] = 1
-        return
-    os.write(fd, kind)
 
 
 def _load_payload(bufs: list, header: dict) -> tuple:
@@ -143,7 +139,6 @@ def receive_and_load(channel: Channel, header: dict, status_fd: int | None) -> t
     """Read the payload and load it: ``(response, (func, args, kwargs))``, or ``(None, None)``
     when the load failed and that was answered already."""
     bufs = channel.recv_buffers(header)
-    status(status_fd, pipes.BEGUN)
     CALL_COPIES.reset()
     response: dict = {"op": "result", "id": header.get("id"), "phases": {}}
     t0 = time.perf_counter()
@@ -183,7 +178,6 @@ def respond(channel: Channel, response: dict, out: list, status_fd: int | None) 
     if spawned and pids_before is not None and (cgroup_counter("pids_max") or 0) > pids_before:
         response["limit_hit"] = {"pids": cgroup_limit("pids")}
     learned = ",".join(installed_imports()).encode() if status_fd is not None else b""
-    status(status_fd, pipes.WRITING)
     channel.send(response, out)
     if status_fd is not None:  # one write, one wake-up of the parent
         os.write(status_fd, (pipes.framed(pipes.LEARNED, learned) if learned else b"")

@@ -13,29 +13,16 @@ import struct
 
 _LEN = struct.Struct("!I")
 
-BEGUN = b"B"
-WRITING = b"W"
 ANSWERED = b"R"
 SPAWNED = b"F"
 LEARNED = b"I"
-TOOK = b"H"
-HANDED_BACK = b"K"
-HOST_CLOSED = b"E"
 
 # kind -> (whether a length-prefixed body follows, what it tells the parent)
 KINDS = {
-    BEGUN: (False, "the payload was read: a death from now on is the call's own"),
-    WRITING: (False, "the answer is being written: a death from now on leaves the stream unusable"),
     ANSWERED: (False, "the answer is written: the connection is the parent's again"),
     SPAWNED: (False, "the call started processes or threads, or ended abnormally: sweep after it"),
     LEARNED: (True, "installed modules the call imported, comma-separated: preload them"),
-    TOOK: (True, "an armed spare took this request off the connection and runs it"),
-    HANDED_BACK: (True, "an armed spare took this request but may not run it: its buffers wait"),
-    HOST_CLOSED: (False, "an armed spare read the end of the connection"),
 }
-# Kinds a call process only marks in a byte it shares with the parent, at this index (waking
-# the parent for them would cost the call two context switches on a small machine).
-FLAGS = (BEGUN, WRITING)
 
 
 def framed(kind: bytes, body: bytes) -> bytes:
@@ -66,14 +53,13 @@ def read_message(fd: int) -> bytes | None:
 
 
 class StatusReader:
-    """The parent's end of one call process's status pipe: the kinds seen so far (``tokens``),
-    the modules it learned, and the request heads an armed spare passed on."""
+    """The parent's end of one call process's status pipe: the kinds seen so far (``tokens``)
+    and the modules it learned."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self.tokens = b""
         self.learned: list = []
-        self.heads: dict = {}  # TOOK or HANDED_BACK -> the request's undecoded head
         self._buf = b""
 
     def read(self) -> bool:
@@ -93,8 +79,6 @@ class StatusReader:
                 self._buf = self._buf[1 + _LEN.size + n:]
                 if kind == LEARNED:
                     self.learned = [x for x in body.decode().split(",") if x]
-                else:
-                    self.heads[kind] = body
             else:
                 self.tokens += kind
                 self._buf = self._buf[1:]

@@ -1,6 +1,6 @@
 """The agent's own processes, and what calls leave behind: killing a call's session, closing the
 connection in whatever a call forks, reaping and sweeping orphans (the agent is their
-subreaper), waiting for spares a zygote forked, and throwaway children for work the
+subreaper), and throwaway children for work the
 long-lived parent must not do itself.
 """
 
@@ -68,12 +68,13 @@ def close_in_forks(fds: list) -> None:
 
 
 def close_all_but(keep: set, known: list) -> None:
-    """Every descriptor not in ``keep`` (the parent's ends of its spares' pipes, above all: a
-    copy held elsewhere would keep a pipe from ever reading end-of-file); ``known`` without /proc."""
+    """Every descriptor not in ``keep``: in a child of the relay, the host connection and the
+    other children's pipes (a copy held elsewhere would also keep a pipe from ever reading
+    end-of-file); ``known`` without /proc."""
     try:
         fds = [int(name) for name in os.listdir("/proc/self/fd")]
-    except OSError:
-        fds = list(known)
+    except OSError:  # no /proc: every descriptor up to the highest this agent is likely to hold
+        fds = list(range(3, max([4096] + [fd + 1 for fd in known])))
     for fd in fds:
         if fd not in keep:
             try:
@@ -82,29 +83,11 @@ def close_all_but(keep: set, known: list) -> None:
                 pass
 
 
-class FosterGone(OSError):
-    """The process that forked a spare, and reaps it, is gone (a zygote killed)."""
-
-
-FOSTERED: dict = {}  # spare pid -> what forked and reaps it: ``.gone`` and ``.status(pid, block)``
-NEVER_SWEPT: set = set()  # children of the parent that no call left behind (the zygote)
+NEVER_SWEPT: set = set()  # children of the relay that no call left behind (the inline worker)
+KNOWN_FDS: list = []  # the descriptors a child closes where /proc cannot list its own
 
 
 def waitpid(pid: int, flags: int = 0) -> tuple:
-    """``os.waitpid`` for any spare, a zygote's too: ``(0, 0)`` while it still runs."""
-    foster = FOSTERED.get(pid)
-    if foster is not None:
-        try:
-            if not foster.gone:
-                status = foster.status(pid, block=not flags & os.WNOHANG)
-                if status is None:
-                    return 0, 0
-                del FOSTERED[pid]
-                return pid, status
-        except FosterGone:
-            pass
-        # The foster died: its children came to this process, the subreaper, to be waited for.
-        del FOSTERED[pid]
     return os.waitpid(pid, flags)
 
 
@@ -161,7 +144,7 @@ def in_child(work, fallback):
         return fallback()
     if pid == 0:
         try:
-            os.close(r)
+            close_all_but({0, 1, 2, w}, KNOWN_FDS)  # what it imports runs without the host connection
             write_message(w, json.dumps(work()).encode())
         except BaseException:
             print_exc()

@@ -1,31 +1,31 @@
-"""The agent's long-lived parent: it says hello, reads request headers, and answers each kind of
-request by the handler registered for it below (``HANDLERS``). Isolated calls and maps go to a
-spare forked before they came; the parent forks the next spare while the host is busy, so fork
-stays off a call's critical path (docs/architecture.md, "Isolation").
-
-Every answer carries the id of the request it answers; the host checks it.
+"""The agent's long-lived parent, the relay (relay.py): it says hello, reads every request,
+answers the agent's own kinds of request by the handler registered for it below (``HANDLERS``),
+and hands each call to a child: an isolated call or a map to a spare forked before it came, a
+non-isolated call to the inline worker. It forks the next spare while the host is busy, so fork
+stays off a call's critical path (docs/architecture.md, "Isolation"). No child holds the host
+connection; the relay passes on one frame per call, the result for that call's id.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import socket
 import sys
 import time
 
-from . import compat, own_cloudpickle, preload
-from .call import call_begins, call_spawned, count_fork
+from . import compat, own_cloudpickle, preload, relay
+from .call import count_fork, timeout_of
 from .describe import describe, missing_modules
 from .envelope import CACHE_TAG, IMPLEMENTATION, cpus, magic_number, python_version
-from .inline import close_in_fork, run_inline
-from .limits import no_process, read_limits
-from .processes import FosterGone, become_subreaper, in_child, reap, settle, sweep, waitpid
-from .protocol import PROTOCOL
+from .inline import InlineWorker, close_in_fork
+from .limits import LIMITS_NOW, crash_info, no_process, read_limits, timeout_info
+from .processes import KNOWN_FDS, become_subreaper, in_child, reap, settle, sweep, waitpid
+from .protocol import CRASH, PROTOCOL, TIMEOUT
 from .spare import CallEnd, Spare, runs_isolated
 from .spin import RequestSpin, readable
 from .wire import Channel, ChannelClosed
-from .zygote import Zygote
 
 _SPARES = 2  # ready call processes kept while idle: a tight loop never waits for a fork
 
@@ -47,171 +47,174 @@ def hello() -> dict:
             "pickle_protocol": pickle.HIGHEST_PROTOCOL}
 
 
-def timeout_of(header: dict) -> float:
-    timeout = header.get("timeout")
-    timeout = max(0.001, float(30 if timeout is None else timeout))
-    if header.get("op") == "map":  # the items' timeout is each item's; the map has as long as its waves need
-        timeout = max(timeout, float(header.get("map_timeout") or 0))
-    return timeout
-
-
 class Server:
     """One connection's requests, answered until the host closes it."""
 
     def __init__(self, channel: Channel, close_in_child: list | tuple = ()) -> None:
         self.channel = channel
-        self.close_in_child = list(close_in_child)
+        KNOWN_FDS[:] = [channel.rfd, channel.wfd] + list(close_in_child)
         self.spares: list = []  # forked, rehearsed, waiting for a call; oldest first
         self.exited: list = []  # call processes, killed or answered; reaped without waiting
         self.fork_error: OSError | None = None
         self.after_call = False  # the last call started processes or threads: settle first
-        self.take = True  # while isolated calls come: the next spare takes the next request itself
-        self.zygote: Zygote | None = None  # made before the first non-isolated call runs here (see zygote.py)
-        self.ran_inline = False
-        self.subreaper = False
+        self.warm = False  # the imports every child needs are done (after the first request)
+        self.worker: InlineWorker | None = None  # runs non-isolated calls, made at the first one
+        self.buf: list = []  # the relay's copy buffer where the kernel cannot move the bytes itself
         self.spin = RequestSpin()  # after a non-isolated call: wait for the next request without sleeping first
 
     def run(self) -> None:
+        relay.not_dumpable()
         self.channel.send(hello())
         os.register_at_fork(before=count_fork, after_in_child=close_in_fork)
         self.first_spare()
-        _warm_imports()
-        self.subreaper = become_subreaper()
-        preload.start()
-        read_limits()
         try:
             while True:
                 try:
-                    header = self.next_request()
+                    head, header = self.next_request()
                 except ChannelClosed:
                     return
-                if header is None:
-                    continue
                 if runs_isolated(header):
-                    self.isolated(header)
+                    self.isolated(head, header)
+                elif header.get("op") == "call":
+                    self.inline(head, header)
                 else:
                     HANDLERS.get(header.get("op"), Server.unknown)(self, header)
+                if not self.warm:
+                    self.warm_up()
         finally:
             self.close()
 
-    def next_request(self) -> dict | None:
-        """The next request for the parent to answer; None when an armed spare ran one itself.
+    def warm_up(self) -> None:
+        """After the first request (the host's start-up check, answered by the first spare):
+        what every later child needs, imported once here."""
+        self.warm = True
+        _warm_imports()
+        become_subreaper()
+        preload.start()
+        read_limits()
+
+    def next_request(self) -> tuple:
+        """The next request's head, as it came, and decoded.
 
         What a call that started processes left goes first, even before a request that waits
-        (see ``processes.settle``). Then, while isolated calls come, the oldest spare is armed:
-        it reads the next request itself, so after an idle stretch that request wakes one
-        process, as an inline call does, and the parent forks the next spare meanwhile.
-        Otherwise the parent reads, and forks only when no request waits."""
+        (see ``processes.settle``). Spares are forked only when no request waits."""
         self.exited = reap(self.exited)
         spares = self.spares
         if self.after_call:
             self.exited = settle({s.pid for s in spares}, self.exited)
             read_limits()
             self.after_call = False
-        if self.take and spares and not spares[0].armed:
-            spares[0].arm()
-        armed = bool(spares) and spares[0].armed
-        if len(spares) < _SPARES:
-            pending = not armed and readable(self.channel.rfd)
+        if self.warm and len(spares) < _SPARES:
+            pending = readable(self.channel.rfd)
             while len(spares) < (1 if pending else _SPARES):
                 found = self.fork_next()
                 if found is None:
                     break
                 spares.append(found)
-        if armed:
-            ran, header = spares[0].taken(self.channel)
-            if not ran:
-                self.take = False  # the parent reads the connection until the next isolated call
-                return header
-            current = spares.pop(0)
-            self.after_isolated(current, current.wait(self.channel, header, timeout_of(header),
-                                                      self.refill_if_empty))
-            return None
         self.spin.wait(self.channel.rfd)
-        header = self.channel.recv_header(cache=True)
+        head = self.channel.recv_head()
         self.spin.arrived()
-        return header
+        return head, self.channel.decode_head(head, cache=True)
 
     def first_spare(self) -> None:
         """The host's first request is its start-up check, one plain-pickle call (the host's
-        ``AgentClient.self_check``): a spare forked and armed before the imports below answers it
-        while this process imports what later calls need, so proving that the agent serves adds
-        about one call to a cold start, not the imports. Later spares are forked after them."""
+        ``AgentClient.self_check``): a spare forked before the imports answers it, and the
+        imports follow, so proving that the agent serves adds about one call to a cold start."""
         found = self.fork_next()
         if found is not None:
-            found.arm()
             self.spares.append(found)
 
     def fork_next(self) -> Spare | None:
         compat.freeze()  # what the parent holds stays out of the children's collections (fewer page copies)
         try:
-            return Spare(self.channel, list(self.close_in_child),
-                         self.zygote.fork_spare if self.zygote is not None else None)
-        except FosterGone:  # the zygote was killed (the OOM killer, a call's kill -9): no pristine
-            if self.zygote is not None:  # copy is left, so spares come from here again, as before
-                self.zygote.close()
-                self.zygote = None
-            return self.fork_next()
+            return Spare(list(KNOWN_FDS))
         except OSError as exc:  # EAGAIN at the pids limit: the call is answered, the agent lives on
             self.fork_error = exc
             return None
 
     def refill_if_empty(self) -> None:
         """During a call: only when no spare is left for the next one (a tight loop)."""
-        if not self.spares:
+        if not self.spares and self.warm:
             found = self.fork_next()
             if found is not None:
                 self.spares.append(found)
 
-    def isolated(self, header: dict) -> None:
+    def isolated(self, head: bytes, header: dict) -> None:
         """A call or a map in a fresh process: the oldest spare's."""
         retry_until = time.monotonic() + 2.0
         while not self.spares and time.monotonic() < retry_until:
             # No process to run it (the pids limit): kill and reap what calls left, retry.
             self.exited = reap(self.exited + sweep(set(), self.exited))
-            self.refill_if_empty()
-            if not self.spares:
+            found = self.fork_next()
+            if found is not None:
+                self.spares.append(found)
+            else:
                 time.sleep(0.01)
         if not self.spares:
-            self.channel.recv_buffers(header)
+            relay.drain(self.channel.rfd, sum(header["buffers"]))
             self.channel.send(no_process(header.get("id"), self.fork_error))
             return
         current = self.spares.pop(0)  # handed over: never closed twice if dispatch fails
-        self.after_isolated(current, current.dispatch(self.channel, header, timeout_of(header),
-                                                      self.refill_if_empty))
-        self.take = True
+        end = current.dispatch(self.channel, head, header, _limits(), timeout_of(header), self.buf,
+                               self.refill_if_empty)
+        self.after_isolated(current, end)
 
     def after_isolated(self, current: Spare, end: CallEnd) -> None:
         """Once an isolated call has answered: what is left to reap, and the modules it imported
         preloaded where spares are forked (the spares forked before them are replaced)."""
-        current.flags.close()  # now, once answered: not at the next call, on its critical path
         self.after_call = end.sweep
         if end.reap:
             self.exited = self.exited + [current.pid]
         learned = end.learned
-        # What a spare names is new to whoever forked it: the zygote, once there is one.
-        if learned and (self.zygote is not None or any(name not in sys.modules for name in learned)):
-            for old in self.spares:  # forked before these modules were loaded; none is armed yet
+        if learned and any(name not in sys.modules for name in learned):
+            for old in self.spares:  # forked before these modules were loaded
                 old.close()
             del self.spares[:]
-            if self.zygote is not None:
-                self.zygote.preload(learned)
-            else:
-                preload.preload(learned)
+            preload.preload(learned)
 
     @handles("call")
-    def inline(self, header: dict) -> None:
-        """A non-isolated call, here in the parent (see inline.py)."""
-        if not self.ran_inline and self.subreaper:  # while this process is still as it started
+    def inline(self, head: bytes, header: dict) -> None:
+        """A non-isolated call, in the inline worker (see inline.py): the worker is replaced if
+        it wrote while no request was outstanding, died, or ran a call past its timeout."""
+        rid = header.get("id")
+        worker = self.worker
+        if worker is not None and not worker.usable():
+            self.drop_worker()
+            worker = None
+        if worker is None:
             try:
-                self.zygote = Zygote(self.channel, list(self.close_in_child))
-            except OSError:  # no process to be had: spares are forked here, as before
-                pass
-        self.ran_inline = True  # a zygote made from now on would be no cleaner than this process
-        call_begins()
-        run_inline(self.channel, header, timeout_of(header))
-        self.after_call = call_spawned()
-        self.spin.answered(header.get("spin"))
+                worker = self.worker = InlineWorker()
+            except OSError as exc:
+                relay.drain(self.channel.rfd, sum(header["buffers"]))
+                self.channel.send(no_process(rid, exc))
+                return
+        timeout = timeout_of(header)
+        if relay.hand(worker.hw, _limits(), head, self.channel, header["buffers"], self.buf):
+            ready = worker.reply_soon(_spin_window(header))
+            got = relay.relay_reply(worker.rr, self.channel, rid, time.monotonic() + timeout + 1.0, self.buf,
+                                    worker.alive, ready)
+        else:
+            got = relay.DIED
+        if got == relay.ANSWERED:
+            self.spin.answered(header.get("spin"))
+            return
+        response: dict = {"op": "result", "id": rid, "phases": {}}
+        if got == relay.FORGED:
+            response = relay.forged_reply(rid, "a frame that does not answer request %s" % rid)
+        elif got == relay.LATE:
+            response.update(outcome=TIMEOUT, error=timeout_info(
+                timeout, "call", "it resisted its timer and was killed a second later, with the inline "
+                "worker it ran in (the next non-isolated call starts in a fresh one)"))
+        else:
+            response.update(outcome=CRASH, error=crash_info(worker.exit_status()))
+        self.drop_worker()
+        self.channel.send(response)
+
+    def drop_worker(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
+            self.worker = None
+            self.after_call = True  # what it left escapes to the relay, the next subreaper up
 
     @handles("echo")
     def echo(self, header: dict) -> None:
@@ -228,24 +231,41 @@ class Server:
                            "missing": missing_modules(header["modules"])})
 
     def unknown(self, header: dict) -> None:
-        self.channel.recv_buffers(header)
+        relay.drain(self.channel.rfd, sum(header["buffers"]))
         self.channel.send({"op": "error", "id": header.get("id"), "message": "unknown op %r" % header.get("op")})
 
     def close(self) -> None:
         for left in self.spares:
             left.close()
+        self.drop_worker()
         for pid in sweep(set(), self.exited) + self.exited:
             try:
                 waitpid(pid)
             except ChildProcessError:
                 pass
-        if self.zygote is not None:
-            self.zygote.close()
 
 
 def serve(channel: Channel, close_in_child: list | tuple = ()) -> None:
     """Answer requests until the host closes the connection."""
     Server(channel, close_in_child).run()
+
+
+_LIMITS: list = [None, b"{}"]  # the last reading of the limits handed on, and its JSON
+
+
+def _limits() -> bytes:
+    """The limits read after the last call, as JSON for the child (rarely changed: not encoded again)."""
+    if _LIMITS[0] != LIMITS_NOW:
+        _LIMITS[:] = [dict(LIMITS_NOW), json.dumps(LIMITS_NOW).encode()]
+    return _LIMITS[1]
+
+
+def _spin_window(header: dict) -> float:
+    try:
+        window = float(header.get("spin") or 0)
+    except (TypeError, ValueError):
+        return 0.0
+    return window if 0.0 < window <= 0.01 else 0.0
 
 
 def _warm_imports() -> None:

@@ -1,37 +1,36 @@
 """Isolated calls: each runs in a spare, a child forked (and rehearsed) before its request came.
 
-The parent hands a spare a request header, or arms it to read the next request off the
-connection itself; the spare reads the payload straight off the connection, runs the call,
-answers and exits. A crash or a timeout kills only the spare, and the parent answers for it.
+The relay (the agent's parent, see relay.py) hands a spare the request on a socket pair of the
+spare's own; the spare runs the call, answers on a pipe, and exits. A crash or a timeout kills only
+the spare, and the relay answers for it.
 """
 
 from __future__ import annotations
 
 import collections
 import json
-import mmap
 import os
 import pickle
 import select
 import signal
+import socket
 import sys
 import time
 
-from . import compat, pipes
+from . import pipes, relay
 from .buffers import dump_with_buffers
 from .call import CALL, call_begins, fresh_random_state, run_call
 from .diagnosis import print_exc
-from .limits import CALL_LIMITS, LIMITS_NOW, crash_info, timeout_info
+from .limits import CALL_LIMITS, crash_info, timeout_info
 from .map_items import run_map
 from .preload import installed_imports
-from .processes import close_in_forks, kill_call, waitpid
+from .processes import KNOWN_FDS, close_all_but, close_in_forks, kill_call, waitpid
 from .protocol import CRASH, TIMEOUT
 from .wire import Channel, ChannelClosed
 
 # How often a waiting parent checks whether the call process died (its pipe may outlive it).
 _DEATH_POLL_S = 0.05
 _HANGUP = select.POLLHUP | getattr(select, "POLLRDHUP", 0)
-_TAKE = "_take"  # the parent's message to a spare: read the next request yourself
 
 # How an isolated call ended, for the parent: the installed modules it imported, whether its
 # process is still to be reaped, and whether to sweep after it (it started processes or threads,
@@ -43,53 +42,42 @@ def runs_isolated(header: dict) -> bool:
     return header.get("op") in ("call", "map") and header.get("isolate", True)
 
 
-def spare_main(channel: Channel, close: list, hr: int, sw: int, flags) -> None:
-    """A spare's process, from its fork to its exit."""
-    CALL.flags = flags
+def spare_main(hr: int, rw: int, sw: int) -> None:
+    """A spare's process, from its fork to its exit. Before anything else it closes every
+    descriptor but its own pipes: the host connection above all, and the other children's pipes."""
     CALL.forks = 0  # counts its own forks (the parent's hook counted them too)
     call_begins()
     try:
-        for fd in close:
-            os.close(fd)
+        close_all_but({0, 1, 2, hr, rw, sw}, KNOWN_FDS)
         os.setsid()
-        close_in_forks([channel.rfd, channel.wfd, sw, hr])
+        close_in_forks([rw, sw, hr])
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGALRM, signal.SIG_DFL)  # the parent's is for its own calls
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the zygote's is for its own children
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.set_wakeup_fd(-1)
         fresh_random_state()
         _rehearse()
-        _serve_as_spare(channel, hr, sw)
+        _serve_as_spare(hr, rw, sw)
+    except BrokenPipeError:  # the relay is gone (a call killed it): no one to answer, nothing to say
+        pass
     except BaseException:
         print_exc()
     finally:
         os._exit(0)
 
 
-def _serve_as_spare(channel: Channel, hr: int, sw: int) -> None:
-    """A spare's life: one request, handed over by the parent or taken off the connection when
-    armed. A request that is not an isolated call goes back to the parent undecoded
-    (HANDED_BACK), and the spare waits to be armed again; one it runs is announced first (TOOK),
-    so the parent holds its id and deadline exactly as for a request it handed over."""
-    while True:
-        raw = pipes.read_message(hr)
-        if raw is None:
-            return
-        header = json.loads(raw)
-        CALL_LIMITS.update(header.pop("_limits", None) or {})
-        if header.get("op") == _TAKE:
-            try:
-                head = channel.recv_head()
-            except ChannelClosed:
-                os.write(sw, pipes.HOST_CLOSED)
-                return
-            header = channel.decode_head(head, cache=True)
-            if not runs_isolated(header):
-                pipes.write_message(sw, head, pipes.HANDED_BACK)
-                continue
-            pipes.write_message(sw, head, pipes.TOOK)
-        (run_map if header.get("op") == "map" else run_call)(channel, header, sw)
+def _serve_as_spare(hr: int, rw: int, sw: int) -> None:
+    """A spare's life: one request, handed over by the relay on its own pipe, answered on its own."""
+    raw = pipes.read_message(hr)
+    if raw is None:
         return
+    CALL_LIMITS.update(json.loads(raw) or {})
+    channel = Channel(hr, rw)
+    try:
+        header = channel.recv_header(cache=True)
+    except ChannelClosed:
+        return
+    (run_map if header.get("op") == "map" else run_call)(channel, header, sw)
 
 
 def _rehearse() -> None:
@@ -121,150 +109,144 @@ def _rehearse() -> None:
 
 
 class Spare:
-    """A child forked ahead of time, blocked until the parent hands it a request header or
-    arms it to read the next request off the connection itself (see ``serve``).
+    """A child forked ahead of time, blocked until the relay hands it a request (see ``serve``).
 
     It is a session of its own, so the call and everything it starts die together when the
-    call ends (any outcome); and a process the call forks loses the connection and the status
-    pipe at once, so nothing left behind can answer for a later call.
-
-    ``fork_spare`` forks it elsewhere (a zygote's, given the pipes and flags to hand on): the
-    parent, which may have run inline calls, is then not what the call process is a copy of.
+    call ends (any outcome). It never holds the host connection: its answer comes back on a
+    pipe of its own, and the relay passes on one frame, the result for the request it handed.
     """
 
-    def __init__(self, channel: Channel, close_in_child: list, fork_spare=None) -> None:
-        hr, self.hw = os.pipe()
+    def __init__(self, close_in_child: list) -> None:
+        hr, self.hw = _request_pair()
+        self.rr, rw = os.pipe()
         self.sr, sw = os.pipe()
         try:
-            if fork_spare is None:
-                self.flags = mmap.mmap(-1, len(pipes.FLAGS))  # shared; read by the parent only if the call dies
-                self.pid = os.fork()
-                if self.pid == 0:
-                    spare_main(channel, close_in_child + [self.hw, self.sr], hr, sw, self.flags)
-            else:  # forked by a process the parent did not fork: the flags live in a memfd
-                flags_fd = compat.memfd_create("prs-flags")
-                try:
-                    os.ftruncate(flags_fd, len(pipes.FLAGS))
-                    self.flags = mmap.mmap(flags_fd, len(pipes.FLAGS))
-                    self.pid = fork_spare([hr, sw, flags_fd])
-                finally:
-                    os.close(flags_fd)
+            self.pid = os.fork()
+            if self.pid == 0:
+                spare_main(hr, rw, sw)
         except BaseException:
-            os.close(self.hw)
-            os.close(self.sr)
+            for fd in (self.hw, self.rr, self.sr):
+                os.close(fd)
             raise
         finally:
-            os.close(hr)
-            os.close(sw)
+            for fd in (hr, rw, sw):
+                os.close(fd)
         self.reader = pipes.StatusReader(self.sr)
-        self.armed = False
+        self.status: int | None = None
 
-    def has(self, reader: pipes.StatusReader, kind: bytes) -> bool:
-        return kind in reader.tokens or (kind in pipes.FLAGS and bool(self.flags[pipes.FLAGS.index(kind)]))
+    def alive(self) -> bool:
+        if self.status is None:
+            pid, st = waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.status = st
+        return self.status is None
 
-    def arm(self) -> None:
-        """From now on this spare takes the next request off the connection itself. After an
-        idle stretch an isolated call then wakes one process, as an inline call does, instead
-        of the parent and then its spare (each wake-up of an idle process costs ~0.3 ms on a VM)."""
-        pipes.write_message(self.hw, json.dumps({"op": _TAKE, "_limits": LIMITS_NOW}).encode())
-        self.armed = True
-
-    def taken(self, channel: Channel) -> tuple:
-        """What the armed spare took: ``(True, header)`` for a request it runs itself, ``(False,
-        header)`` for one it handed back (its buffers still wait on the connection)."""
-        poller = select.poll()
-        poller.register(self.sr, select.POLLIN)
-        poller.register(channel.rfd, _HANGUP)
-        while True:
-            for fd, _ in poller.poll():
-                if fd == channel.rfd:
-                    raise ChannelClosed("the host hung up")
-                if not self.reader.read():
-                    waitpid(self.pid)
-                    raise EOFError("the spare reading the next request died (the stream's state is unknown)")
-            if pipes.HOST_CLOSED in self.reader.tokens:
-                raise ChannelClosed("the host closed the connection")
-            for kind in (pipes.TOOK, pipes.HANDED_BACK):
-                head = self.reader.heads.pop(kind, None)
-                if head is not None:
-                    self.armed = False
-                    return kind == pipes.TOOK, channel.decode_head(head, cache=True)
-
-    def dispatch(self, channel: Channel, header: dict, timeout: float, while_waiting=None) -> CallEnd:
+    def dispatch(self, channel: Channel, head: bytes, header: dict, limits: bytes, timeout: float, buf: list,
+                 while_waiting=None) -> CallEnd:
         """Hand over the request and wait only until the call has answered, died, or run out
         of time: its exit is reaped later, and the next spare forked after the answer, both off
         the critical path (forking now would take the CPU the call needs on a small machine).
-        A descendant that keeps the status pipe open cannot hold this up: the child's own death
-        is what ends the wait."""
-        pipes.write_message(self.hw, json.dumps(dict(header, _limits=LIMITS_NOW)).encode())
-        return self.wait(channel, header, timeout, while_waiting)
-
-    def wait(self, channel: Channel, header: dict, timeout: float, while_waiting=None) -> CallEnd:
-        """The call is this spare's (handed over, or taken by it): see ``dispatch``."""
+        A descendant that keeps a pipe open cannot hold this up: the child's own death is what
+        ends the wait."""
+        handed = relay.hand(self.hw, limits, head, channel, header["buffers"], buf)
         os.close(self.hw)
+        self.hw = -1
         if while_waiting is not None:
             while_waiting()
+        try:
+            return self._wait(channel, header, timeout, buf, handed)
+        finally:
+            kill_call(self.pid)  # the call and all it started, whatever the outcome
+            os.close(self.sr)
+            os.close(self.rr)
+            self.sr = self.rr = -1
+
+    def _wait(self, channel: Channel, header: dict, timeout: float, buf: list, handed: bool) -> CallEnd:
         reader = self.reader
+        rid = header.get("id")
         poller = select.poll()
-        poller.register(self.sr, select.POLLIN)
+        if handed:
+            poller.register(self.sr, select.POLLIN)
+            poller.register(self.rr, select.POLLIN)
         # The host sends nothing more until the answer: a hang-up means the host is gone.
         poller.register(channel.rfd, _HANGUP)
         deadline = time.monotonic() + timeout
         timed_out = False
-        pipe_open = True
+        status_open = reply_open = handed
         status = None
-        try:
-            while pipes.ANSWERED not in reader.tokens and status is None:
-                wait = _DEATH_POLL_S if pipe_open else 0.002
-                if not timed_out and not self.has(reader, pipes.WRITING):
-                    left = deadline - time.monotonic()
-                    if left <= 0:
+        forged = None
+        while status is None:
+            wait = _DEATH_POLL_S
+            if not timed_out:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    timed_out = True
+                    kill_call(self.pid)
+                    left = 0.0
+                wait = min(wait, left)
+            events = poller.poll(wait * 1000)
+            for fd, _ in events:
+                if fd == self.sr:
+                    if status_open and not reader.read():
+                        status_open = False
+                        poller.unregister(self.sr)
+                elif fd == self.rr and reply_open:
+                    got = relay.relay_reply(self.rr, channel, rid, max(deadline, time.monotonic()) + 1.0, buf,
+                                            self.alive)
+                    if got == relay.ANSWERED:
+                        self._status_after(reader, status_open)
+                        return CallEnd(reader.learned, self.status is None, pipes.SPAWNED in reader.tokens)
+                    if got == relay.FORGED:
+                        forged = "a frame that does not answer request %s" % rid
+                        kill_call(self.pid)
+                    elif got == relay.LATE:
                         timed_out = True
                         kill_call(self.pid)
-                        left = 0.0
-                    wait = min(wait, left)
-                events = poller.poll(wait * 1000)
-                for fd, _ in events:
-                    if fd == self.sr:
-                        if pipe_open and not reader.read():
-                            pipe_open = False
-                            poller.unregister(self.sr)
-                    elif fd == channel.rfd:
-                        raise ChannelClosed("the host hung up during a call")
-                if pipes.ANSWERED in reader.tokens:
-                    break
-                if not events or not pipe_open:
-                    pid, st = waitpid(self.pid, os.WNOHANG)
-                    if pid:
-                        status = st
-                        _drain(reader, self.sr, pipe_open)
-        finally:
-            kill_call(self.pid)  # the call and all it started, whatever the outcome
-            os.close(self.sr)
-        if pipes.ANSWERED in reader.tokens:
-            return CallEnd(reader.learned, status is None, pipes.SPAWNED in reader.tokens)
-        if self.has(reader, pipes.WRITING):  # died while writing its answer: the stream is unusable
-            raise EOFError("call process died mid-response")
-        if not self.has(reader, pipes.BEGUN):
-            raise EOFError("call process died before reading its payload")
-        response: dict = {"op": "result", "id": header.get("id"), "phases": {}}
-        if timed_out:
-            response.update(outcome=TIMEOUT, error=timeout_info(
-                timeout, "call", "it and every process it started were killed"))
+                    reply_open = False
+                    poller.unregister(self.rr)
+                elif fd == channel.rfd:
+                    raise ChannelClosed("the host hung up during a call")
+            if forged:
+                break
+            if not events or not (status_open and reply_open):
+                self.alive()
+                status = self.status
+        response: dict
+        if forged:
+            response = relay.forged_reply(rid, forged)
         else:
-            response.update(outcome=CRASH, error=crash_info(status if status is not None else 0))
+            response = {"op": "result", "id": rid, "phases": {}}
+            if timed_out:
+                response.update(outcome=TIMEOUT, error=timeout_info(
+                    timeout, "call", "it and every process it started were killed"))
+            else:
+                response.update(outcome=CRASH, error=crash_info(status if status is not None else 0))
         channel.send(response)
-        return CallEnd([], False, True)
+        return CallEnd([], status is None, True)
+
+    def _status_after(self, reader: pipes.StatusReader, is_open: bool) -> None:
+        """What the call says after its answer (modules it learned, processes it started): it
+        writes it at once; a call that wrote its frame itself and went on is not waited for."""
+        until = time.monotonic() + 0.5
+        while is_open and pipes.ANSWERED not in reader.tokens:
+            left = until - time.monotonic()
+            if left <= 0 or not select.select([self.sr], [], [], left)[0]:
+                reader.tokens += pipes.SPAWNED
+                return
+            is_open = reader.read()
 
     def close(self) -> None:
-        os.close(self.hw)
-        os.close(self.sr)
+        for fd in (self.hw, self.sr, self.rr):
+            if fd >= 0:
+                os.close(fd)
         kill_call(self.pid)
-        waitpid(self.pid)
+        if self.status is None:
+            waitpid(self.pid)
 
 
-def _drain(reader: pipes.StatusReader, fd: int, pipe_open: bool) -> None:
-    """The kinds a dead child wrote before it died, without waiting for an EOF that a
-    descendant holding the pipe could delay forever."""
-    while pipe_open and select.select([fd], [], [], 0)[0]:
-        pipe_open = reader.read()
+def _request_pair() -> tuple:
+    """The request's way to a child: a socket pair, not a pipe, so that a large ``bytes``
+    argument is received in place (``Channel.read_bytes``), never copied: twice its size might
+    not fit the target's memory."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    return theirs.detach(), ours.detach()
