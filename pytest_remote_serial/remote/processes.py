@@ -106,11 +106,14 @@ def settle(keep: set, exited: list, within: float = 2.0) -> list:
     """After a call that started processes: kill and reap all it left before the next call
     starts. Until reaped, even a killed process counts against the pids limit, and the next call
     would find it used up. Orphans of orphans surface here as their parents die, hence the loop;
-    one that will not die within ``within`` s is left to be reaped later."""
+    one that will not die within ``within`` s is left to be reaped later. It ends only on a sweep
+    that found nothing new after all was reaped: a process reaped in this pass may have handed
+    its own children (a `setsid` daemon) to this subreaper as it died, after the sweep looked."""
     deadline = time.monotonic() + within
     while True:
-        exited = reap(exited + sweep(keep, exited))
-        if not exited or time.monotonic() > deadline:
+        new = sweep(keep, exited)
+        exited = reap(exited + new)
+        if (not exited and not new) or time.monotonic() > deadline:
             return exited
         time.sleep(0.0005)
 
