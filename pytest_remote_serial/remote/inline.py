@@ -14,11 +14,18 @@ import time
 
 from . import pipes
 from .call import CallTimeout, call_begins, run_call, timeout_of
-from .diagnosis import print_exc
 from .limits import CALL_LIMITS, LIMITS_NOW, timeout_info
-from .processes import KNOWN_FDS, NEVER_SWEPT, become_subreaper, close_all_but, kill_call, settle
+from .processes import (
+    KNOWN_FDS,
+    NEVER_SWEPT,
+    become_subreaper,
+    child_life,
+    close_all_but,
+    kill_call,
+    request_pair,
+    settle,
+)
 from .protocol import TIMEOUT
-from .spare import _request_pair
 from .spin import QuickWaits, RequestSpin, readable
 from .wire import Channel
 
@@ -79,33 +86,26 @@ def _worker_main(hr: int, rw: int) -> None:
     """The inline worker's life: calls in one process, so state persists between them, while the
     relay keeps the connection. It is a session and a subreaper of its own: whatever a call
     forked (at-fork hooks skipped or not) is killed before the next request is read."""
-    try:
-        close_all_but({0, 1, 2, hr, rw}, KNOWN_FDS)
-        os.setsid()
-        become_subreaper()
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.set_wakeup_fd(-1)
-        channel = Channel(hr, rw)
-        spin = RequestSpin()
-        while True:
-            spin.wait(hr)
-            raw = pipes.read_message(hr)
-            if raw is None:
-                return
-            LIMITS_NOW.clear()
-            LIMITS_NOW.update(json.loads(raw) or {})
-            header = channel.recv_header(cache=True)
-            spin.arrived()
-            call_begins()
-            run_inline(channel, header, timeout_of(header))
-            spin.answered(header.get("spin"))
-            _kill_leftovers()
-    except BrokenPipeError:  # the relay is gone (a call killed it): no one to answer, nothing to say
-        pass
-    except BaseException:
-        print_exc()
-    finally:
-        os._exit(0)
+    close_all_but({0, 1, 2, hr, rw}, KNOWN_FDS)
+    os.setsid()
+    become_subreaper()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.set_wakeup_fd(-1)
+    channel = Channel(hr, rw)
+    spin = RequestSpin()
+    while True:
+        spin.wait(hr)
+        raw = pipes.read_message(hr)
+        if raw is None:
+            return
+        LIMITS_NOW.clear()
+        LIMITS_NOW.update(json.loads(raw) or {})
+        header = channel.recv_header(cache=True)
+        spin.arrived()
+        call_begins()
+        run_inline(channel, header, timeout_of(header))
+        spin.answered(header.get("spin"))
+        _kill_leftovers()
 
 
 def _kill_leftovers() -> None:
@@ -122,12 +122,12 @@ class InlineWorker:
     """The relay's end of the inline worker: a request pipe and a reply pipe."""
 
     def __init__(self) -> None:
-        hr, self.hw = _request_pair()
+        hr, self.hw = request_pair()
         self.rr, rw = os.pipe()
         try:
             self.pid = os.fork()
             if self.pid == 0:
-                _worker_main(hr, rw)
+                child_life(_worker_main, hr, rw)
         except BaseException:
             os.close(self.hw)
             os.close(self.rr)

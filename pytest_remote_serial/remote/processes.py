@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import time
 
 from .compat import thread_count
@@ -83,19 +84,37 @@ def close_all_but(keep: set, known: list) -> None:
                 pass
 
 
+def request_pair() -> tuple:
+    """The request's way to a child of the relay: a socket pair, not a pipe, so that a large
+    ``bytes`` argument is received in place (``Channel.read_bytes``), never copied: twice its
+    size might not fit the target's memory. (The child's end, the relay's end.)"""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    return theirs.detach(), ours.detach()
+
+
+def child_life(main, *args) -> None:
+    """A forked child's whole life: ``main(*args)``, then ``os._exit``, so that it never returns
+    into the code of the process it was forked from. A BrokenPipeError is the relay gone (a call
+    killed it): no one to answer, nothing to say; any other failure is printed."""
+    try:
+        main(*args)
+    except BrokenPipeError:
+        pass
+    except BaseException:
+        print_exc()
+    finally:
+        os._exit(0)
+
+
 NEVER_SWEPT: set = set()  # children of the relay that no call left behind (the inline worker)
 KNOWN_FDS: list = []  # the descriptors a child closes where /proc cannot list its own
-
-
-def waitpid(pid: int, flags: int = 0) -> tuple:
-    return os.waitpid(pid, flags)
 
 
 def reap(pids: list) -> list:
     left = []
     for pid in pids:
         try:
-            if waitpid(pid, os.WNOHANG) == (0, 0):
+            if os.waitpid(pid, os.WNOHANG) == (0, 0):
                 left.append(pid)
         except ChildProcessError:
             pass

@@ -21,12 +21,14 @@ import time
 from . import pipes
 from .envelope import python_version
 from .protocol import OP_CODE
-from .wire import _FRAME, _MAX_BUFFERS, _MAX_HEADER, FRAME_SIZE, Channel
+from .wire import _FRAME, _MAX_BUFFERS, _MAX_HEADER, FRAME_SIZE, Channel, _fd_readv
 
 _CHUNK = 1 << 20
 _BIG_PIPE = 1 << 20  # a bulk frame crosses a pipe in 1 MiB steps, not 64 KiB ones
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _RESULT = OP_CODE["result"]
+
+
 def _no_splice(*_args) -> int:
     raise OSError(errno.EINVAL, "no splice here")
 
@@ -82,9 +84,9 @@ def forward(src: int, dst: int, n: int, buf: list) -> None:
         buf.append(bytearray(_CHUNK))
     view = memoryview(buf[0])
     while n:
-        k = _readv(src, [view[:min(n, _CHUNK)]])
+        k = _fd_readv(src, [view[:min(n, _CHUNK)]])
         if k == 0:
-            raise EOFError("connection closed mid-message (%d bytes short)" % n)
+            raise _short(n)
         part = view[:k]
         while part:
             part = part[os.write(dst, part):]
@@ -95,13 +97,22 @@ def _is_pipe(fd: int) -> bool:
     return stat.S_ISFIFO(os.fstat(fd).st_mode)
 
 
+def _short(n: int) -> EOFError:
+    return EOFError("connection closed mid-message (%d bytes short)" % n)
+
+
+def _splice_some(src: int, dst: int, n: int, moved: list) -> int:
+    """Up to a chunk of the ``n`` bytes still due from ``src``; none is a lost stream."""
+    k = _splice(src, dst, min(n, _CHUNK))
+    if k == 0:
+        raise _short(n)
+    moved[0] += k
+    return k
+
+
 def _splice_all(src: int, dst: int, n: int, moved: list) -> None:
     while n:
-        k = _splice(src, dst, min(n, _CHUNK))
-        if k == 0:
-            raise EOFError("connection closed mid-message (%d bytes short)" % n)
-        n -= k
-        moved[0] += k
+        n -= _splice_some(src, dst, n, moved)
 
 
 _PROXY: list = []  # the relay's own pipe, for splicing from one socket to another
@@ -114,11 +125,8 @@ def _splice_through(src: int, dst: int, n: int, moved: list) -> None:
     r, w = _PROXY
     try:
         while n:
-            k = _splice(src, w, min(n, _CHUNK))
-            if k == 0:
-                raise EOFError("connection closed mid-message (%d bytes short)" % n)
+            k = _splice_some(src, w, n, moved)
             n -= k
-            moved[0] += k
             while k:
                 k -= _splice(r, dst, k)
     except BaseException:  # what it still holds belongs to no one: a fresh pipe next time
@@ -128,21 +136,12 @@ def _splice_through(src: int, dst: int, n: int, moved: list) -> None:
         raise
 
 
-def _readv_by_read(fd: int, views: list) -> int:
-    data = os.read(fd, len(views[0]))
-    views[0][:len(data)] = data
-    return len(data)
-
-
-_readv = getattr(os, "readv", None) or _readv_by_read
-
-
 def drain(src: int, n: int) -> None:
     """Read and drop n bytes: a request's buffers that no child will take."""
     while n:
         k = len(os.read(src, min(n, _CHUNK)))
         if k == 0:
-            raise EOFError("connection closed mid-message (%d bytes short)" % n)
+            raise _short(n)
         n -= k
 
 
@@ -165,7 +164,8 @@ def hand(fd: int, limits: bytes, head: bytes, channel: Channel, sizes: list, buf
     return True
 
 
-def forged_reply(rid, why: str) -> dict:
+def forged_reply(rid) -> dict:
+    why = "a frame that does not answer request %s" % rid
     return {"op": "result", "id": rid, "phases": {}, "outcome": "crash",
             "error": {"phase": "call", "type": "forged_reply", "python": python_version(),
                       "message": "the call's process wrote %s; a reply is accepted only as the one "

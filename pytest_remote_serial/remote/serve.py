@@ -21,10 +21,10 @@ from .describe import describe, missing_modules
 from .envelope import CACHE_TAG, IMPLEMENTATION, cpus, magic_number, python_version
 from .inline import InlineWorker, close_in_fork
 from .limits import LIMITS_NOW, crash_info, no_process, read_limits, timeout_info
-from .processes import KNOWN_FDS, become_subreaper, in_child, reap, settle, sweep, waitpid
+from .processes import KNOWN_FDS, become_subreaper, in_child, reap, settle, sweep
 from .protocol import CRASH, PROTOCOL, TIMEOUT
 from .spare import CallEnd, Spare, runs_isolated
-from .spin import RequestSpin, readable
+from .spin import RequestSpin, readable, spin_window
 from .wire import Channel, ChannelClosed
 
 _SPARES = 2  # ready call processes kept while idle: a tight loop never waits for a fork
@@ -75,10 +75,8 @@ class Server:
                     return
                 if runs_isolated(header):
                     self.isolated(head, header)
-                elif header.get("op") == "call":
-                    self.inline(head, header)
                 else:
-                    HANDLERS.get(header.get("op"), Server.unknown)(self, header)
+                    HANDLERS.get(header.get("op"), Server.unknown)(self, head, header)
                 if not self.warm:
                     self.warm_up()
         finally:
@@ -127,7 +125,7 @@ class Server:
     def fork_next(self) -> Spare | None:
         compat.freeze()  # what the parent holds stays out of the children's collections (fewer page copies)
         try:
-            return Spare(list(KNOWN_FDS))
+            return Spare()
         except OSError as exc:  # EAGAIN at the pids limit: the call is answered, the agent lives on
             self.fork_error = exc
             return None
@@ -190,7 +188,7 @@ class Server:
                 return
         timeout = timeout_of(header)
         if relay.hand(worker.hw, _limits(), head, self.channel, header["buffers"], self.buf):
-            ready = worker.reply_soon(_spin_window(header))
+            ready = worker.reply_soon(spin_window(header.get("spin")))
             got = relay.relay_reply(worker.rr, self.channel, rid, time.monotonic() + timeout + 1.0, self.buf,
                                     worker.alive, ready)
         else:
@@ -200,7 +198,7 @@ class Server:
             return
         response: dict = {"op": "result", "id": rid, "phases": {}}
         if got == relay.FORGED:
-            response = relay.forged_reply(rid, "a frame that does not answer request %s" % rid)
+            response = relay.forged_reply(rid)
         elif got == relay.LATE:
             response.update(outcome=TIMEOUT, error=timeout_info(
                 timeout, "call", "it resisted its timer and was killed a second later, with the inline "
@@ -217,20 +215,20 @@ class Server:
             self.after_call = True  # what it left escapes to the relay, the next subreaper up
 
     @handles("echo")
-    def echo(self, header: dict) -> None:
+    def echo(self, head: bytes, header: dict) -> None:
         self.channel.send({"op": "echo", "id": header.get("id")}, self.channel.recv_buffers(header))
 
     @handles("describe")
-    def describe(self, header: dict) -> None:
+    def describe(self, head: bytes, header: dict) -> None:
         self.channel.send(dict(in_child(describe, lambda: describe(scan=False)), op="describe",
                                id=header.get("id")))
 
     @handles("find_modules")
-    def find_modules(self, header: dict) -> None:
+    def find_modules(self, head: bytes, header: dict) -> None:
         self.channel.send({"op": "find_modules", "id": header.get("id"),
                            "missing": missing_modules(header["modules"])})
 
-    def unknown(self, header: dict) -> None:
+    def unknown(self, head: bytes, header: dict) -> None:
         relay.drain(self.channel.rfd, sum(header["buffers"]))
         self.channel.send({"op": "error", "id": header.get("id"), "message": "unknown op %r" % header.get("op")})
 
@@ -240,7 +238,7 @@ class Server:
         self.drop_worker()
         for pid in sweep(set(), self.exited) + self.exited:
             try:
-                waitpid(pid)
+                os.waitpid(pid, 0)
             except ChildProcessError:
                 pass
 
@@ -258,14 +256,6 @@ def _limits() -> bytes:
     if _LIMITS[0] != LIMITS_NOW:
         _LIMITS[:] = [dict(LIMITS_NOW), json.dumps(LIMITS_NOW).encode()]
     return _LIMITS[1]
-
-
-def _spin_window(header: dict) -> float:
-    try:
-        window = float(header.get("spin") or 0)
-    except (TypeError, ValueError):
-        return 0.0
-    return window if 0.0 < window <= 0.01 else 0.0
 
 
 def _warm_imports() -> None:

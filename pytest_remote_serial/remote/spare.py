@@ -13,18 +13,16 @@ import os
 import pickle
 import select
 import signal
-import socket
 import sys
 import time
 
 from . import pipes, relay
 from .buffers import dump_with_buffers
 from .call import CALL, call_begins, fresh_random_state, run_call
-from .diagnosis import print_exc
 from .limits import CALL_LIMITS, crash_info, timeout_info
 from .map_items import run_map
 from .preload import installed_imports
-from .processes import KNOWN_FDS, close_all_but, close_in_forks, kill_call, waitpid
+from .processes import KNOWN_FDS, child_life, close_all_but, close_in_forks, kill_call, request_pair
 from .protocol import CRASH, TIMEOUT
 from .wire import Channel, ChannelClosed
 
@@ -47,23 +45,20 @@ def spare_main(hr: int, rw: int, sw: int) -> None:
     descriptor but its own pipes: the host connection above all, and the other children's pipes."""
     CALL.forks = 0  # counts its own forks (the parent's hook counted them too)
     call_begins()
-    try:
-        close_all_but({0, 1, 2, hr, rw, sw}, KNOWN_FDS)
-        os.setsid()
-        close_in_forks([rw, sw, hr])
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        signal.signal(signal.SIGALRM, signal.SIG_DFL)  # the parent's is for its own calls
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        signal.set_wakeup_fd(-1)
-        fresh_random_state()
-        _rehearse()
-        _serve_as_spare(hr, rw, sw)
-    except BrokenPipeError:  # the relay is gone (a call killed it): no one to answer, nothing to say
-        pass
-    except BaseException:
-        print_exc()
-    finally:
-        os._exit(0)
+    child_life(_spare_life, hr, rw, sw)
+
+
+def _spare_life(hr: int, rw: int, sw: int) -> None:
+    close_all_but({0, 1, 2, hr, rw, sw}, KNOWN_FDS)
+    os.setsid()
+    close_in_forks([rw, sw, hr])
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)  # the parent's is for its own calls
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.set_wakeup_fd(-1)
+    fresh_random_state()
+    _rehearse()
+    _serve_as_spare(hr, rw, sw)
 
 
 def _serve_as_spare(hr: int, rw: int, sw: int) -> None:
@@ -116,8 +111,8 @@ class Spare:
     pipe of its own, and the relay passes on one frame, the result for the request it handed.
     """
 
-    def __init__(self, close_in_child: list) -> None:
-        hr, self.hw = _request_pair()
+    def __init__(self) -> None:
+        hr, self.hw = request_pair()
         self.rr, rw = os.pipe()
         self.sr, sw = os.pipe()
         try:
@@ -136,7 +131,7 @@ class Spare:
 
     def alive(self) -> bool:
         if self.status is None:
-            pid, st = waitpid(self.pid, os.WNOHANG)
+            pid, st = os.waitpid(self.pid, os.WNOHANG)
             if pid:
                 self.status = st
         return self.status is None
@@ -174,7 +169,7 @@ class Spare:
         timed_out = False
         status_open = reply_open = handed
         status = None
-        forged = None
+        forged = False
         while status is None:
             wait = _DEATH_POLL_S
             if not timed_out:
@@ -197,7 +192,7 @@ class Spare:
                         self._status_after(reader, status_open)
                         return CallEnd(reader.learned, self.status is None, pipes.SPAWNED in reader.tokens)
                     if got == relay.FORGED:
-                        forged = "a frame that does not answer request %s" % rid
+                        forged = True
                         kill_call(self.pid)
                     elif got == relay.LATE:
                         timed_out = True
@@ -213,7 +208,7 @@ class Spare:
                 status = self.status
         response: dict
         if forged:
-            response = relay.forged_reply(rid, forged)
+            response = relay.forged_reply(rid)
         else:
             response = {"op": "result", "id": rid, "phases": {}}
             if timed_out:
@@ -241,12 +236,5 @@ class Spare:
                 os.close(fd)
         kill_call(self.pid)
         if self.status is None:
-            waitpid(self.pid)
+            os.waitpid(self.pid, 0)
 
-
-def _request_pair() -> tuple:
-    """The request's way to a child: a socket pair, not a pipe, so that a large ``bytes``
-    argument is received in place (``Channel.read_bytes``), never copied: twice its size might
-    not fit the target's memory."""
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    return theirs.detach(), ours.detach()

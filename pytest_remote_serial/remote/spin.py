@@ -20,6 +20,16 @@ def readable(fd: int) -> bool:
 SPIN_MAX_S = 0.01  # the longest spin window either end accepts: never a long burn
 
 
+def spin_window(value) -> float:
+    """The spin window a request's header asks for, in seconds: never a long burn, whatever the
+    header says (past the cap is the cap; NaN, a negative or a non-number is none)."""
+    try:
+        w = float(value or 0)
+    except (TypeError, ValueError):
+        return 0.0
+    return w if 0.0 < w <= SPIN_MAX_S else SPIN_MAX_S if w > SPIN_MAX_S else 0.0
+
+
 class QuickWaits:
     """When a wait is worth spinning for (both ends use it; the host keeps one per kind of
     request). Spin while not all of the last ``MISSES`` spins ran out: one hiccup (a preempted
@@ -56,12 +66,7 @@ class RequestSpin:
         self.spinning = False
 
     def answered(self, window) -> None:
-        try:
-            w = float(window or 0)
-        except (TypeError, ValueError):
-            w = 0.0
-        # Never a long burn, whatever the header says (NaN included: it compares false).
-        self.window = w if 0.0 < w <= SPIN_MAX_S else SPIN_MAX_S if w > SPIN_MAX_S else 0.0
+        self.window = spin_window(window)
         self.since = time.perf_counter() if self.window else None
 
     def wait(self, fd: int) -> None:
