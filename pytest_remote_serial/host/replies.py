@@ -46,10 +46,13 @@ class ResultUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         module = self.map_module(module)
-        missing = missing_here(module, name)  # a newer Python's class: named as such, not refused
-        if missing is not None:
-            raise missing
-        return super().find_class(module, name)
+        try:
+            return super().find_class(module, name)
+        except AttributeError:
+            missing = missing_here(module, name)  # a newer Python's class: named as such
+            if missing is not None:
+                raise missing from None
+            raise
 
 
 def lookup_qualname(root: Any, qualname: str) -> Any:
