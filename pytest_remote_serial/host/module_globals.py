@@ -21,7 +21,6 @@ import ast
 import contextvars
 import io
 import struct
-import sys
 import threading
 import types
 import weakref
@@ -137,6 +136,7 @@ def _travels(module_name: str, value: Any) -> Any:
     functions and classes by name where the target has them; never another user module's
     definitions (they go by value, with everything they need, for a name nobody may look up)."""
     from .capsule import imported_as, is_pytest_object, is_user_code
+    from .trust import is_stdlib
 
     if isinstance(value, types.ModuleType):
         return Optional(imported_as(value))  # _collections_abc is collections.abc by __name__
@@ -149,12 +149,9 @@ def _travels(module_name: str, value: Any) -> Any:
             return Optional(owner, qualname)
         return None
     owner = type(value).__module__
-    if owner in ("builtins", module_name) or owner.partition(".")[0] in _STDLIB:
+    if owner in ("builtins", module_name) or is_stdlib(owner):
         return value
     return None
-
-
-_STDLIB = frozenset(getattr(sys, "stdlib_module_names", ())) or frozenset(sys.builtin_module_names)
 
 
 def module_wide(namespace: dict[str, Any], dumps_alone: Any) -> dict[str, Any]:
