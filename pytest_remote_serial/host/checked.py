@@ -117,8 +117,7 @@ def _defaultdict(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
     reply may call."""
     factory = args[0] if args else None
     if factory is not None and _current:
-        fixed = _current[-1].fixed.get(id(factory))
-        if not (fixed is not None and fixed[0] is factory) and not (
+        if checker_of(_current[-1].fixed, factory) is None and not (
                 isinstance(factory, type) and _current[-1].callable_class(factory)):
             raise UnsafeGlobal(name_of(factory), "a defaultdict's factory is called like a reply's call")
     return _pairs(args[1:], kwargs)
@@ -196,6 +195,12 @@ def fixed_checkers() -> dict[int, tuple[Any, Checker]]:
     return _fixed_cache
 
 
+def checker_of(fixed: dict[int, tuple[Any, Checker]], obj: Any) -> Checker | None:
+    """The checker of ``obj`` if it is one of the fixed constructors (by identity), else None."""
+    entry = fixed.get(id(obj))
+    return entry[1] if entry is not None and entry[0] is obj else None
+
+
 # A class a reply may call (set by the unpickler while it loads: copyreg's helpers ask it).
 _current: list[CheckedUnpickler] = []
 
@@ -267,8 +272,7 @@ class CheckedUnpickler(_PyUnpickler):
                 f"for this target in the matrix, or set `trusted = true` on it")
 
     def _allowed_owner(self, base: type) -> bool:
-        fixed = self.fixed.get(id(base))
-        return base is object or (fixed is not None and fixed[0] is base) or self.callable_class(base)
+        return base is object or checker_of(self.fixed, base) is not None or self.callable_class(base)
 
     def _check_methods(self, cls: type, methods: tuple[str, ...]) -> None:
         """A method a call runs must come from a class a reply may build: an own class that
@@ -283,26 +287,26 @@ class CheckedUnpickler(_PyUnpickler):
                    methods: tuple[str, ...] = ("__new__", "__init__")) -> int:
         """A class called (or only ``__new__``'d): one the policy allows, whose ``methods`` come from
         classes it allows, at the cost of the first fixed constructor it builds on."""
-        fixed = self.fixed.get(id(cls))
-        if fixed is not None and fixed[0] is cls:
-            return fixed[1](args, kwargs or {})
+        check = checker_of(self.fixed, cls)
+        if check is not None:
+            return check(args, kwargs or {})
         if not self.callable_class(cls):
             raise UnsafeGlobal(name_of(cls), "a class the host does not build from a target's arguments")
         self._check_methods(cls, methods)
         if isinstance(cls, enum.EnumMeta) and (len(args) != 1 or kwargs):
             raise UnsafeGlobal(name_of(cls), "an enum class is called only to look a member up by value")
         for base in cls.__mro__[1:]:
-            fixed = self.fixed.get(id(base))
-            if fixed is not None and fixed[0] is base:
-                return fixed[1](args, kwargs or {})
+            check = checker_of(self.fixed, base)
+            if check is not None:
+                return check(args, kwargs or {})
         return 0
 
     def call(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> int:
         what = name_of(func)
         try:
-            fixed = self.fixed.get(id(func))
-            if fixed is not None and fixed[0] is func:
-                cost = fixed[1](args, kwargs or {})
+            check = checker_of(self.fixed, func)
+            if check is not None:
+                cost = check(args, kwargs or {})
             elif isinstance(func, type):
                 cost = self.class_cost(func, args, kwargs)
             else:
@@ -365,7 +369,7 @@ class CheckedUnpickler(_PyUnpickler):
 
     def _may_run_methods_of(self, inst: Any, how: str, methods: tuple[str, ...]) -> None:
         cls = type(inst)
-        if cls in (list, dict, set, object) or id(cls) in self.fixed or arrays.builds(inst):
+        if cls in (list, dict, set, object) or checker_of(self.fixed, cls) is not None or arrays.builds(inst):
             return
         if isinstance(inst, BaseException) or self.callable_class(cls):
             self._check_methods(cls, methods)
@@ -418,9 +422,9 @@ def fast_class(cls: Any, callable_class: Callable[[type], bool]) -> bool:
     for base in cls.__mro__:
         if "__call__" in vars(base) and base is not object:
             return False
-        entry = fixed.get(id(base))
-        if entry is not None and entry[0] is base:
-            if entry[1] not in _FAST_CHECKERS:
+        check = checker_of(fixed, base)
+        if check is not None:
+            if check not in _FAST_CHECKERS:
                 return False
         elif base is tuple and "__new__" in vars(cls):
             continue  # a namedtuple: its own __new__ takes its fields
