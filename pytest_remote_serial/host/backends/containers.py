@@ -47,6 +47,7 @@ L_SESSION, L_RUN, L_HOST, L_PID, L_PID_START, L_TARGET, L_KEEP = (
 SOCK_DIR = "/run/prs"
 KEEP_IDLE_S = 4 * 3600
 # What every container gets (docs/architecture.md, "The trust boundary"), on a local and a remote engine alike.
+TIGHT_PIDS = 16  # a limit at or under which a failed start may be the limit itself
 HARDENING = "network none, cap_drop ALL, no-new-privileges, non-root, read-only rootfs + tmpfs /tmp, pids/memory limits"
 
 
@@ -97,6 +98,15 @@ def _prune_keep_folders(in_use: set[str]) -> None:
             shutil.rmtree(folder, ignore_errors=True)
     with contextlib.suppress(OSError):
         root.rmdir()  # only if empty
+
+
+def _tight_pids(target: Target) -> str:
+    """The container runtime's own start-up threads count against pids.max too: under a limit of a
+    few processes, `docker start` itself can fail (runc's "cannot start a stopped process")."""
+    if target.pids > TIGHT_PIDS:
+        return ""
+    return (f" (the target's pids limit ({target.pids}) also counts the container runtime's own "
+            f"start-up threads: raise `pids` for target {target.name!r} in the matrix file)")
 
 
 def _remove(container: Any) -> bool:
@@ -264,15 +274,25 @@ class DockerBackend:
             cmd += ["--lib", f"{AGENT_DIR}/{lib}"]
         return cmd + agent_options(target)
 
-    def _create(self, kwargs: dict[str, Any]) -> Any:
+    def _create(self, target: Target, kwargs: dict[str, Any]) -> Any:
+        """Create, then start: a container that was created but failed to start is removed here,
+        not left for the next run's reap."""
         import docker.errors
 
         if self.cancelled.is_set():
             raise StartFailed("the run is stopping")
+        create = {k: v for k, v in kwargs.items() if k != "detach"}
         try:
-            return self.client.containers.run(**kwargs)
+            container = self.client.containers.create(**create)
         except docker.errors.APIError as exc:
-            raise StartFailed(f"the container could not start: {exc.explanation or exc}") from None
+            raise StartFailed(f"the container could not be created: {exc.explanation or exc}") from None
+        try:
+            container.start()
+        except docker.errors.APIError as exc:
+            _remove(container)
+            raise StartFailed(f"the container could not start: {exc.explanation or exc}"
+                              f"{_tight_pids(target)}") from None
+        return container
 
     def _start(self, target: Target, image: str, transport: str) -> Running:
         start = time.monotonic()
@@ -286,7 +306,7 @@ class DockerBackend:
             sock_mode = ["--socket", f"{SOCK_DIR}/{SOCKET_NAME}", "--accept-timeout", "120"]
             kwargs = self._run_kwargs(target, image, self._agent_command(target, *sock_mode))
             kwargs["volumes"][str(sock_dir)] = {"bind": SOCK_DIR, "mode": "rw"}
-            container = self._create(kwargs)
+            container = self._create(target, kwargs)
             try:
                 client = wait_and_connect(sock_dir / SOCKET_NAME, target.name,
                                           lambda: self._exited(container, target),
@@ -373,7 +393,7 @@ class DockerBackend:
                 sock_path.unlink()
             container = None
             try:
-                container = self._create(kwargs)
+                container = self._create(target, kwargs)
                 found = [container]
                 client = wait_and_connect(sock_path, target.name, lambda: self._exited(container, target),
                                           cause=lambda: self._account(container, target))
