@@ -345,11 +345,18 @@ def test_slow(remote):
 """
 
 
+def _default_signals() -> None:
+    """A run under nohup, or started with `&` by a shell, inherits SIGHUP or SIGINT ignored, and
+    the plugin rightly leaves an ignored signal alone: the run under test starts as a terminal's."""
+    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def _spawn(pytester, *args) -> subprocess.Popen:
     pytester.makepyfile(test_slow=PROJECT)
     return subprocess.Popen([sys.executable, "-m", "pytest", "-s", "-p", "no:cacheprovider", *args],
                             cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+                            text=True, preexec_fn=_default_signals)
 
 
 def _wait_for_container(client, pid: int, timeout: float = 120) -> list:
