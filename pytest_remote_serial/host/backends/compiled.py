@@ -149,10 +149,12 @@ def _compile(client: Any, image: str, target: Target, run_kwargs: Callable[[], d
         kwargs = {k: v for k, v in hardened.items() if k not in ("device_requests", "name")}
         command = [target.python, "-c", _SCRIPT, f"{AGENT_DIR}/{AGENT_ZIP}", f"/out/{AGENT_ZIP}", COMPILED_PATH,
                    "/tmp/prs-compile"]
-        kwargs.update(image=image, command=command, detach=True, auto_remove=False,
+        kwargs.update(image=image, command=command, auto_remove=False,
                       volumes={str(ensure_bundle().folder): {"bind": AGENT_DIR, "mode": "ro"},
                                str(out): {"bind": "/out", "mode": "rw"}})
-        container = client.containers.run(**kwargs)
+        # Created, then started: one the runtime refuses to start is removed below too.
+        container = client.containers.create(**kwargs)
+        container.start()
         status = container.wait(timeout=COMPILE_TIMEOUT_S)
         made = out / AGENT_ZIP
         if status.get("StatusCode") != 0 or not made.is_file() or made.stat().st_size < 16:

@@ -46,8 +46,8 @@ L_SESSION, L_RUN, L_HOST, L_PID, L_PID_START, L_TARGET, L_KEEP = (
     f"{PREFIX}.{k}" for k in ("session", "run", "host", "pid", "pid-start", "target", "keep"))
 SOCK_DIR = "/run/prs"
 KEEP_IDLE_S = 4 * 3600
-# What every container gets (docs/architecture.md, "The trust boundary"), on a local and a remote engine alike.
 TIGHT_PIDS = 16  # a limit at or under which a failed start may be the limit itself
+# What every container gets (docs/architecture.md, "The trust boundary"), on a local and a remote engine alike.
 HARDENING = "network none, cap_drop ALL, no-new-privileges, non-root, read-only rootfs + tmpfs /tmp, pids/memory limits"
 
 
@@ -100,13 +100,14 @@ def _prune_keep_folders(in_use: set[str]) -> None:
         root.rmdir()  # only if empty
 
 
-def _tight_pids(target: Target) -> str:
-    """The container runtime's own start-up threads count against pids.max too: under a limit of a
-    few processes, `docker start` itself can fail (runc's "cannot start a stopped process")."""
-    if target.pids > TIGHT_PIDS:
-        return ""
-    return (f" (the target's pids limit ({target.pids}) also counts the container runtime's own "
-            f"start-up threads: raise `pids` for target {target.name!r} in the matrix file)")
+def _start_refused(target: Target, exc: Any) -> StartFailed:
+    """The engine's words; and since the container runtime's own start-up threads count against
+    pids.max too, under a limit of a few processes `docker start` itself can fail (runc's "cannot
+    start a stopped process"): then the limit is named."""
+    hint = "" if target.pids > TIGHT_PIDS else (
+        f" (the target's pids limit ({target.pids}) also counts the container runtime's own "
+        f"start-up threads: raise `pids` for target {target.name!r} in the matrix file)")
+    return StartFailed(f"the container could not start: {exc.explanation or exc}{hint}")
 
 
 def _remove(container: Any) -> bool:
@@ -251,7 +252,7 @@ class DockerBackend:
         # message; stop() and the next run's reap() remove it. No swap beyond the memory
         # limit: a call over it is OOM-killed and named, instead of thrashing until a timeout.
         kwargs: dict[str, Any] = dict(
-            image=image, command=command, detach=True, auto_remove=False, init=True,
+            image=image, command=command, auto_remove=False, init=True,
             network_mode="none", cap_drop=["ALL"], security_opt=["no-new-privileges"],
             user="65534:65534" if uid == 0 else f"{uid}:{os.getegid()}",
             read_only=True, tmpfs={"/tmp": "rw,nosuid,nodev,size=1g,mode=1777"},
@@ -281,17 +282,15 @@ class DockerBackend:
 
         if self.cancelled.is_set():
             raise StartFailed("the run is stopping")
-        create = {k: v for k, v in kwargs.items() if k != "detach"}
         try:
-            container = self.client.containers.create(**create)
+            container = self.client.containers.create(**kwargs)
         except docker.errors.APIError as exc:
             raise StartFailed(f"the container could not be created: {exc.explanation or exc}") from None
         try:
             container.start()
         except docker.errors.APIError as exc:
             _remove(container)
-            raise StartFailed(f"the container could not start: {exc.explanation or exc}"
-                              f"{_tight_pids(target)}") from None
+            raise _start_refused(target, exc) from None
         return container
 
     def _start(self, target: Target, image: str, transport: str) -> Running:
@@ -333,9 +332,10 @@ class DockerBackend:
 
     def _start_stdio(self, target: Target, kwargs: dict[str, Any]) -> tuple[Any, AgentClient]:
         """Fallback for a remote engine: frames over the container's attached stdin/stdout."""
+        import docker.errors
+
         api = self.client.api
         run = dict(kwargs)
-        run.pop("detach")
         volumes = run.pop("volumes")
         host_config = api.create_host_config(
             auto_remove=run.pop("auto_remove"), init=run.pop("init"),
@@ -358,7 +358,10 @@ class DockerBackend:
                 # Small frames each way: without this, Nagle holds each reply for the peer's ACK.
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             channel = DockerStdioChannel(sock) if plain else DockerStreamChannel(sock)
-            container.start()
+            try:
+                container.start()
+            except docker.errors.APIError as exc:
+                raise _start_refused(target, exc) from None
             return container, ready(lambda: AgentClient(channel, target.name), target.name,
                                     lambda: self._account(container, target))
         except BaseException:
